@@ -1,0 +1,7 @@
+//! Array clients: one per vendor, plus what they share (transport, error
+//! classes).
+
+pub mod error;
+pub mod ngxstorage;
+pub mod synology;
+pub mod transport;

@@ -1,0 +1,1 @@
+//! NGXStorage REST API v2 client (issue #4 fills it in).

@@ -1,0 +1,1 @@
+//! Synology DSM WebAPI client (issue #3 fills it in).

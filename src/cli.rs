@@ -1,0 +1,123 @@
+//! Command-line interface: the subcommands of PRODUCT.md section 5.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes operator for Synology DSM and NGXStorage arrays.
+#[derive(Parser, Debug)]
+#[command(name = "array-operator", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ARRAY_OPERATOR_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controllers against the cluster (kubeconfig or in-cluster).
+    Run(RunArgs),
+    /// Print every CustomResourceDefinition as multi-document YAML.
+    Crds,
+    /// Read manifests, observe the arrays they name and print the calls the
+    /// operator would make; exits 3 when there are changes. Read-only.
+    Plan(PlanArgs),
+    /// Serve a simulated array on loopback, for demos and tests.
+    Simulate {
+        /// Which array to simulate.
+        #[command(subcommand)]
+        vendor: SimulateVendor,
+    },
+}
+
+/// Flags of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+}
+
+/// Flags of `plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// A manifest file or a directory of them.
+    #[arg(short = 'f', long = "filename")]
+    pub path: PathBuf,
+}
+
+/// Which simulator to serve.
+#[derive(Subcommand, Debug)]
+pub enum SimulateVendor {
+    /// A Synology DSM (iSCSI, Snapshot Replication, Virtual Machine Manager).
+    Dsm(crate::sim::dsm::SimulateArgs),
+    /// An NGXStorage array (REST API v2).
+    Ngx(crate::sim::ngx::SimulateArgs),
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The subcommand belongs to a later issue.
+    #[error("`array-operator {command}` is not implemented yet (issue #{issue})")]
+    NotImplemented {
+        /// The subcommand.
+        command: &'static str,
+        /// The issue that implements it.
+        issue: u32,
+    },
+    /// Serialising the CRDs failed.
+    #[error("rendering CRDs: {0}")]
+    Crds(#[from] crate::crd::generate::GenerateError),
+    /// Any other failure, already described.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// Wraps any displayable error.
+    pub fn from_display(e: impl std::fmt::Display) -> Self {
+        CliError::Failed(e.to_string())
+    }
+
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::NotImplemented { .. } => 64,
+            _ => 1,
+        }
+    }
+}
+
+/// Prints every CRD to standard output.
+pub fn print_crds() -> Result<(), CliError> {
+    let yaml = crate::crd::generate::all_crds_yaml()?;
+    print!("{yaml}");
+    Ok(())
+}
+
+/// Sets up `tracing` output in the chosen format; `RUST_LOG` filters it.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,8 @@
+//! array-operator: a Kubernetes operator that makes Synology DSM and
+//! NGXStorage arrays match the LUNs, iSCSI targets, snapshot schedules,
+//! replication plans and virtual machines declared in the cluster.
+
+pub mod array;
+pub mod cli;
+pub mod crd;
+pub mod sim;

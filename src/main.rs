@@ -1,0 +1,50 @@
+//! The `array-operator` command: run the controllers, print the CRDs, plan
+//! changes for a GitOps check, or serve a simulated array.
+
+use std::process::ExitCode;
+
+use array_operator::cli::{Cli, Command, SimulateVendor};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    array_operator::cli::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Crds => array_operator::cli::print_crds(),
+            Command::Run(_) => Err(array_operator::cli::CliError::NotImplemented {
+                command: "run",
+                issue: 5,
+            }),
+            Command::Plan(_) => Err(array_operator::cli::CliError::NotImplemented {
+                command: "plan",
+                issue: 5,
+            }),
+            Command::Simulate { vendor } => match vendor {
+                SimulateVendor::Dsm(args) => array_operator::sim::dsm::run(args)
+                    .await
+                    .map_err(array_operator::cli::CliError::from_display),
+                SimulateVendor::Ngx(args) => array_operator::sim::ngx::run(args)
+                    .await
+                    .map_err(array_operator::cli::CliError::from_display),
+            },
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
