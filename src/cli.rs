@@ -30,8 +30,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the controllers against the cluster (kubeconfig or in-cluster).
     Run(RunArgs),
-    /// Print every CustomResourceDefinition as multi-document YAML.
-    Crds,
+    /// Print every CustomResourceDefinition as multi-document YAML, or write
+    /// one file per kind into each `--dir`.
+    Crds(CrdsArgs),
     /// Read manifests, observe the arrays they name and print the calls the
     /// operator would make; exits 3 when there are changes. Read-only.
     Plan(PlanArgs),
@@ -49,6 +50,15 @@ pub struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
+}
+
+/// Flags of `crds`.
+#[derive(Args, Debug)]
+pub struct CrdsArgs {
+    /// Write `<kind>.yaml` files into this directory instead of printing
+    /// (repeatable: `--dir crds --dir charts/array-operator/crds`).
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
 }
 
 /// Flags of `plan`.
@@ -82,6 +92,14 @@ pub enum CliError {
     /// Serialising the CRDs failed.
     #[error("rendering CRDs: {0}")]
     Crds(#[from] crate::crd::generate::GenerateError),
+    /// Writing a CRD file failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Any other failure, already described.
     #[error("{0}")]
     Failed(String),
@@ -102,10 +120,23 @@ impl CliError {
     }
 }
 
-/// Prints every CRD to standard output.
-pub fn print_crds() -> Result<(), CliError> {
-    let yaml = crate::crd::generate::all_crds_yaml()?;
-    print!("{yaml}");
+/// Prints every CRD to standard output, or writes one file per kind into
+/// each directory given.
+pub fn crds(args: &CrdsArgs) -> Result<(), CliError> {
+    if args.dir.is_empty() {
+        print!("{}", crate::crd::generate::all_crds_yaml()?);
+        return Ok(());
+    }
+    for dir in &args.dir {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        for (file, yaml) in crate::crd::generate::crd_files()? {
+            let path = dir.join(file);
+            std::fs::write(&path, yaml).map_err(|source| CliError::Write { path, source })?;
+        }
+    }
     Ok(())
 }
 

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Crds => array_operator::cli::print_crds(),
+            Command::Crds(args) => array_operator::cli::crds(&args),
             Command::Run(_) => Err(array_operator::cli::CliError::NotImplemented {
                 command: "run",
                 issue: 5,

@@ -58,7 +58,13 @@ pub struct IscsiTargetSpec {
     /// Names of Lun objects in this namespace to map, in this order (the
     /// order gives the LUN numbers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253)))]
+    #[schemars(
+        length(max = 256),
+        inner(
+            regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+            length(max = 253)
+        )
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub luns: Vec<String>,
     /// Negotiate iSCSI header digests (CRC32C).

@@ -125,7 +125,11 @@ pub struct SynologyLunSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emulate_caw: Option<bool>,
     /// SCSI third-party copy (XCOPY offload).
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "emulate3pc")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "emulate3pc"
+    )]
     pub emulate_3pc: Option<bool>,
     /// SCSI UNMAP (space reclamation on thin LUNs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,7 +217,7 @@ pub struct LunSource {
     pub lun_ref: Option<LocalObjectRef>,
     /// NGXStorage: clone this snapshot id (1-40 hexadecimal characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9a-fA-F]{1,40}$"))]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{1,40}$"), length(max = 40))]
     pub snapshot: Option<String>,
 }
 

@@ -173,14 +173,14 @@ pub fn optional_size_schema(generator: &mut schemars::SchemaGenerator) -> schema
 pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 
 /// Pattern of a cron schedule: five fields or one of the named shortcuts.
-pub const CRON_PATTERN: &str = r"^(@(hourly|daily|weekly)|[0-9A-Za-z*,/?#-]+( [0-9A-Za-z*,/?#-]+){4})$";
+pub const CRON_PATTERN: &str =
+    r"^(@(hourly|daily|weekly)|[0-9A-Za-z*,/?#-]+( [0-9A-Za-z*,/?#-]+){4})$";
 
 /// Pattern of an IANA time zone name (`UTC`, `Europe/Istanbul`, ...).
 pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$";
 
 /// Pattern of an iSCSI qualified name (RFC 3720 `iqn.` form) or an EUI-64.
-pub const IQN_PATTERN: &str =
-    r"^(iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.:_-]+)?|eui\.[0-9A-F]{16})$";
+pub const IQN_PATTERN: &str = r"^(iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.:_-]+)?|eui\.[0-9A-F]{16})$";
 
 /// Pattern of an array-side object name: what both arrays accept between
 /// them. Vendor limits beyond this (NGX: 30 characters, no dots) are checked

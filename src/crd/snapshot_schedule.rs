@@ -50,7 +50,13 @@ pub struct SnapshotScheduleSpec {
     pub lun_selector: Option<LabelSelector>,
     /// Names of Lun objects in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256), inner(regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"), length(max = 253)))]
+    #[schemars(
+        length(min = 1, max = 256),
+        inner(
+            regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"),
+            length(max = 253)
+        )
+    )]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub luns: Option<Vec<String>>,
     /// Which snapshots to keep.

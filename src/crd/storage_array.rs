@@ -34,7 +34,10 @@ pub struct StorageArraySpec {
     /// Which API the array speaks.
     pub vendor: Vendor,
     /// HTTPS URL of the array's API, for example `https://dsm.example.com:5001`.
-    #[schemars(regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub endpoint: String,
     /// Secret with the array credentials: keys `username` and `password` for
     /// Synology, key `token` for NGXStorage.
@@ -45,7 +48,10 @@ pub struct StorageArraySpec {
     /// HTTPS URL of the second controller of an NGXStorage HA pair; the
     /// operator talks to whichever controller is Master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+        length(max = 2048)
+    )]
     pub secondary_endpoint: Option<String>,
     /// NGXStorage-only settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -154,7 +154,10 @@ pub struct VmNic {
     pub network: String,
     /// MAC address; VMM generates one when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"))]
+    #[schemars(
+        regex(pattern = r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"),
+        length(max = 17)
+    )]
     pub mac: Option<String>,
 }
 
