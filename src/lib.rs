@@ -5,4 +5,5 @@
 pub mod array;
 pub mod cli;
 pub mod crd;
+pub mod reconcile;
 pub mod sim;

@@ -1,7 +1,8 @@
 //! Array clients: one per vendor, plus what they share (transport, error
-//! classes).
+//! classes, vendor-neutral object views).
 
 pub mod error;
 pub mod ngxstorage;
 pub mod synology;
 pub mod transport;
+pub mod types;

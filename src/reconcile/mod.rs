@@ -1,0 +1,11 @@
+//! The pure reconcile core: `observe` (a vendor-neutral view of the array,
+//! see [`crate::array::types`]) → `diff(desired, observed)` → an ordered list
+//! of operations → `apply` through the vendor client. Nothing here does I/O,
+//! so every rule is tested without an array.
+
+pub mod drift;
+pub mod identity;
+pub mod lun;
+pub mod target;
+
+pub use drift::Drift;
