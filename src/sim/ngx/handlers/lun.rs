@@ -70,7 +70,6 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
     let size = requested_bytes(req).unwrap_or(0);
     let quantity = req.u64("quantity").unwrap_or(1);
     let flag = |k: &str, default: bool| req.str(k).map(|v| v == "on").unwrap_or(default);
-    let owner = req.owner();
     req.ctx.state.write(|s| {
         let pool = s
             .pool_by_name(&pool_name)
@@ -112,7 +111,8 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
                 qos_priority: req.u64("qos_priority").unwrap_or(16),
                 flash_cache: true,
                 dram_cache: true,
-                owner: owner.clone(),
+                // LUN create carries no owner: the LUN follows its pool.
+                owner: pool.owner.clone(),
                 clone_of: None,
             };
             let mut entry = obj(
