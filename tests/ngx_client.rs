@@ -35,7 +35,11 @@ async fn connect_detects_the_dialect_and_reads_every_status_endpoint(d: Dialect)
     let c = client(&sim).await;
     assert_eq!(c.dialect(), d);
     // The probe asked the SDK's path first, then (document) the document's.
-    assert_eq!(sim.calls().count_where(|call| call.operation.ends_with("/target/iscsi/list")), 1);
+    assert_eq!(
+        sim.calls()
+            .count_where(|call| call.operation.ends_with("/target/iscsi/list")),
+        1
+    );
     assert_eq!(sim.count(Endpoint::TargetDetailList), 1);
 
     let info = c.system_info().await.expect("system_info");
@@ -45,12 +49,18 @@ async fn connect_detects_the_dialect_and_reads_every_status_endpoint(d: Dialect)
 
     let capacity = c.capacity().await.expect("capacity");
     let free1 = sim.state().pool_free_by_name("pool1").expect("pool1");
-    let pool1 = capacity.iter().find(|p| p.pool == "pool1").expect("pool1 capacity");
+    let pool1 = capacity
+        .iter()
+        .find(|p| p.pool == "pool1")
+        .expect("pool1 capacity");
     assert_eq!(pool1.logical_available_bytes, Some(free1));
     assert_eq!(capacity.len(), 2);
 
     let health = c.pool_health().await.expect("status/pools");
-    assert!(health.iter().all(|p| p.status.as_deref() == Some("ONLINE")), "{health:?}");
+    assert!(
+        health.iter().all(|p| p.status.as_deref() == Some("ONLINE")),
+        "{health:?}"
+    );
 
     let cluster = c.cluster().await.expect("cluster");
     assert!(cluster.is_master() && cluster.connected);
@@ -67,12 +77,25 @@ async fn pools_and_portal_groups(d: Dialect) {
     let pools = c.pools().await.expect("pools");
     let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names.len(), 2);
-    assert!(names.contains(&"pool1") && names.contains(&"pool2"), "{names:?}");
+    assert!(
+        names.contains(&"pool1") && names.contains(&"pool2"),
+        "{names:?}"
+    );
     let p = c.pool(POOL1_ID).await.expect("pool detail");
-    assert_eq!((p.name.as_str(), p.status.as_deref()), ("pool1", Some("ONLINE")));
+    assert_eq!(
+        (p.name.as_str(), p.status.as_deref()),
+        ("pool1", Some("ONLINE"))
+    );
     let overview = c.pool_overview().await.expect("overview");
-    let total = overview.iter().find(|o| o.pool == "pool1").and_then(|o| o.total_bytes);
-    assert_eq!(total, sim.state().read(|s| s.pools.get(POOL1_ID).map(|p| p.total_bytes)));
+    let total = overview
+        .iter()
+        .find(|o| o.pool == "pool1")
+        .and_then(|o| o.total_bytes);
+    assert_eq!(
+        total,
+        sim.state()
+            .read(|s| s.pools.get(POOL1_ID).map(|p| p.total_bytes))
+    );
 
     let groups = c.portal_groups().await.expect("portal groups");
     assert_eq!(groups.len(), 1);
@@ -95,11 +118,24 @@ async fn lun_lifecycle_moves_pool_capacity(d: Dialect) {
     let created = c.create_lun(&spec).await.expect("create");
     assert!(created.scsi_lunid.is_some());
     // The size went as 3 G.
-    let body = sim.calls().calls().into_iter().rev().find(|call| call.operation == sim.op(Endpoint::LunCreate)).and_then(|call| call.body).expect("body");
-    assert_eq!((body["size"].as_u64(), body["sing"].as_str()), (Some(3), Some("G")));
+    let body = sim
+        .calls()
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|call| call.operation == sim.op(Endpoint::LunCreate))
+        .and_then(|call| call.body)
+        .expect("body");
+    assert_eq!(
+        (body["size"].as_u64(), body["sing"].as_str()),
+        (Some(3), Some("G"))
+    );
 
     let overview = c.pool_overview().await.expect("overview");
-    let free = overview.iter().find(|o| o.pool == "pool1").and_then(|o| o.free_bytes);
+    let free = overview
+        .iter()
+        .find(|o| o.pool == "pool1")
+        .and_then(|o| o.free_bytes);
     assert_eq!(free, Some(free_before - 3 * GIB));
 
     let detail = c.lun(&created.id).await.expect("detail");
@@ -112,26 +148,60 @@ async fn lun_lifecycle_moves_pool_capacity(d: Dialect) {
     assert_eq!(detail.qos_priority, Some(32));
     assert_eq!(detail.compression, Some(true));
 
-    let thin = c.create_lun(&lun("thin01", 5 * GIB + 7 * MIB, true)).await.expect("thin");
-    assert_eq!(c.lun(&thin.id).await.expect("thin detail").size_bytes, 5 * GIB + 7 * MIB);
+    let thin = c
+        .create_lun(&lun("thin01", 5 * GIB + 7 * MIB, true))
+        .await
+        .expect("thin");
+    assert_eq!(
+        c.lun(&thin.id).await.expect("thin detail").size_bytes,
+        5 * GIB + 7 * MIB
+    );
     assert!(sim.state().pool_free_by_name("pool1").expect("pool1") > free_before - 4 * GIB);
 
     let list = c.luns().await.expect("list");
     assert_eq!(list.len(), 2);
-    assert!(list.iter().any(|l| l.id == created.id && l.name == "data01" && l.pool.as_deref() == Some("pool1")));
+    assert!(
+        list.iter().any(|l| l.id == created.id
+            && l.name == "data01"
+            && l.pool.as_deref() == Some("pool1"))
+    );
     let detailed = c.luns_detailed().await.expect("detail list");
-    assert_eq!(detailed.iter().find(|l| l.id == thin.id).map(|l| l.thin), Some(Some(true)));
-    assert_eq!(c.find_lun_by_name("thin01").await.expect("find").map(|l| l.id), Some(thin.id.clone()));
+    assert_eq!(
+        detailed.iter().find(|l| l.id == thin.id).map(|l| l.thin),
+        Some(Some(true))
+    );
+    assert_eq!(
+        c.find_lun_by_name("thin01")
+            .await
+            .expect("find")
+            .map(|l| l.id),
+        Some(thin.id.clone())
+    );
 
-    c.modify_lun(&created.id, &LunChanges { qos_priority: Some(64), deduplication: Some(true), ..LunChanges::default() })
-        .await
-        .expect("modify");
+    c.modify_lun(
+        &created.id,
+        &LunChanges {
+            qos_priority: Some(64),
+            deduplication: Some(true),
+            ..LunChanges::default()
+        },
+    )
+    .await
+    .expect("modify");
     let after = c.lun(&created.id).await.expect("detail");
-    assert_eq!((after.qos_priority, after.deduplication), (Some(64), Some(true)));
+    assert_eq!(
+        (after.qos_priority, after.deduplication),
+        (Some(64), Some(true))
+    );
 
     c.delete_lun(&created.id).await.expect("delete");
     assert!(sim.state().lun(&created.id).is_none());
-    assert_eq!(sim.state().pool_free_by_name("pool1").map(|f| f >= free_before - GIB), Some(true));
+    assert_eq!(
+        sim.state()
+            .pool_free_by_name("pool1")
+            .map(|f| f >= free_before - GIB),
+        Some(true)
+    );
     // Deleting again: the array says not found; that is success.
     c.delete_lun(&created.id).await.expect("delete again");
     assert_eq!(sim.count(Endpoint::LunDelete), 2);
@@ -141,10 +211,17 @@ async fn duplicate_lun_name_is_already_exists(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
     c.create_lun(&lun("dup", GIB, true)).await.expect("first");
-    let err = c.create_lun(&lun("dup", GIB, true)).await.expect_err("duplicate");
+    let err = c
+        .create_lun(&lun("dup", GIB, true))
+        .await
+        .expect_err("duplicate");
     assert_eq!(err.class(), ErrorClass::AlreadyExists);
     assert_eq!(err.vendor_code(), Some(710));
-    assert!(err.api_call().starts_with("POST /lun"), "{}", err.api_call());
+    assert!(
+        err.api_call().starts_with("POST /lun"),
+        "{}",
+        err.api_call()
+    );
     assert_eq!(sim.state().count_luns_named("dup"), 1);
 }
 
@@ -158,18 +235,42 @@ async fn resize_is_verified_in_each_mode(d: Dialect) {
     };
     let wrong = NgxClient::connect(wrong_cfg).await.expect("connect");
 
-    let a = right.create_lun(&lun("grow_a", GIB, true)).await.expect("a");
-    let grown = right.resize_lun(&a.id, 2 * GIB + 512 * MIB).await.expect("resize in the array's mode");
+    let a = right
+        .create_lun(&lun("grow_a", GIB, true))
+        .await
+        .expect("a");
+    let grown = right
+        .resize_lun(&a.id, 2 * GIB + 512 * MIB)
+        .await
+        .expect("resize in the array's mode");
     assert_eq!(grown.size_bytes, 2 * GIB + 512 * MIB);
-    let patch = sim.calls().calls().into_iter().rev().find(|call| call.operation == sim.op(Endpoint::LunModify)).and_then(|call| call.body).expect("patch body");
+    let patch = sim
+        .calls()
+        .calls()
+        .into_iter()
+        .rev()
+        .find(|call| call.operation == sim.op(Endpoint::LunModify))
+        .and_then(|call| call.body)
+        .expect("patch body");
     let expected_number = if d == Dialect::Sdk { 1536 } else { 2560 };
-    assert_eq!((patch["size"].as_u64(), patch["sing"].as_str()), (Some(expected_number), Some("M")));
+    assert_eq!(
+        (patch["size"].as_u64(), patch["sing"].as_str()),
+        (Some(expected_number), Some("M"))
+    );
 
-    let b = right.create_lun(&lun("grow_b", GIB, true)).await.expect("b");
+    let b = right
+        .create_lun(&lun("grow_b", GIB, true))
+        .await
+        .expect("b");
     let patches_before = sim.count(Endpoint::LunModify);
-    let err = wrong.resize_lun(&b.id, 2 * GIB).await.expect_err("mode mismatch");
+    let err = wrong
+        .resize_lun(&b.id, 2 * GIB)
+        .await
+        .expect_err("mode mismatch");
     match &err {
-        NgxError::ResizeMismatch { expected, observed, .. } => {
+        NgxError::ResizeMismatch {
+            expected, observed, ..
+        } => {
             assert_eq!(*expected, 2 * GIB);
             let wrong_size = if d == Dialect::Sdk { 3 * GIB } else { GIB };
             assert_eq!(*observed, wrong_size);
@@ -182,8 +283,14 @@ async fn resize_is_verified_in_each_mode(d: Dialect) {
 
     // Shrinking and a same-size resize send nothing.
     let before = sim.count(Endpoint::LunModify);
-    assert!(matches!(right.resize_lun(&a.id, GIB).await, Err(NgxError::Shrink { .. })));
-    right.resize_lun(&a.id, 2 * GIB + 512 * MIB).await.expect("no-op");
+    assert!(matches!(
+        right.resize_lun(&a.id, GIB).await,
+        Err(NgxError::Shrink { .. })
+    ));
+    right
+        .resize_lun(&a.id, 2 * GIB + 512 * MIB)
+        .await
+        .expect("no-op");
     assert_eq!(sim.count(Endpoint::LunModify), before);
 }
 
@@ -203,45 +310,82 @@ async fn target_lifecycle(d: Dialect) {
         .await
         .expect("create target");
     assert_eq!(created.luns.len(), 1);
-    assert_eq!((created.luns[0].vol_id.as_str(), created.luns[0].number), (l1.as_str(), Some(0)));
+    assert_eq!(
+        (created.luns[0].vol_id.as_str(), created.luns[0].number),
+        (l1.as_str(), Some(0))
+    );
 
     let t = c.target(&created.id).await.expect("detail");
     assert_eq!(t.name, "tgt1");
-    assert!(t.iqn.as_deref().is_some_and(|i| i.ends_with(":tgt1")), "{:?}", t.iqn);
+    assert!(
+        t.iqn.as_deref().is_some_and(|i| i.ends_with(":tgt1")),
+        "{:?}",
+        t.iqn
+    );
     assert_eq!(t.auth_group_id.as_deref(), Some(DEFAULT_AUTH_GROUP_ID));
     assert_eq!(t.portal_group_id.as_deref(), Some(PORTAL_GROUP_ID));
     assert_eq!(t.owner.as_deref(), Some(c.owner()));
 
-    c.add_target_luns(&created.id, std::slice::from_ref(&l2)).await.expect("add l2");
+    c.add_target_luns(&created.id, std::slice::from_ref(&l2))
+        .await
+        .expect("add l2");
     // Adding it again: the array says already exists; that is success.
-    c.add_target_luns(&created.id, std::slice::from_ref(&l2)).await.expect("add l2 again");
+    c.add_target_luns(&created.id, std::slice::from_ref(&l2))
+        .await
+        .expect("add l2 again");
     assert_eq!(sim.count(Endpoint::TargetAddLun), 2);
     let t = c.target(&created.id).await.expect("detail");
-    let mapped: Vec<(String, Option<u32>)> = t.luns.iter().map(|m| (m.vol_id.clone(), m.number)).collect();
+    let mapped: Vec<(String, Option<u32>)> = t
+        .luns
+        .iter()
+        .map(|m| (m.vol_id.clone(), m.number))
+        .collect();
     assert_eq!(mapped, vec![(l1.clone(), Some(0)), (l2.clone(), Some(1))]);
-    assert_eq!(c.lun(&l1).await.expect("lun").iscsi_target.as_deref(), Some("tgt1"));
+    assert_eq!(
+        c.lun(&l1).await.expect("lun").iscsi_target.as_deref(),
+        Some("tgt1")
+    );
 
     // A mapped LUN cannot be deleted.
     let err = c.delete_lun(&l1).await.expect_err("attached");
-    assert_eq!((err.class(), err.vendor_code()), (ErrorClass::InUse, Some(534)));
+    assert_eq!(
+        (err.class(), err.vendor_code()),
+        (ErrorClass::InUse, Some(534))
+    );
 
-    c.rename_target(&created.id, "tgt1-renamed").await.expect("rename");
+    c.rename_target(&created.id, "tgt1-renamed")
+        .await
+        .expect("rename");
     let group = c.create_auth_group("tgtgroup").await.expect("group");
-    c.set_target_auth_group(&created.id, &group).await.expect("auth group");
-    c.set_target_portal_group(&created.id, PORTAL_GROUP_ID).await.expect("portal group");
+    c.set_target_auth_group(&created.id, &group)
+        .await
+        .expect("auth group");
+    c.set_target_portal_group(&created.id, PORTAL_GROUP_ID)
+        .await
+        .expect("portal group");
     let t = c.target(&created.id).await.expect("detail");
     assert_eq!(t.name, "tgt1-renamed");
     assert_eq!(t.auth_group_id.as_deref(), Some(group.as_str()));
 
     let summaries = c.targets().await.expect("list");
     assert_eq!(summaries.len(), 1);
-    assert_eq!((summaries[0].id.as_str(), summaries[0].name.as_str()), (created.id.as_str(), "tgt1-renamed"));
+    assert_eq!(
+        (summaries[0].id.as_str(), summaries[0].name.as_str()),
+        (created.id.as_str(), "tgt1-renamed")
+    );
     let detailed = c.targets_detailed().await.expect("detail list");
     assert_eq!(detailed[0].luns.len(), 2);
 
-    c.remove_target_luns(&created.id, std::slice::from_ref(&l1)).await.expect("unmap");
-    c.remove_target_luns(&created.id, std::slice::from_ref(&l1)).await.expect("unmap again");
-    assert_eq!(sim.state().target(&created.id).map(|t| t.luns.len()), Some(1));
+    c.remove_target_luns(&created.id, std::slice::from_ref(&l1))
+        .await
+        .expect("unmap");
+    c.remove_target_luns(&created.id, std::slice::from_ref(&l1))
+        .await
+        .expect("unmap again");
+    assert_eq!(
+        sim.state().target(&created.id).map(|t| t.luns.len()),
+        Some(1)
+    );
     c.delete_lun(&l1).await.expect("delete the unmapped LUN");
 
     let dup = c
@@ -253,7 +397,10 @@ async fn target_lifecycle(d: Dialect) {
         })
         .await
         .expect_err("duplicate target");
-    assert_eq!((dup.class(), dup.vendor_code()), (ErrorClass::AlreadyExists, Some(525)));
+    assert_eq!(
+        (dup.class(), dup.vendor_code()),
+        (ErrorClass::AlreadyExists, Some(525))
+    );
 
     c.delete_target(&created.id).await.expect("delete");
     c.delete_target(&created.id).await.expect("delete again");
@@ -265,13 +412,22 @@ async fn auth_group_lifecycle(d: Dialect) {
     let c = client(&sim).await;
     let id = c.create_auth_group("hosts01").await.expect("create");
     let dup = c.create_auth_group("hosts01").await.expect_err("duplicate");
-    assert_eq!((dup.class(), dup.vendor_code()), (ErrorClass::AlreadyExists, Some(519)));
+    assert_eq!(
+        (dup.class(), dup.vendor_code()),
+        (ErrorClass::AlreadyExists, Some(519))
+    );
 
     c.rename_auth_group(&id, "hosts02").await.expect("rename");
     let secret = "chap-secret-77x";
-    c.set_auth_group_chap(&id, &Chap { username: "chapuser".into(), password: secret.into() })
-        .await
-        .expect("chap");
+    c.set_auth_group_chap(
+        &id,
+        &Chap {
+            username: "chapuser".into(),
+            password: secret.into(),
+        },
+    )
+    .await
+    .expect("chap");
     let g = c.auth_group(&id).await.expect("detail");
     assert_eq!(g.name, "hosts02");
     assert!(g.chap_enabled);
@@ -279,24 +435,60 @@ async fn auth_group_lifecycle(d: Dialect) {
     assert!(!format!("{g:?}").contains(secret));
 
     let iqn = "iqn.1993-08.org.debian:01:abc";
-    let entry = c.add_auth_group_iqn(&id, iqn, "node1").await.expect("iqn").expect("new entry id");
+    let entry = c
+        .add_auth_group_iqn(&id, iqn, "node1")
+        .await
+        .expect("iqn")
+        .expect("new entry id");
     // Adding it again: already exists counts as success.
-    assert_eq!(c.add_auth_group_iqn(&id, iqn, "node1").await.expect("again"), None);
-    let alias_key = if d == Dialect::Sdk { "alias" } else { "iqn_alias" };
-    let sent = sim.calls().calls().into_iter().find(|call| call.operation == sim.op(Endpoint::AuthGroupAddIqn)).and_then(|call| call.body).expect("body");
+    assert_eq!(
+        c.add_auth_group_iqn(&id, iqn, "node1")
+            .await
+            .expect("again"),
+        None
+    );
+    let alias_key = if d == Dialect::Sdk {
+        "alias"
+    } else {
+        "iqn_alias"
+    };
+    let sent = sim
+        .calls()
+        .calls()
+        .into_iter()
+        .find(|call| call.operation == sim.op(Endpoint::AuthGroupAddIqn))
+        .and_then(|call| call.body)
+        .expect("body");
     assert_eq!(sent[alias_key].as_str(), Some("node1"));
     let g = c.auth_group(&id).await.expect("detail");
     assert_eq!(g.initiators.len(), 1);
-    assert_eq!((g.initiators[0].iqn.as_str(), g.initiators[0].alias.as_deref()), (iqn, Some("node1")));
+    assert_eq!(
+        (
+            g.initiators[0].iqn.as_str(),
+            g.initiators[0].alias.as_deref()
+        ),
+        (iqn, Some("node1"))
+    );
 
     let all = c.auth_groups().await.expect("list");
-    assert!(all.iter().any(|g| g.id == DEFAULT_AUTH_GROUP_ID && g.name == "DefaultAuthGroup"));
+    assert!(
+        all.iter()
+            .any(|g| g.id == DEFAULT_AUTH_GROUP_ID && g.name == "DefaultAuthGroup")
+    );
     assert!(all.iter().any(|g| g.id == id));
     let detailed = c.auth_groups_detailed().await.expect("detail list");
-    assert_eq!(detailed.iter().find(|g| g.id == id).map(|g| g.initiators.len()), Some(1));
+    assert_eq!(
+        detailed
+            .iter()
+            .find(|g| g.id == id)
+            .map(|g| g.initiators.len()),
+        Some(1)
+    );
 
     c.delete_auth_group_iqn(&entry).await.expect("delete iqn");
-    c.delete_auth_group_iqn(&entry).await.expect("delete iqn again");
+    c.delete_auth_group_iqn(&entry)
+        .await
+        .expect("delete iqn again");
     c.delete_auth_group_chap(&id).await.expect("delete chap");
     let g = c.auth_group(&id).await.expect("detail");
     assert!(!g.chap_enabled && g.initiators.is_empty());
@@ -308,10 +500,17 @@ async fn auth_group_lifecycle(d: Dialect) {
 async fn snapshot_lifecycle(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
-    let vol = c.create_lun(&lun("snapsrc", 2 * GIB, true)).await.expect("lun").id;
+    let vol = c
+        .create_lun(&lun("snapsrc", 2 * GIB, true))
+        .await
+        .expect("lun")
+        .id;
     let s1 = c.create_snapshot(&vol, "s1").await.expect("snapshot");
     let dup = c.create_snapshot(&vol, "s1").await.expect_err("duplicate");
-    assert_eq!((dup.class(), dup.vendor_code()), (ErrorClass::AlreadyExists, Some(522)));
+    assert_eq!(
+        (dup.class(), dup.vendor_code()),
+        (ErrorClass::AlreadyExists, Some(522))
+    );
 
     let detail = c.snapshot(&s1.id).await.expect("detail");
     assert_eq!(detail.name.as_deref(), Some("s1"));
@@ -323,7 +522,11 @@ async fn snapshot_lifecycle(d: Dialect) {
     let listed = c.snapshots(Some(&vol)).await.expect("list");
     assert_eq!(listed.len(), 2);
     let detailed = c.snapshots_detailed(Some(&vol)).await.expect("detail list");
-    assert!(detailed.iter().any(|s| s.id == s2.id && s.reserved_bytes.is_some()));
+    assert!(
+        detailed
+            .iter()
+            .any(|s| s.id == s2.id && s.reserved_bytes.is_some())
+    );
     assert_eq!(c.snapshots_detailed(None).await.expect("all").len(), 2);
 
     // Restore rolls the size back.
@@ -341,20 +544,35 @@ async fn snapshot_lifecycle(d: Dialect) {
     let warning = c.delete_all_snapshots(&vol).await.expect("delete all");
     assert!(warning.is_some_and(|w| w.contains('1')));
     assert_eq!(c.snapshots(Some(&vol)).await.expect("list").len(), 1);
-    c.delete_snapshot(&s2.id).await.expect("already gone counts as success");
+    c.delete_snapshot(&s2.id)
+        .await
+        .expect("already gone counts as success");
 }
 
 async fn snapshot_schedule_lifecycle(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
-    let vol = c.create_lun(&lun("sched", GIB, true)).await.expect("lun").id;
+    let vol = c
+        .create_lun(&lun("sched", GIB, true))
+        .await
+        .expect("lun")
+        .id;
     assert_eq!(c.snapshot_schedule(&vol).await.expect("none"), None);
-    let readable = c.create_snapshot_schedule(&vol, "45 23 * * 6", 30).await.expect("create");
+    let readable = c
+        .create_snapshot_schedule(&vol, "45 23 * * 6", 30)
+        .await
+        .expect("create");
     assert!(readable.is_some());
-    let s = c.snapshot_schedule(&vol).await.expect("detail").expect("some");
+    let s = c
+        .snapshot_schedule(&vol)
+        .await
+        .expect("detail")
+        .expect("some");
     assert_eq!((s.cron.as_str(), s.keep_max), ("45 23 * * 6", 30));
     c.delete_snapshot_schedule(&vol).await.expect("delete");
-    c.delete_snapshot_schedule(&vol).await.expect("delete again");
+    c.delete_snapshot_schedule(&vol)
+        .await
+        .expect("delete again");
     assert_eq!(c.snapshot_schedule(&vol).await.expect("none"), None);
 }
 
@@ -366,7 +584,12 @@ async fn unknown_ids_are_not_found_with_the_vendor_code(d: Dialect) {
         (c.target("abcdef").await.expect_err("target"), 521),
         (c.auth_group("abcdef").await.expect_err("group"), 611),
         (c.snapshot("abcdef").await.expect_err("snapshot"), 5011),
-        (c.create_snapshot("abcdef", "x").await.expect_err("snapshot of nothing"), 5011),
+        (
+            c.create_snapshot("abcdef", "x")
+                .await
+                .expect_err("snapshot of nothing"),
+            5011,
+        ),
     ];
     for (err, code) in cases {
         assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
@@ -379,15 +602,28 @@ async fn busy_is_retried_with_bounded_backoff(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
     let op = sim.op(Endpoint::LunCreate);
-    sim.faults().arm(FaultRule { operation: op.clone(), nth: 0, times: Some(2), action: FaultAction::ErrorCode(725) });
-    c.create_lun(&lun("busy1", GIB, true)).await.expect("succeeds on the third try");
+    sim.faults().arm(FaultRule {
+        operation: op.clone(),
+        nth: 0,
+        times: Some(2),
+        action: FaultAction::ErrorCode(725),
+    });
+    c.create_lun(&lun("busy1", GIB, true))
+        .await
+        .expect("succeeds on the third try");
     assert_eq!(sim.calls().count(&op), 3);
     assert_eq!(sim.state().count_luns_named("busy1"), 1);
 
     // Busy on every call: the client stops after max_attempts (4).
-    sim.faults().arm(FaultRule::always(sim.op(Endpoint::LunList), FaultAction::ErrorCode(725)));
+    sim.faults().arm(FaultRule::always(
+        sim.op(Endpoint::LunList),
+        FaultAction::ErrorCode(725),
+    ));
     let err = c.luns().await.expect_err("busy");
-    assert_eq!((err.class(), err.vendor_code()), (ErrorClass::Busy, Some(725)));
+    assert_eq!(
+        (err.class(), err.vendor_code()),
+        (ErrorClass::Busy, Some(725))
+    );
     assert_eq!(sim.count(Endpoint::LunList), 4);
 }
 
@@ -395,24 +631,44 @@ async fn a_post_cut_after_applying_is_not_replayed(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
     let op = sim.op(Endpoint::LunCreate);
-    sim.faults().arm(FaultRule::once(op.clone(), 1, FaultAction::DropAfterApply));
-    let err = c.create_lun(&lun("cut1", GIB, true)).await.expect_err("ambiguous");
+    sim.faults()
+        .arm(FaultRule::once(op.clone(), 1, FaultAction::DropAfterApply));
+    let err = c
+        .create_lun(&lun("cut1", GIB, true))
+        .await
+        .expect_err("ambiguous");
     assert!(matches!(err, NgxError::Ambiguous { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Unreachable);
     assert!(err.to_string().contains("re-observe"), "{err}");
     assert_eq!(sim.calls().count(&op), 1, "the POST was sent once");
-    assert_eq!(sim.state().count_luns_named("cut1"), 1, "exactly one LUN exists");
+    assert_eq!(
+        sim.state().count_luns_named("cut1"),
+        1,
+        "exactly one LUN exists"
+    );
     // Re-observing finds it.
     assert!(c.find_lun_by_name("cut1").await.expect("find").is_some());
 
     // The same holds for PUT and PATCH.
     let vol = sim.state().lun_by_name("cut1").expect("lun").id;
     let t = c
-        .create_target(&TargetCreate { name: "cut-t".into(), auth_group_id: "1".into(), portal_group_id: PORTAL_GROUP_ID.into(), lun_ids: vec![] })
+        .create_target(&TargetCreate {
+            name: "cut-t".into(),
+            auth_group_id: "1".into(),
+            portal_group_id: PORTAL_GROUP_ID.into(),
+            lun_ids: vec![],
+        })
         .await
         .expect("target");
-    sim.faults().arm(FaultRule::once(sim.op(Endpoint::TargetAddLun), 1, FaultAction::DropAfterApply));
-    assert!(matches!(c.add_target_luns(&t.id, std::slice::from_ref(&vol)).await, Err(NgxError::Ambiguous { .. })));
+    sim.faults().arm(FaultRule::once(
+        sim.op(Endpoint::TargetAddLun),
+        1,
+        FaultAction::DropAfterApply,
+    ));
+    assert!(matches!(
+        c.add_target_luns(&t.id, std::slice::from_ref(&vol)).await,
+        Err(NgxError::Ambiguous { .. })
+    ));
     assert_eq!(sim.count(Endpoint::TargetAddLun), 1);
     assert_eq!(sim.state().target(&t.id).map(|t| t.luns.len()), Some(1));
 }
@@ -420,11 +676,19 @@ async fn a_post_cut_after_applying_is_not_replayed(d: Dialect) {
 async fn a_dropped_read_is_replayed_and_5xx_is_reported(d: Dialect) {
     let sim = sim(d).await;
     let c = client(&sim).await;
-    sim.faults().arm(FaultRule::once(sim.op(Endpoint::LunList), 1, FaultAction::DropBeforeApply));
+    sim.faults().arm(FaultRule::once(
+        sim.op(Endpoint::LunList),
+        1,
+        FaultAction::DropBeforeApply,
+    ));
     c.luns().await.expect("replayed read");
     assert_eq!(sim.count(Endpoint::LunList), 2);
 
-    sim.faults().arm(FaultRule::once(sim.op(Endpoint::LunDetailList), 1, FaultAction::HttpStatus(503)));
+    sim.faults().arm(FaultRule::once(
+        sim.op(Endpoint::LunDetailList),
+        1,
+        FaultAction::HttpStatus(503),
+    ));
     let err = c.luns_detailed().await.expect_err("503");
     assert_eq!(err.http_status(), Some(503));
     assert_eq!(err.class(), ErrorClass::Other);
@@ -449,11 +713,17 @@ async fn one_client_serves_concurrent_callers(d: Dialect) {
 async fn a_restarted_array_keeps_its_state(d: Dialect) {
     let mut sim = sim(d).await;
     let c = client(&sim).await;
-    let id = c.create_lun(&lun("persist", GIB, true)).await.expect("create").id;
+    let id = c
+        .create_lun(&lun("persist", GIB, true))
+        .await
+        .expect("create")
+        .id;
     sim.stop().await;
     let err = c.lun(&id).await.expect_err("down");
     assert_eq!(err.class(), ErrorClass::Unreachable);
-    sim.restart(None).await.expect("restart on the same address");
+    sim.restart(None)
+        .await
+        .expect("restart on the same address");
     assert_eq!(c.lun(&id).await.expect("back").name, "persist");
     // An out-of-band change is what the client sees next.
     sim.state().set_lun_size(&id, 5 * GIB);

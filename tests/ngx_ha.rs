@@ -19,7 +19,11 @@ async fn pair(d: Dialect) -> (NgxSim, NgxSim) {
 }
 
 /// A client configured with B first, so picking A proves it asked.
-fn pair_config(a: &NgxSim, b: &NgxSim, reselect: Duration) -> array_operator::array::ngxstorage::NgxConfig {
+fn pair_config(
+    a: &NgxSim,
+    b: &NgxSim,
+    reselect: Duration,
+) -> array_operator::array::ngxstorage::NgxConfig {
     let mut cfg = config(b);
     cfg.secondary_endpoint = Some(a.base_url());
     cfg.reselect_interval = reselect;
@@ -34,7 +38,9 @@ both_dialects!(
 
 async fn the_master_is_chosen_whichever_endpoint_is_listed_first(d: Dialect) {
     let (a, b) = pair(d).await;
-    let c = NgxClient::connect(pair_config(&a, &b, Duration::from_secs(300))).await.expect("connect");
+    let c = NgxClient::connect(pair_config(&a, &b, Duration::from_secs(300)))
+        .await
+        .expect("connect");
     assert_eq!(c.active_endpoint().await, Some(a.base_url()));
     c.create_lun(&lun("ha1", GIB, true)).await.expect("create");
     assert_eq!(a.count(Endpoint::LunCreate), 1);
@@ -55,8 +61,14 @@ async fn the_master_is_chosen_whichever_endpoint_is_listed_first(d: Dialect) {
 
 async fn a_dead_master_fails_over_to_the_peer(d: Dialect) {
     let (mut a, b) = pair(d).await;
-    let c = NgxClient::connect(pair_config(&a, &b, Duration::from_secs(300))).await.expect("connect");
-    let id = c.create_lun(&lun("ha2", GIB, true)).await.expect("create").id;
+    let c = NgxClient::connect(pair_config(&a, &b, Duration::from_secs(300)))
+        .await
+        .expect("connect");
+    let id = c
+        .create_lun(&lun("ha2", GIB, true))
+        .await
+        .expect("create")
+        .id;
     assert_eq!(c.active_endpoint().await, Some(a.base_url()));
 
     // A goes down; B takes over as Master.
@@ -67,7 +79,9 @@ async fn a_dead_master_fails_over_to_the_peer(d: Dialect) {
     assert_eq!(b.count(Endpoint::LunDetail), 1);
     assert_eq!(c.active_endpoint().await, Some(b.base_url()));
     // Mutations go to B too.
-    c.create_lun(&lun("ha3", GIB, true)).await.expect("create on B");
+    c.create_lun(&lun("ha3", GIB, true))
+        .await
+        .expect("create on B");
     assert_eq!(b.count(Endpoint::LunCreate), 1);
     assert_eq!(b.state().count_luns_named("ha3"), 1);
 }
@@ -75,12 +89,20 @@ async fn a_dead_master_fails_over_to_the_peer(d: Dialect) {
 async fn roles_are_read_again_after_the_interval(d: Dialect) {
     let (a, b) = pair(d).await;
     // A zero interval: every call re-reads the roles.
-    let c = NgxClient::connect(pair_config(&a, &b, Duration::ZERO)).await.expect("connect");
+    let c = NgxClient::connect(pair_config(&a, &b, Duration::ZERO))
+        .await
+        .expect("connect");
     c.luns().await.expect("list");
-    assert_eq!((a.count(Endpoint::LunList), b.count(Endpoint::LunList)), (1, 0));
+    assert_eq!(
+        (a.count(Endpoint::LunList), b.count(Endpoint::LunList)),
+        (1, 0)
+    );
     a.set_cluster_status("Ready");
     b.set_cluster_status("Master");
     c.luns().await.expect("list");
-    assert_eq!((a.count(Endpoint::LunList), b.count(Endpoint::LunList)), (1, 1));
+    assert_eq!(
+        (a.count(Endpoint::LunList), b.count(Endpoint::LunList)),
+        (1, 1)
+    );
     assert_eq!(c.active_endpoint().await, Some(b.base_url()));
 }

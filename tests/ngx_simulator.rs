@@ -18,9 +18,21 @@ const BIN: &str = env!("CARGO_BIN_EXE_array-operator");
 
 #[test]
 fn help_documents_the_defaults() {
-    let out = Command::new(BIN).args(["simulate", "ngx", "--help"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["simulate", "ngx", "--help"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["127.0.0.1:8443", "sim-token", "SIM0001", "document", "--ca-out", "--fault", "--latency-ms", "Master"] {
+    for needle in [
+        "127.0.0.1:8443",
+        "sim-token",
+        "SIM0001",
+        "document",
+        "--ca-out",
+        "--fault",
+        "--latency-ms",
+        "Master",
+    ] {
         assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
     }
 }
@@ -41,7 +53,19 @@ async fn the_command_serves_tls_with_the_chosen_dialect_owner_token_and_faults()
     let ca = dir.path().join("ca.pem");
     let mut child = Child(
         Command::new(BIN)
-            .args(["simulate", "ngx", "--listen", "127.0.0.1:0", "--tls", "--dialect", "sdk", "--owner", "LAB7", "--token", "cli-token"])
+            .args([
+                "simulate",
+                "ngx",
+                "--listen",
+                "127.0.0.1:0",
+                "--tls",
+                "--dialect",
+                "sdk",
+                "--owner",
+                "LAB7",
+                "--token",
+                "cli-token",
+            ])
             .arg("--ca-out")
             .arg(&ca)
             .args(["--fault", "POST /lun/@1=busy"])
@@ -75,25 +99,56 @@ async fn the_command_serves_tls_with_the_chosen_dialect_owner_token_and_faults()
     let c = NgxClient::connect(cfg).await.expect("connect");
     assert_eq!(c.dialect(), Dialect::Sdk);
     // The first create is answered 725 and retried.
-    let id = c.create_lun(&lun("cli1", GIB, true)).await.expect("create after busy").id;
+    let id = c
+        .create_lun(&lun("cli1", GIB, true))
+        .await
+        .expect("create after busy")
+        .id;
     // LUN create carries no owner; the LUN follows its pool's controller.
-    assert_eq!(c.lun(&id).await.expect("detail").owner.as_deref(), Some("LAB7_A"));
+    assert_eq!(
+        c.lun(&id).await.expect("detail").owner.as_deref(),
+        Some("LAB7_A")
+    );
     // Mutations that carry the owner use the configured one.
     let g = c.create_auth_group("cligroup").await.expect("group");
-    assert_eq!(c.auth_group(&g).await.expect("detail").owner.as_deref(), Some("LAB7_B"));
+    assert_eq!(
+        c.auth_group(&g).await.expect("detail").owner.as_deref(),
+        Some("LAB7_B")
+    );
 }
 
 #[test]
 fn fault_flags_parse() {
     let r = parse_fault("POST /lun/@2=busy").expect("busy");
-    assert_eq!((r.operation.as_str(), r.nth, r.action), ("POST /lun/", 2, FaultAction::ErrorCode(725)));
+    assert_eq!(
+        (r.operation.as_str(), r.nth, r.action),
+        ("POST /lun/", 2, FaultAction::ErrorCode(725))
+    );
     let r = parse_fault("*=http:503").expect("every call");
     assert_eq!((r.operation.as_str(), r.nth, r.times), ("*", 0, None));
     assert_eq!(r.action, FaultAction::HttpStatus(503));
-    assert_eq!(parse_fault("GET /lun/{id}@1=drop-before").expect("drop").action, FaultAction::DropBeforeApply);
-    assert_eq!(parse_fault("POST /snapshot/@1=drop-after").expect("drop").action, FaultAction::DropAfterApply);
-    assert_eq!(parse_fault("GET /pool=code:5011").expect("code").action, FaultAction::ErrorCode(5011));
-    for bad in ["nothing", "GET /pool@x=busy", "GET /pool=explode", "GET /pool=code:x"] {
+    assert_eq!(
+        parse_fault("GET /lun/{id}@1=drop-before")
+            .expect("drop")
+            .action,
+        FaultAction::DropBeforeApply
+    );
+    assert_eq!(
+        parse_fault("POST /snapshot/@1=drop-after")
+            .expect("drop")
+            .action,
+        FaultAction::DropAfterApply
+    );
+    assert_eq!(
+        parse_fault("GET /pool=code:5011").expect("code").action,
+        FaultAction::ErrorCode(5011)
+    );
+    for bad in [
+        "nothing",
+        "GET /pool@x=busy",
+        "GET /pool=explode",
+        "GET /pool=code:x",
+    ] {
         assert!(parse_fault(bad).is_err(), "{bad}");
     }
 }
@@ -102,7 +157,11 @@ fn fault_flags_parse() {
 async fn a_simulator_restarts_at_a_new_address_with_its_state() {
     let mut s = sim(Dialect::Document).await;
     let c = client(&s).await;
-    let id = c.create_lun(&lun("moved", GIB, false)).await.expect("create").id;
+    let id = c
+        .create_lun(&lun("moved", GIB, false))
+        .await
+        .expect("create")
+        .id;
     let old = s.base_url();
     s.restart(Some("127.0.0.1:0")).await.expect("restart");
     assert_ne!(s.base_url(), old);
@@ -131,7 +190,13 @@ async fn out_of_band_changes_are_seen_by_the_client() {
     assert!(s.state().unmap(&t, &a));
     assert!(!s.state().unmap(&t, &a));
     let seen = c.target(&t).await.expect("detail");
-    assert_eq!(seen.luns.iter().map(|m| m.vol_id.clone()).collect::<Vec<_>>(), vec![b.clone()]);
+    assert_eq!(
+        seen.luns
+            .iter()
+            .map(|m| m.vol_id.clone())
+            .collect::<Vec<_>>(),
+        vec![b.clone()]
+    );
     assert!(s.state().remove_lun(&b).is_some());
     assert!(c.lun(&b).await.expect_err("gone").is_not_found());
     assert!(c.target(&t).await.expect("detail").luns.is_empty());
@@ -145,7 +210,13 @@ async fn out_of_band_changes_are_seen_by_the_client() {
 
 #[tokio::test]
 async fn a_full_pool_refuses_a_full_lun_but_not_a_thin_one() {
-    let s = NgxSim::start(SimConfig { tls: false, token: support::TOKEN.into(), ..SimConfig::default() }).await.expect("plain http");
+    let s = NgxSim::start(SimConfig {
+        tls: false,
+        token: support::TOKEN.into(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("plain http");
     assert!(s.base_url().starts_with("http://"));
     let mut cfg = support::config(&s);
     cfg.transport.ca_bundle_pem = None;
@@ -153,7 +224,10 @@ async fn a_full_pool_refuses_a_full_lun_but_not_a_thin_one() {
     let mut spec = lun("huge", 3 << 40, false);
     spec.pool = "pool2".into();
     let err = c.create_lun(&spec).await.expect_err("2 TiB pool");
-    assert_eq!(array_operator::array::error::ArrayError::class(&err), array_operator::array::error::ErrorClass::LimitReached);
+    assert_eq!(
+        array_operator::array::error::ArrayError::class(&err),
+        array_operator::array::error::ErrorClass::LimitReached
+    );
     spec.thin = true;
     c.create_lun(&spec).await.expect("thin fits");
 }

@@ -48,7 +48,9 @@ pub fn config(sim: &NgxSim) -> NgxConfig {
 
 /// A connected client for `sim`.
 pub async fn client(sim: &NgxSim) -> NgxClient {
-    NgxClient::connect(config(sim)).await.expect("client connects")
+    NgxClient::connect(config(sim))
+        .await
+        .expect("client connects")
 }
 
 /// A LUN spec in pool1.

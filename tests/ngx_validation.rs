@@ -25,7 +25,10 @@ fn refused(result: Result<impl std::fmt::Debug, NgxError>, field: &str) {
     assert!(err.to_string().contains("refused before sending"), "{err}");
 }
 
-both_dialects!(the_client_never_sends_a_body_the_tables_reject, the_simulator_refuses_what_the_tables_reject);
+both_dialects!(
+    the_client_never_sends_a_body_the_tables_reject,
+    the_simulator_refuses_what_the_tables_reject
+);
 
 async fn the_client_never_sends_a_body_the_tables_reject(d: Dialect) {
     let sim = sim(d).await;
@@ -51,11 +54,25 @@ async fn the_client_never_sends_a_body_the_tables_reject(d: Dialect) {
     spec.qos_priority = Some(5);
     refused(c.create_lun(&spec).await, "qos_priority");
     refused(
-        c.modify_lun(vol, &LunChanges { qos_priority: Some(256), ..LunChanges::default() }).await,
+        c.modify_lun(
+            vol,
+            &LunChanges {
+                qos_priority: Some(256),
+                ..LunChanges::default()
+            },
+        )
+        .await,
         "qos_priority",
     );
     refused(
-        c.modify_lun(vol, &LunChanges { io_type: Some("SEQUENTIAL".into()), ..LunChanges::default() }).await,
+        c.modify_lun(
+            vol,
+            &LunChanges {
+                io_type: Some("SEQUENTIAL".into()),
+                ..LunChanges::default()
+            },
+        )
+        .await,
         "io_type",
     );
     refused(c.lun("not-hex").await, "id");
@@ -69,45 +86,108 @@ async fn the_client_never_sends_a_body_the_tables_reject(d: Dialect) {
         lun_ids: luns,
     };
     refused(c.create_target(&target("t.1", "1", vec![])).await, "name");
-    refused(c.create_target(&target("t1", "default", vec![])).await, "auth_group_id");
-    refused(c.create_target(&target("t1", "1", vec!["zz".into()])).await, "lun_ids");
-    refused(c.add_target_luns(vol, &["xyz".to_string()]).await, "lun_ids");
+    refused(
+        c.create_target(&target("t1", "default", vec![])).await,
+        "auth_group_id",
+    );
+    refused(
+        c.create_target(&target("t1", "1", vec!["zz".into()])).await,
+        "lun_ids",
+    );
+    refused(
+        c.add_target_luns(vol, &["xyz".to_string()]).await,
+        "lun_ids",
+    );
     refused(c.add_target_luns(vol, &[]).await, "lun_ids");
     refused(c.rename_target(vol, "a b").await, "name");
-    refused(c.set_target_portal_group(vol, "pg1").await, "portal_group_id");
+    refused(
+        c.set_target_portal_group(vol, "pg1").await,
+        "portal_group_id",
+    );
 
     refused(c.create_auth_group("with_underscore").await, "name");
     refused(c.rename_auth_group(vol, "").await, "name");
-    refused(c.set_auth_group_chap(vol, &Chap { username: "u".into(), password: " ".into() }).await, "password");
+    refused(
+        c.set_auth_group_chap(
+            vol,
+            &Chap {
+                username: "u".into(),
+                password: " ".into(),
+            },
+        )
+        .await,
+        "password",
+    );
     refused(c.add_auth_group_iqn(vol, "", "alias").await, "iqn");
 
     refused(c.create_snapshot(vol, "snap 1").await, "name");
     refused(c.create_snapshot("q", "snap1").await, "volume_id");
     refused(c.clone_snapshot(vol, "").await, "name");
 
-    refused(c.create_snapshot_schedule(vol, "*/5 * * * *", 10).await, "cron_time");
-    refused(c.create_snapshot_schedule(vol, "0 24 * * *", 10).await, "cron_time");
-    refused(c.create_snapshot_schedule(vol, "0 1 * *", 10).await, "cron_time");
-    refused(c.create_snapshot_schedule(vol, "0 1 * * *", 0).await, "keep_max");
-    refused(c.create_snapshot_schedule(vol, "0 1 * * *", 513).await, "keep_max");
-    refused(c.snapshots_detailed(Some("nothex")).await, if d == Dialect::Sdk { "volume_id" } else { "vol_id" });
+    refused(
+        c.create_snapshot_schedule(vol, "*/5 * * * *", 10).await,
+        "cron_time",
+    );
+    refused(
+        c.create_snapshot_schedule(vol, "0 24 * * *", 10).await,
+        "cron_time",
+    );
+    refused(
+        c.create_snapshot_schedule(vol, "0 1 * *", 10).await,
+        "cron_time",
+    );
+    refused(
+        c.create_snapshot_schedule(vol, "0 1 * * *", 0).await,
+        "keep_max",
+    );
+    refused(
+        c.create_snapshot_schedule(vol, "0 1 * * *", 513).await,
+        "keep_max",
+    );
+    refused(
+        c.snapshots_detailed(Some("nothex")).await,
+        if d == Dialect::Sdk {
+            "volume_id"
+        } else {
+            "vol_id"
+        },
+    );
 
-    assert_eq!(sim.calls().calls().len(), calls_before, "nothing reached the array");
+    assert_eq!(
+        sim.calls().calls().len(),
+        calls_before,
+        "nothing reached the array"
+    );
 
     // The size message says what to do.
-    let err = c.create_lun(&lun("ok", GIB + 1, true)).await.expect_err("size");
+    let err = c
+        .create_lun(&lun("ok", GIB + 1, true))
+        .await
+        .expect_err("size");
     assert!(err.to_string().contains("whole number of MiB"), "{err}");
 }
 
-async fn raw(sim: &NgxSim, endpoint: Endpoint, id: Option<&str>, body: Value, token: Option<&str>) -> (u16, Value) {
+async fn raw(
+    sim: &NgxSim,
+    endpoint: Endpoint,
+    id: Option<&str>,
+    body: Value,
+    token: Option<&str>,
+) -> (u16, Value) {
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(
-            array_operator::array::transport::rustls_client_config(&config(sim).transport).expect("tls"),
+            array_operator::array::transport::rustls_client_config(&config(sim).transport)
+                .expect("tls"),
         )
         .build()
         .expect("client");
-    let url = format!("{}/api/v2/{}", sim.base_url(), endpoint.path_with(sim.dialect(), id));
-    let method = reqwest::Method::from_bytes(endpoint.method().as_str().as_bytes()).expect("method");
+    let url = format!(
+        "{}/api/v2/{}",
+        sim.base_url(),
+        endpoint.path_with(sim.dialect(), id)
+    );
+    let method =
+        reqwest::Method::from_bytes(endpoint.method().as_str().as_bytes()).expect("method");
     let mut req = http.request(method, url).body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -123,33 +203,105 @@ async fn the_simulator_refuses_what_the_tables_reject(d: Dialect) {
     let owner = sim.owners()[0].clone();
     let t = Some(TOKEN);
     let cases: Vec<(Endpoint, Option<&str>, Value, &str)> = vec![
-        (Endpoint::LunCreate, None, json!({"name": "a", "size": 1}), "pool_name"),
-        (Endpoint::LunCreate, None, json!({"pool_name": "pool1", "name": "a/b", "size": 1}), "name"),
-        (Endpoint::LunCreate, None, json!({"pool_name": "pool1", "name": "a", "size": 0}), "size"),
-        (Endpoint::LunCreate, None, json!({"pool_name": "pool1", "name": "a", "size": 1, "sing": "K"}), "sing"),
-        (Endpoint::LunCreate, None, json!({"pool_name": "pool1", "name": "a", "size": 1, "thin_provision": "yes"}), "thin_provision"),
-        (Endpoint::LunCreate, None, json!({"pool_name": "pool1", "name": "a", "size": 1, "io_type": "random"}), "io_type"),
-        (Endpoint::LunModify, Some("ab"), json!({"qos_priority": 3}), "qos_priority"),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"name": "a", "size": 1}),
+            "pool_name",
+        ),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"pool_name": "pool1", "name": "a/b", "size": 1}),
+            "name",
+        ),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"pool_name": "pool1", "name": "a", "size": 0}),
+            "size",
+        ),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"pool_name": "pool1", "name": "a", "size": 1, "sing": "K"}),
+            "sing",
+        ),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"pool_name": "pool1", "name": "a", "size": 1, "thin_provision": "yes"}),
+            "thin_provision",
+        ),
+        (
+            Endpoint::LunCreate,
+            None,
+            json!({"pool_name": "pool1", "name": "a", "size": 1, "io_type": "random"}),
+            "io_type",
+        ),
+        (
+            Endpoint::LunModify,
+            Some("ab"),
+            json!({"qos_priority": 3}),
+            "qos_priority",
+        ),
         (Endpoint::LunDetail, Some("xyz"), json!(null), "id"),
-        (Endpoint::TargetCreate, None, json!({"name": "t", "auth_group_id": "1", "portal_group_id": PORTAL_GROUP_ID}), "owner"),
-        (Endpoint::TargetCreate, None, json!({"name": "t", "auth_group_id": "1", "portal_group_id": PORTAL_GROUP_ID, "owner": "NOPE_A"}), "owner"),
-        (Endpoint::AuthGroupCreate, None, json!({"name": "a-b", "owner": owner}), "name"),
-        (Endpoint::ScheduleCreate, Some("ab"), json!({"cron_time": "* * *", "keep_max": 3}), "cron_time"),
-        (Endpoint::ScheduleCreate, Some("ab"), json!({"cron_time": "* * * * *", "keep_max": 600}), "keep_max"),
-        (Endpoint::SnapshotCreate, None, json!({"name": "s"}), "volume_id"),
+        (
+            Endpoint::TargetCreate,
+            None,
+            json!({"name": "t", "auth_group_id": "1", "portal_group_id": PORTAL_GROUP_ID}),
+            "owner",
+        ),
+        (
+            Endpoint::TargetCreate,
+            None,
+            json!({"name": "t", "auth_group_id": "1", "portal_group_id": PORTAL_GROUP_ID, "owner": "NOPE_A"}),
+            "owner",
+        ),
+        (
+            Endpoint::AuthGroupCreate,
+            None,
+            json!({"name": "a-b", "owner": owner}),
+            "name",
+        ),
+        (
+            Endpoint::ScheduleCreate,
+            Some("ab"),
+            json!({"cron_time": "* * *", "keep_max": 3}),
+            "cron_time",
+        ),
+        (
+            Endpoint::ScheduleCreate,
+            Some("ab"),
+            json!({"cron_time": "* * * * *", "keep_max": 600}),
+            "keep_max",
+        ),
+        (
+            Endpoint::SnapshotCreate,
+            None,
+            json!({"name": "s"}),
+            "volume_id",
+        ),
     ];
     for (endpoint, id, body, field) in cases {
         let (status, answer) = raw(&sim, endpoint, id, body.clone(), t).await;
         assert_eq!(status, 400, "{endpoint:?} {body}: {answer}");
         let message = answer["error"].as_str().unwrap_or_default();
-        assert!(message.contains(&format!("`{field}`")), "{endpoint:?} {body}: {message}");
+        assert!(
+            message.contains(&format!("`{field}`")),
+            "{endpoint:?} {body}: {message}"
+        );
     }
     assert_eq!(sim.state().read(|s| s.luns.len() + s.targets.len()), 0);
 
     // 401 without a token or with a wrong one, with the vendor code.
     for token in [None, Some("wrong")] {
         let (status, answer) = raw(&sim, Endpoint::LunList, None, json!(null), token).await;
-        assert_eq!((status, answer["code"].as_i64()), (401, Some(5000)), "{answer}");
+        assert_eq!(
+            (status, answer["code"].as_i64()),
+            (401, Some(5000)),
+            "{answer}"
+        );
     }
     // An unknown path is a code-less 404.
     let other = match d {
@@ -157,10 +309,18 @@ async fn the_simulator_refuses_what_the_tables_reject(d: Dialect) {
         Dialect::Sdk => Endpoint::TargetDetailList.path(Dialect::Document),
     };
     let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(array_operator::array::transport::rustls_client_config(&config(&sim).transport).expect("tls"))
+        .tls_backend_preconfigured(
+            array_operator::array::transport::rustls_client_config(&config(&sim).transport)
+                .expect("tls"),
+        )
         .build()
         .expect("client");
-    let resp = http.get(format!("{}/api/v2/{other}", sim.base_url())).bearer_auth(TOKEN).send().await.expect("send");
+    let resp = http
+        .get(format!("{}/api/v2/{other}", sim.base_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status().as_u16(), 404);
     let v: Value = resp.json().await.expect("json");
     assert!(v.get("code").is_none(), "{v}");
@@ -172,7 +332,9 @@ async fn a_wrong_token_is_unauthorized_and_never_shown() {
     let secret = "wrong-token-5e5e5e";
     let mut cfg = config(&sim);
     cfg.token = Token::new(secret);
-    let err = NgxClient::connect(cfg.clone()).await.expect_err("unauthorized");
+    let err = NgxClient::connect(cfg.clone())
+        .await
+        .expect_err("unauthorized");
     assert_eq!(err.class(), ErrorClass::Unauthorized);
     assert_eq!(err.http_status(), Some(401));
     assert_eq!(err.vendor_code(), Some(5000));
@@ -197,7 +359,9 @@ async fn a_bad_owner_or_endpoint_is_refused_at_connect() {
     // array: the simulator refuses the mutation.
     let mut cfg = config(&sim);
     cfg.owner = "OTHER_A".into();
-    let c = NgxClient::connect(cfg).await.expect("connects (reads carry no owner)");
+    let c = NgxClient::connect(cfg)
+        .await
+        .expect("connects (reads carry no owner)");
     let err = c.create_auth_group("grp").await.expect_err("owner");
     assert_eq!(err.class(), ErrorClass::InvalidRequest);
     assert!(err.to_string().contains("owner"), "{err}");

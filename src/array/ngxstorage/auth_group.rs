@@ -42,15 +42,26 @@ impl NgxClient {
     /// Creates an auth group; returns its id.
     pub async fn create_auth_group(&self, name: &str) -> Result<String, NgxError> {
         let body = json!({"name": name, "owner": self.owner()});
-        let v = self.call(Endpoint::AuthGroupCreate, None, &[], Some(body)).await?;
+        let v = self
+            .call(Endpoint::AuthGroupCreate, None, &[], Some(body))
+            .await?;
         Rec::new(&v, self.dialect())
             .str(Field::CreatedId)
-            .ok_or_else(|| decode_err(Endpoint::AuthGroupCreate, self, "no `id` in the answer".into()))
+            .ok_or_else(|| {
+                decode_err(
+                    Endpoint::AuthGroupCreate,
+                    self,
+                    "no `id` in the answer".into(),
+                )
+            })
     }
 
     /// Deletes an auth group. Already gone counts as success.
     pub async fn delete_auth_group(&self, id: &str) -> Result<(), NgxError> {
-        match self.call(Endpoint::AuthGroupDelete, Some(id), &[], None).await {
+        match self
+            .call(Endpoint::AuthGroupDelete, Some(id), &[], None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -60,18 +71,26 @@ impl NgxClient {
     /// Renames an auth group.
     pub async fn rename_auth_group(&self, id: &str, name: &str) -> Result<(), NgxError> {
         let body = json!({"name": name, "owner": self.owner()});
-        self.call(Endpoint::AuthGroupRename, Some(id), &[], Some(body)).await.map(|_| ())
+        self.call(Endpoint::AuthGroupRename, Some(id), &[], Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// Sets (adds or replaces) the group's CHAP credentials.
     pub async fn set_auth_group_chap(&self, id: &str, chap: &Chap) -> Result<(), NgxError> {
-        let body = json!({"username": chap.username, "password": chap.password, "owner": self.owner()});
-        self.call(Endpoint::AuthGroupAddChap, Some(id), &[], Some(body)).await.map(|_| ())
+        let body =
+            json!({"username": chap.username, "password": chap.password, "owner": self.owner()});
+        self.call(Endpoint::AuthGroupAddChap, Some(id), &[], Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// Removes the group's CHAP credentials. None set counts as success.
     pub async fn delete_auth_group_chap(&self, id: &str) -> Result<(), NgxError> {
-        match self.call(Endpoint::AuthGroupDeleteChap, Some(id), &[], None).await {
+        match self
+            .call(Endpoint::AuthGroupDeleteChap, Some(id), &[], None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -80,10 +99,18 @@ impl NgxClient {
 
     /// Allows an initiator. Returns the entry id, or `None` when the IQN was
     /// already allowed (already exists counts as success).
-    pub async fn add_auth_group_iqn(&self, id: &str, iqn: &str, alias: &str) -> Result<Option<String>, NgxError> {
+    pub async fn add_auth_group_iqn(
+        &self,
+        id: &str,
+        iqn: &str,
+        alias: &str,
+    ) -> Result<Option<String>, NgxError> {
         let mut body = json!({"iqn": iqn, "owner": self.owner()});
         body[Field::ReqIqnAlias.name(self.dialect())] = json!(alias);
-        match self.call(Endpoint::AuthGroupAddIqn, Some(id), &[], Some(body)).await {
+        match self
+            .call(Endpoint::AuthGroupAddIqn, Some(id), &[], Some(body))
+            .await
+        {
             Ok(v) => Ok(Rec::new(&v, self.dialect()).str(Field::CreatedId)),
             Err(e) if e.is_already_exists() => Ok(None),
             Err(e) => Err(e),
@@ -92,7 +119,10 @@ impl NgxClient {
 
     /// Removes an initiator entry by its id. Already gone counts as success.
     pub async fn delete_auth_group_iqn(&self, iqn_id: &str) -> Result<(), NgxError> {
-        match self.call(Endpoint::AuthGroupDeleteIqn, Some(iqn_id), &[], None).await {
+        match self
+            .call(Endpoint::AuthGroupDeleteIqn, Some(iqn_id), &[], None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -101,13 +131,18 @@ impl NgxClient {
 
     /// One auth group in detail.
     pub async fn auth_group(&self, id: &str) -> Result<AuthGroup, NgxError> {
-        let v = self.call(Endpoint::AuthGroupDetail, Some(id), &[], None).await?;
-        AuthGroup::decode(&v, self.dialect()).map_err(|e| decode_err(Endpoint::AuthGroupDetail, self, e))
+        let v = self
+            .call(Endpoint::AuthGroupDetail, Some(id), &[], None)
+            .await?;
+        AuthGroup::decode(&v, self.dialect())
+            .map_err(|e| decode_err(Endpoint::AuthGroupDetail, self, e))
     }
 
     /// Every auth group in detail.
     pub async fn auth_groups_detailed(&self) -> Result<Vec<AuthGroup>, NgxError> {
-        let v = self.call(Endpoint::AuthGroupDetailList, None, &[], None).await?;
+        let v = self
+            .call(Endpoint::AuthGroupDetailList, None, &[], None)
+            .await?;
         list(&v)
             .iter()
             .map(|g| AuthGroup::decode(g, self.dialect()))

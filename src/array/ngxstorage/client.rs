@@ -60,8 +60,12 @@ impl Default for BusyRetry {
 
 impl BusyRetry {
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
     }
 }
 
@@ -170,7 +174,11 @@ impl NgxClient {
         if !Rule::Owner.check_str(&config.owner) {
             return Err(NgxError::Config {
                 field: "spec.ngxstorage.owner",
-                problem: format!("must be {} (got {:?})", Rule::Owner.describe(), config.owner),
+                problem: format!(
+                    "must be {} (got {:?})",
+                    Rule::Owner.describe(),
+                    config.owner
+                ),
             });
         }
         let mut controllers = vec![config.endpoint.trim_end_matches('/').to_string()];
@@ -240,7 +248,10 @@ impl NgxClient {
     async fn probe_dialect(&self) -> Result<Dialect, NgxError> {
         let mut tried = Vec::new();
         for dialect in [Dialect::Sdk, Dialect::Document] {
-            match self.call_as(dialect, Endpoint::TargetDetailList, None, &[], None).await {
+            match self
+                .call_as(dialect, Endpoint::TargetDetailList, None, &[], None)
+                .await
+            {
                 Ok(Value::Array(_)) => return Ok(dialect),
                 Ok(other) => tried.push(format!("{dialect}: not a list ({})", short(&other))),
                 Err(e) if e.is_not_found() || e.http_status() == Some(405) => {
@@ -250,7 +261,10 @@ impl NgxClient {
             }
         }
         Err(NgxError::UnknownDialect {
-            detail: format!("neither iSCSI target path family answered: {}", tried.join("; ")),
+            detail: format!(
+                "neither iSCSI target path family answered: {}",
+                tried.join("; ")
+            ),
         })
     }
 
@@ -258,10 +272,10 @@ impl NgxClient {
     /// was made yet or the last one is older than the reselect interval.
     async fn current_controller(&self) -> Result<usize, NgxError> {
         let mut selection = self.inner.selection.lock().await;
-        if let Some(s) = selection.as_ref() {
-            if s.chosen_at.elapsed() < self.inner.config.reselect_interval {
-                return Ok(s.index);
-            }
+        if let Some(s) = selection.as_ref()
+            && s.chosen_at.elapsed() < self.inner.config.reselect_interval
+        {
+            return Ok(s.index);
         }
         let index = self.select_master().await?;
         *selection = Some(Selection {
@@ -285,7 +299,14 @@ impl NgxClient {
         let mut notes = Vec::new();
         for (index, base) in self.inner.controllers.iter().enumerate() {
             let attempt = self
-                .exchange(base, self.inner.dialect, Endpoint::StatusCluster, None, &[], None)
+                .exchange(
+                    base,
+                    self.inner.dialect,
+                    Endpoint::StatusCluster,
+                    None,
+                    &[],
+                    None,
+                )
                 .await;
             match attempt {
                 Attempt::Answer(Ok(v)) => match ClusterStatus::decode(&v) {
@@ -299,10 +320,10 @@ impl NgxClient {
                 Attempt::NotSent(d) | Attempt::Lost(d) => notes.push(format!("{base}: {d}")),
             }
         }
-        if self.inner.controllers.len() == 1 {
-            if let Some((index, _)) = answers.first() {
-                return Ok(*index);
-            }
+        if self.inner.controllers.len() == 1
+            && let Some((index, _)) = answers.first()
+        {
+            return Ok(*index);
         }
         if let Some((index, _)) = answers.iter().find(|(_, s)| s.is_master() && s.connected) {
             return Ok(*index);
@@ -332,7 +353,8 @@ impl NgxClient {
         query: &[(String, String)],
         body: Option<Value>,
     ) -> Result<Value, NgxError> {
-        self.call_as(self.inner.dialect, endpoint, id, query, body).await
+        self.call_as(self.inner.dialect, endpoint, id, query, body)
+            .await
     }
 
     async fn call_as(
@@ -351,9 +373,11 @@ impl NgxClient {
             })?;
         }
         if let Some(body) = &body {
-            validate::check_body(endpoint, dialect, body).map_err(|violation| NgxError::Invalid {
-                api_call: call.clone(),
-                violation,
+            validate::check_body(endpoint, dialect, body).map_err(|violation| {
+                NgxError::Invalid {
+                    api_call: call.clone(),
+                    violation,
+                }
             })?;
         }
         validate::check_query(endpoint, dialect, query).map_err(|violation| NgxError::Invalid {
@@ -371,7 +395,10 @@ impl NgxClient {
         loop {
             let index = self.current_controller().await?;
             let base = &self.inner.controllers[index];
-            match self.exchange(base, dialect, endpoint, id, query, body.as_ref()).await {
+            match self
+                .exchange(base, dialect, endpoint, id, query, body.as_ref())
+                .await
+            {
                 Attempt::Answer(Err(e)) if e.vendor_code() == Some(CODE_BUSY) => {
                     busy_attempt += 1;
                     if busy_attempt >= max_attempts {
@@ -434,7 +461,10 @@ impl NgxClient {
             Method::Patch => http.patch(&url),
             Method::Delete => http.delete(&url),
         }
-        .header(reqwest::header::AUTHORIZATION, self.inner.config.token.header())
+        .header(
+            reqwest::header::AUTHORIZATION,
+            self.inner.config.token.header(),
+        )
         .header(reqwest::header::CONTENT_TYPE, "application/json");
         if !query.is_empty() {
             request = request.query(query);
@@ -550,7 +580,8 @@ mod tests {
 
     #[test]
     fn envelopes_are_errors_whatever_the_status() {
-        let e = parse_answer("GET /lun/{id}", 200, br#"{"code":725,"error":"busy"}"#).expect_err("busy");
+        let e = parse_answer("GET /lun/{id}", 200, br#"{"code":725,"error":"busy"}"#)
+            .expect_err("busy");
         assert_eq!(e.class(), ErrorClass::Busy);
         assert_eq!(e.http_status(), Some(200));
         let e = parse_answer("GET /x", 200, b"").expect_err("empty");

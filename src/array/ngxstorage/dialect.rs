@@ -311,7 +311,11 @@ impl Endpoint {
     /// Finds the endpoint a request addresses on an array of `dialect`, and
     /// the `{id}` it carries. A trailing slash is not significant, because
     /// the two sources disagree about slashes.
-    pub fn match_path(dialect: Dialect, method: &str, path: &str) -> Option<(Endpoint, Option<String>)> {
+    pub fn match_path(
+        dialect: Dialect,
+        method: &str,
+        path: &str,
+    ) -> Option<(Endpoint, Option<String>)> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         for endpoint in Endpoint::ALL {
             let (m, template) = endpoint.route(dialect);
@@ -514,9 +518,8 @@ mod tests {
         for dialect in Dialect::ALL {
             for endpoint in Endpoint::ALL {
                 let path = endpoint.path_with(dialect, Some("abc123"));
-                let (found, id) =
-                    Endpoint::match_path(dialect, endpoint.method().as_str(), &path)
-                        .unwrap_or_else(|| panic!("{endpoint:?} {dialect} {path}"));
+                let (found, id) = Endpoint::match_path(dialect, endpoint.method().as_str(), &path)
+                    .unwrap_or_else(|| panic!("{endpoint:?} {dialect} {path}"));
                 assert_eq!(found, endpoint, "{dialect} {path}");
                 assert_eq!(id.is_some(), endpoint.takes_id());
             }

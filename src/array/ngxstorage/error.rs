@@ -104,7 +104,9 @@ pub enum NgxError {
     /// The connection broke after a mutating request may have reached the
     /// array. Its outcome is unknown; the caller must re-observe, and the
     /// client never resends it.
-    #[error("{api_call}: connection lost after sending; the outcome is unknown, re-observe before retrying: {detail}")]
+    #[error(
+        "{api_call}: connection lost after sending; the outcome is unknown, re-observe before retrying: {detail}"
+    )]
     Ambiguous {
         /// The call.
         api_call: String,

@@ -57,12 +57,20 @@ impl NgxClient {
         if let Some(q) = spec.qos_priority {
             body.insert("qos_priority".into(), json!(q));
         }
-        let answer = self.call(Endpoint::LunCreate, None, &[], Some(Value::Object(body))).await?;
+        let answer = self
+            .call(Endpoint::LunCreate, None, &[], Some(Value::Object(body)))
+            .await?;
         let first = answer
             .get("luns")
             .and_then(Value::as_array)
             .and_then(|l| l.first())
-            .ok_or_else(|| decode_err(Endpoint::LunCreate, self, "no `luns[0]` in the answer".into()))?;
+            .ok_or_else(|| {
+                decode_err(
+                    Endpoint::LunCreate,
+                    self,
+                    "no `luns[0]` in the answer".into(),
+                )
+            })?;
         let r = Rec::new(first, self.dialect());
         Ok(LunCreated {
             id: r
@@ -102,9 +110,14 @@ impl NgxClient {
         if let Some(q) = changes.qos_priority {
             body.insert("qos_priority".into(), json!(q));
         }
-        self.call(Endpoint::LunModify, Some(id), &[], Some(Value::Object(body)))
-            .await
-            .map(|_| ())
+        self.call(
+            Endpoint::LunModify,
+            Some(id),
+            &[],
+            Some(Value::Object(body)),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Grows a LUN to `new_size_bytes`, in the configured resize mode, then
@@ -134,8 +147,13 @@ impl NgxClient {
         let size = to_api_size(sent, &what).map_err(|e| size_err(Endpoint::LunModify, self, e))?;
         let mut body = Map::new();
         put_size(&mut body, size);
-        self.call(Endpoint::LunModify, Some(id), &[], Some(Value::Object(body)))
-            .await?;
+        self.call(
+            Endpoint::LunModify,
+            Some(id),
+            &[],
+            Some(Value::Object(body)),
+        )
+        .await?;
         let after = self.lun(id).await?;
         if after.size_bytes != new_size_bytes {
             return Err(NgxError::ResizeMismatch {
@@ -193,4 +211,3 @@ pub(crate) fn list(v: &Value) -> &[Value] {
         _ => &[],
     }
 }
-

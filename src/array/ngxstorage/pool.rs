@@ -31,7 +31,9 @@ impl NgxClient {
 
     /// Every portal group.
     pub async fn portal_groups(&self) -> Result<Vec<PortalGroup>, NgxError> {
-        let v = self.call(Endpoint::PortalGroupList, None, &[], None).await?;
+        let v = self
+            .call(Endpoint::PortalGroupList, None, &[], None)
+            .await?;
         list(&v)
             .iter()
             .map(|p| PortalGroup::decode(p, self.dialect()))
@@ -41,7 +43,10 @@ impl NgxClient {
 
     /// One portal group in detail.
     pub async fn portal_group(&self, id: &str) -> Result<PortalGroup, NgxError> {
-        let v = self.call(Endpoint::PortalGroupDetail, Some(id), &[], None).await?;
-        PortalGroup::decode(&v, self.dialect()).map_err(|e| decode_err(Endpoint::PortalGroupDetail, self, e))
+        let v = self
+            .call(Endpoint::PortalGroupDetail, Some(id), &[], None)
+            .await?;
+        PortalGroup::decode(&v, self.dialect())
+            .map_err(|e| decode_err(Endpoint::PortalGroupDetail, self, e))
     }
 }

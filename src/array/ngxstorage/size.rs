@@ -102,7 +102,7 @@ pub fn to_api_size(bytes: u64, what: &str) -> Result<ApiSize, SizeError> {
     if bytes == 0 {
         return Err(SizeError::Zero { what: what.into() });
     }
-    if bytes % MIB != 0 {
+    if !bytes.is_multiple_of(MIB) {
         return Err(SizeError::NotWholeMib {
             what: what.into(),
             bytes,
@@ -111,7 +111,7 @@ pub fn to_api_size(bytes: u64, what: &str) -> Result<ApiSize, SizeError> {
     }
     let unit = [SizeUnit::T, SizeUnit::G, SizeUnit::M]
         .into_iter()
-        .find(|u| bytes % u.bytes() == 0)
+        .find(|u| bytes.is_multiple_of(u.bytes()))
         .unwrap_or(SizeUnit::M);
     Ok(ApiSize {
         number: bytes / unit.bytes(),

@@ -9,7 +9,9 @@ use super::types::{ClusterStatus, License, PoolCapacity, PoolHealth, SystemInfo}
 impl NgxClient {
     /// Model, version, serial.
     pub async fn system_info(&self) -> Result<SystemInfo, NgxError> {
-        let v = self.call(Endpoint::StatusSystemInfo, None, &[], None).await?;
+        let v = self
+            .call(Endpoint::StatusSystemInfo, None, &[], None)
+            .await?;
         Ok(SystemInfo::decode(&v))
     }
 

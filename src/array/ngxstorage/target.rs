@@ -45,11 +45,13 @@ impl NgxClient {
         if !spec.lun_ids.is_empty() {
             body["lun_ids"] = json!(spec.lun_ids);
         }
-        let v = self.call(Endpoint::TargetCreate, None, &[], Some(body)).await?;
+        let v = self
+            .call(Endpoint::TargetCreate, None, &[], Some(body))
+            .await?;
         let r = Rec::new(&v, self.dialect());
-        let id = r
-            .str(Field::CreatedId)
-            .ok_or_else(|| decode_err(Endpoint::TargetCreate, self, "no `id` in the answer".into()))?;
+        let id = r.str(Field::CreatedId).ok_or_else(|| {
+            decode_err(Endpoint::TargetCreate, self, "no `id` in the answer".into())
+        })?;
         let luns = MappedLun::decode_all(r.array(Field::TargetLuns), self.dialect())
             .map_err(|e| decode_err(Endpoint::TargetCreate, self, e))?;
         Ok(TargetCreated { id, luns })
@@ -67,25 +69,42 @@ impl NgxClient {
     /// Renames a target.
     pub async fn rename_target(&self, id: &str, name: &str) -> Result<(), NgxError> {
         let body = json!({"name": name, "owner": self.owner()});
-        self.call(Endpoint::TargetRename, Some(id), &[], Some(body)).await.map(|_| ())
+        self.call(Endpoint::TargetRename, Some(id), &[], Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// Moves a target to another portal group.
-    pub async fn set_target_portal_group(&self, id: &str, portal_group_id: &str) -> Result<(), NgxError> {
+    pub async fn set_target_portal_group(
+        &self,
+        id: &str,
+        portal_group_id: &str,
+    ) -> Result<(), NgxError> {
         let body = json!({"portal_group_id": portal_group_id, "owner": self.owner()});
-        self.call(Endpoint::TargetPortalGroup, Some(id), &[], Some(body)).await.map(|_| ())
+        self.call(Endpoint::TargetPortalGroup, Some(id), &[], Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// Moves a target to another auth group.
-    pub async fn set_target_auth_group(&self, id: &str, auth_group_id: &str) -> Result<(), NgxError> {
+    pub async fn set_target_auth_group(
+        &self,
+        id: &str,
+        auth_group_id: &str,
+    ) -> Result<(), NgxError> {
         let body = json!({"auth_group_id": auth_group_id, "owner": self.owner()});
-        self.call(Endpoint::TargetAuthGroup, Some(id), &[], Some(body)).await.map(|_| ())
+        self.call(Endpoint::TargetAuthGroup, Some(id), &[], Some(body))
+            .await
+            .map(|_| ())
     }
 
     /// Maps LUNs to a target. A LUN already mapped counts as success.
     pub async fn add_target_luns(&self, id: &str, lun_ids: &[String]) -> Result<(), NgxError> {
         let body = json!({"lun_ids": lun_ids, "owner": self.owner()});
-        match self.call(Endpoint::TargetAddLun, Some(id), &[], Some(body)).await {
+        match self
+            .call(Endpoint::TargetAddLun, Some(id), &[], Some(body))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_already_exists() => Ok(()),
             Err(e) => Err(e),
@@ -95,7 +114,10 @@ impl NgxClient {
     /// Unmaps LUNs from a target. A LUN not mapped (or gone) counts as success.
     pub async fn remove_target_luns(&self, id: &str, lun_ids: &[String]) -> Result<(), NgxError> {
         let body = json!({"lun_ids": lun_ids, "owner": self.owner()});
-        match self.call(Endpoint::TargetRemoveLun, Some(id), &[], Some(body)).await {
+        match self
+            .call(Endpoint::TargetRemoveLun, Some(id), &[], Some(body))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -104,13 +126,17 @@ impl NgxClient {
 
     /// One target in detail.
     pub async fn target(&self, id: &str) -> Result<Target, NgxError> {
-        let v = self.call(Endpoint::TargetDetail, Some(id), &[], None).await?;
+        let v = self
+            .call(Endpoint::TargetDetail, Some(id), &[], None)
+            .await?;
         Target::decode(&v, self.dialect()).map_err(|e| decode_err(Endpoint::TargetDetail, self, e))
     }
 
     /// Every target in detail.
     pub async fn targets_detailed(&self) -> Result<Vec<Target>, NgxError> {
-        let v = self.call(Endpoint::TargetDetailList, None, &[], None).await?;
+        let v = self
+            .call(Endpoint::TargetDetailList, None, &[], None)
+            .await?;
         list(&v)
             .iter()
             .map(|t| Target::decode(t, self.dialect()))
@@ -135,4 +161,3 @@ impl NgxClient {
             .map_err(|e| decode_err(Endpoint::TargetList, self, e))
     }
 }
-

@@ -230,7 +230,9 @@ impl MappedLun {
         let r = Rec::new(v, d);
         Ok(MappedLun {
             vol_id: r.need_str(Field::MappedVolId)?,
-            number: r.u64(Field::MappedNumber).and_then(|n| u32::try_from(n).ok()),
+            number: r
+                .u64(Field::MappedNumber)
+                .and_then(|n| u32::try_from(n).ok()),
             name: r.str(Field::MappedName),
         })
     }
@@ -414,7 +416,11 @@ impl Snapshot {
     pub(crate) fn decode_list(v: &Value, d: Dialect) -> Result<Vec<Self>, String> {
         let items = match v {
             Value::Array(items) => items.as_slice(),
-            Value::Object(o) => o.get("luns").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]),
+            Value::Object(o) => o
+                .get("luns")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
             _ => return Err("a snapshot list is neither an array nor {luns, shares}".into()),
         };
         items.iter().map(|i| Snapshot::decode(i, d)).collect()
@@ -441,7 +447,11 @@ impl SnapshotSchedule {
             id: r.str(Field::ScheduleId),
             cron: r
                 .str(Field::ScheduleCron)
-                .or_else(|| v.get("cron_time").and_then(Value::as_str).map(str::to_string))
+                .or_else(|| {
+                    v.get("cron_time")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .ok_or("missing `c_time`")?,
             keep_max: r.u64(Field::ScheduleKeep).ok_or("missing `keep_max`")?,
             readable: r.str(Field::ScheduleReadable),

@@ -100,8 +100,12 @@ impl Rule {
         let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         match self {
             Rule::ObjectName => (1..=30).contains(&len) && s.chars().all(word),
-            Rule::PoolName => (1..=20).contains(&len) && s.chars().all(|c| c.is_ascii_alphanumeric()),
-            Rule::GroupName => (1..=30).contains(&len) && s.chars().all(|c| c.is_ascii_alphanumeric()),
+            Rule::PoolName => {
+                (1..=20).contains(&len) && s.chars().all(|c| c.is_ascii_alphanumeric())
+            }
+            Rule::GroupName => {
+                (1..=30).contains(&len) && s.chars().all(|c| c.is_ascii_alphanumeric())
+            }
             Rule::Owner => (1..=20).contains(&len) && s.chars().all(word),
             Rule::SnapshotName => (1..=999).contains(&len) && s.chars().all(word),
             Rule::HexId => (1..=40).contains(&len) && s.chars().all(|c| c.is_ascii_hexdigit()),
@@ -284,7 +288,10 @@ pub fn body_spec(endpoint: Endpoint, dialect: Dialect) -> Vec<FieldSpec> {
 pub fn query_spec(endpoint: Endpoint, dialect: Dialect) -> Vec<FieldSpec> {
     match endpoint {
         Endpoint::SnapshotDetailList => {
-            vec![opt(Field::QuerySnapshotListVolume.name(dialect), Rule::HexId)]
+            vec![opt(
+                Field::QuerySnapshotListVolume.name(dialect),
+                Rule::HexId,
+            )]
         }
         Endpoint::SnapshotList => vec![opt("vol_id", Rule::HexId)],
         _ => Vec::new(),
@@ -297,7 +304,11 @@ pub fn check_path_id(endpoint: Endpoint, id: &str) -> Result<(), Violation> {
     if rule.check_str(id) {
         Ok(())
     } else {
-        Err(Violation::rule("id", rule, Some(&Value::String(id.to_string()))))
+        Err(Violation::rule(
+            "id",
+            rule,
+            Some(&Value::String(id.to_string())),
+        ))
     }
 }
 
@@ -330,12 +341,20 @@ pub fn check_body(endpoint: Endpoint, dialect: Dialect, body: &Value) -> Result<
 }
 
 /// Checks query parameters against `endpoint`'s table.
-pub fn check_query(endpoint: Endpoint, dialect: Dialect, query: &[(String, String)]) -> Result<(), Violation> {
+pub fn check_query(
+    endpoint: Endpoint,
+    dialect: Dialect,
+    query: &[(String, String)],
+) -> Result<(), Violation> {
     for row in query_spec(endpoint, dialect) {
-        if let Some((_, v)) = query.iter().find(|(k, _)| k == row.name) {
-            if !row.rule.check_str(v) {
-                return Err(Violation::rule(row.name, row.rule, Some(&Value::String(v.clone()))));
-            }
+        if let Some((_, v)) = query.iter().find(|(k, _)| k == row.name)
+            && !row.rule.check_str(v)
+        {
+            return Err(Violation::rule(
+                row.name,
+                row.rule,
+                Some(&Value::String(v.clone())),
+            ));
         }
     }
     Ok(())
@@ -373,8 +392,12 @@ mod tests {
 
     #[test]
     fn a_missing_field_and_a_bad_enum_are_named() {
-        let err = check_body(Endpoint::LunCreate, Dialect::Document, &json!({"name": "a", "size": 1}))
-            .expect_err("missing pool_name");
+        let err = check_body(
+            Endpoint::LunCreate,
+            Dialect::Document,
+            &json!({"name": "a", "size": 1}),
+        )
+        .expect_err("missing pool_name");
         assert_eq!(err.field, "pool_name");
         let err = check_body(
             Endpoint::LunCreate,

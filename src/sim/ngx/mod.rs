@@ -189,7 +189,12 @@ impl NgxSim {
         let router = Router::new()
             .fallback(handlers::dispatch)
             .with_state(self.ctx.clone());
-        let server = serve(listen, router, self.tls.as_ref().map(|t| t.server_config.clone())).await?;
+        let server = serve(
+            listen,
+            router,
+            self.tls.as_ref().map(|t| t.server_config.clone()),
+        )
+        .await?;
         self.last_addr = server.addr().to_string();
         self.base_url = server.base_url();
         self.server = Some(server);
@@ -256,7 +261,11 @@ impl NgxSim {
 
     /// Changes what `status/cluster` reports (a failover).
     pub fn set_cluster_status(&self, status: &str) {
-        let mut s = self.ctx.cluster_status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self
+            .ctx
+            .cluster_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *s = status.to_string();
     }
 
@@ -270,7 +279,9 @@ impl NgxSim {
     /// Serves again on the same state: at `listen`, or the last address.
     pub async fn restart(&mut self, listen: Option<&str>) -> Result<(), SimulateError> {
         self.stop().await;
-        let addr = listen.map(str::to_string).unwrap_or_else(|| self.last_addr.clone());
+        let addr = listen
+            .map(str::to_string)
+            .unwrap_or_else(|| self.last_addr.clone());
         self.bind(&addr).await
     }
 
@@ -305,10 +316,12 @@ pub fn parse_fault(spec: &str) -> Result<FaultRule, SimulateError> {
         "drop-after" => FaultAction::DropAfterApply,
         other => match other.split_once(':') {
             Some(("code", n)) => FaultAction::ErrorCode(
-                n.parse().map_err(|_| bad(format!("{spec:?}: code:N needs a number")))?,
+                n.parse()
+                    .map_err(|_| bad(format!("{spec:?}: code:N needs a number")))?,
             ),
             Some(("http", n)) => FaultAction::HttpStatus(
-                n.parse().map_err(|_| bad(format!("{spec:?}: http:STATUS needs a number")))?,
+                n.parse()
+                    .map_err(|_| bad(format!("{spec:?}: http:STATUS needs a number")))?,
             ),
             _ => {
                 return Err(bad(format!(
@@ -326,10 +339,13 @@ pub fn parse_fault(spec: &str) -> Result<FaultRule, SimulateError> {
 
 /// Runs the simulator until interrupted.
 pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
-    let dialect: Dialect = args.dialect.parse().map_err(|problem| SimulateError::BadFlag {
-        flag: "dialect",
-        problem,
-    })?;
+    let dialect: Dialect = args
+        .dialect
+        .parse()
+        .map_err(|problem| SimulateError::BadFlag {
+            flag: "dialect",
+            problem,
+        })?;
     let rules = args
         .faults
         .iter()
@@ -346,7 +362,8 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         state: None,
     })
     .await?;
-    sim.faults().set_latency(Duration::from_millis(args.latency_ms));
+    sim.faults()
+        .set_latency(Duration::from_millis(args.latency_ms));
     for rule in rules {
         sim.faults().arm(rule);
     }

@@ -193,7 +193,10 @@ pub struct ArrayState {
 impl ArrayState {
     /// The two controller ids.
     pub fn owners(&self) -> [String; 2] {
-        [format!("{}_A", self.service_tag), format!("{}_B", self.service_tag)]
+        [
+            format!("{}_A", self.service_tag),
+            format!("{}_B", self.service_tag),
+        ]
     }
 
     /// Bytes that full LUNs reserve in a pool.

@@ -9,7 +9,10 @@ use super::super::state::{ArrayState, SimAuthGroup, SimInitiator};
 use super::{ApiErr, EXISTS, GROUP_EXISTS, GROUP_NOT_FOUND, Req, new_id, obj, success};
 
 fn render(g: &SimAuthGroup, d: Dialect, detailed: bool) -> Value {
-    let mut fields = vec![(Field::GroupId, json!(g.id)), (Field::GroupName, json!(g.name))];
+    let mut fields = vec![
+        (Field::GroupId, json!(g.id)),
+        (Field::GroupName, json!(g.name)),
+    ];
     if let Some(owner) = &g.owner {
         fields.push((Field::GroupOwner, json!(owner)));
         if detailed {
@@ -58,7 +61,10 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
     let owner = req.owner();
     req.ctx.state.write(|s| {
         if s.auth_groups.values().any(|g| g.name == name) {
-            return Err(ApiErr::exists(GROUP_EXISTS, format_args!("auth group {name}")));
+            return Err(ApiErr::exists(
+                GROUP_EXISTS,
+                format_args!("auth group {name}"),
+            ));
         }
         let id = new_id();
         s.auth_groups.insert(
@@ -80,7 +86,10 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         editable(s, id)?;
         if let Some(t) = s.targets.values().find(|t| t.auth_group_id == id) {
-            return Err(ApiErr::attached(format!("auth group {id} is used by target {}", t.name)));
+            return Err(ApiErr::attached(format!(
+                "auth group {id} is used by target {}",
+                t.name
+            )));
         }
         s.auth_groups.remove(id);
         Ok(success())
@@ -92,7 +101,10 @@ pub(crate) fn rename(req: &Req<'_>) -> Result<Value, ApiErr> {
     let name = req.str("name").unwrap_or_default();
     req.ctx.state.write(|s| {
         if s.auth_groups.values().any(|g| g.name == name && g.id != id) {
-            return Err(ApiErr::exists(GROUP_EXISTS, format_args!("auth group {name}")));
+            return Err(ApiErr::exists(
+                GROUP_EXISTS,
+                format_args!("auth group {name}"),
+            ));
         }
         editable(s, id)?.name = name;
         Ok(success())
@@ -120,7 +132,9 @@ pub(crate) fn delete_chap(req: &Req<'_>) -> Result<Value, ApiErr> {
 
 pub(crate) fn add_iqn(req: &Req<'_>) -> Result<Value, ApiErr> {
     let iqn = req.str("iqn").unwrap_or_default();
-    let alias = req.str(Field::ReqIqnAlias.name(req.d())).unwrap_or_default();
+    let alias = req
+        .str(Field::ReqIqnAlias.name(req.d()))
+        .unwrap_or_default();
     req.ctx.state.write(|s| {
         let g = editable(s, req.id())?;
         if g.initiators.iter().any(|i| i.iqn == iqn) {
@@ -146,22 +160,37 @@ pub(crate) fn delete_iqn(req: &Req<'_>) -> Result<Value, ApiErr> {
                 return Ok(json!({}));
             }
         }
-        Err(ApiErr::not_found(GROUP_NOT_FOUND, format_args!("initiator {id}")))
+        Err(ApiErr::not_found(
+            GROUP_NOT_FOUND,
+            format_args!("initiator {id}"),
+        ))
     })
 }
 
 pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx.state.read(|s| Ok(render(lookup(s, req.id())?, req.d(), true)))
+    req.ctx
+        .state
+        .read(|s| Ok(render(lookup(s, req.id())?, req.d(), true)))
 }
 
 pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.auth_groups.values().map(|g| render(g, req.d(), true)).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.auth_groups
+                .values()
+                .map(|g| render(g, req.d(), true))
+                .collect(),
+        ))
+    })
 }
 
 pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.auth_groups.values().map(|g| render(g, req.d(), false)).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.auth_groups
+                .values()
+                .map(|g| render(g, req.d(), false))
+                .collect(),
+        ))
+    })
 }

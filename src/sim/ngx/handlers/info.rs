@@ -24,7 +24,10 @@ fn render_pool(p: &SimPool, d: Dialect, detailed: bool) -> Value {
     if detailed {
         o.insert("raidtype".into(), json!("raid5"));
         o.insert("encryption".into(), json!(0));
-        o.insert("integrity".into(), json!({"can_start": 1, "can_stop": 0, "info": "No info"}));
+        o.insert(
+            "integrity".into(),
+            json!({"can_start": 1, "can_stop": 0, "info": "No info"}),
+        );
     }
     Value::Object(o)
 }
@@ -44,9 +47,14 @@ fn capacity(s: &ArrayState, p: &SimPool, d: Dialect) -> Value {
 }
 
 pub(crate) fn pools(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.pools.values().map(|p| render_pool(p, req.d(), false)).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.pools
+                .values()
+                .map(|p| render_pool(p, req.d(), false))
+                .collect(),
+        ))
+    })
 }
 
 pub(crate) fn pool(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -96,9 +104,14 @@ fn render_portal(p: &SimPortalGroup, d: Dialect) -> Value {
 }
 
 pub(crate) fn portal_groups(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.portal_groups.values().map(|p| render_portal(p, req.d())).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.portal_groups
+                .values()
+                .map(|p| render_portal(p, req.d()))
+                .collect(),
+        ))
+    })
 }
 
 pub(crate) fn portal_group(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -158,11 +171,15 @@ pub(crate) fn capacity_status(req: &Req<'_>) -> Result<Value, ApiErr> {
     })
 }
 
-
 pub(crate) fn status_pools(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.pools.values().map(|p| render_pool(p, req.d(), true)).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.pools
+                .values()
+                .map(|p| render_pool(p, req.d(), true))
+                .collect(),
+        ))
+    })
 }
 
 pub(crate) fn cluster(req: &Req<'_>) -> Result<Value, ApiErr> {

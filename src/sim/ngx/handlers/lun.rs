@@ -10,7 +10,10 @@ use super::super::state::{ArrayState, SimLun};
 use super::{ApiErr, EXISTS, NOT_FOUND, Req, bytes, hex, new_id, obj, success};
 
 fn blocksize_bytes(b: &str) -> u64 {
-    b.trim_end_matches('k').parse::<u64>().map(|k| k * 1024).unwrap_or(16384)
+    b.trim_end_matches('k')
+        .parse::<u64>()
+        .map(|k| k * 1024)
+        .unwrap_or(16384)
 }
 
 fn on(v: bool) -> &'static str {
@@ -30,7 +33,11 @@ fn requested_bytes(req: &Req<'_>) -> Option<u64> {
 }
 
 pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
-    let pool = s.pools.get(&l.pool_id).map(|p| p.name.clone()).unwrap_or_default();
+    let pool = s
+        .pools
+        .get(&l.pool_id)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let target = s.targets_of(&l.id).first().map(|t| t.name.clone());
     let mut o = obj(
         d,
@@ -41,7 +48,10 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
             (Field::LunUsed, bytes(d, l.used_bytes)),
             (Field::LunScsiId, json!(l.scsi_lunid)),
             (Field::LunPool, json!(pool)),
-            (Field::LunProvision, json!(if l.thin { "thin" } else { "full" })),
+            (
+                Field::LunProvision,
+                json!(if l.thin { "thin" } else { "full" }),
+            ),
             (Field::LunBlocksize, json!(l.blocksize_bytes.to_string())),
             (Field::LunDedup, json!(on(l.dedup))),
             (Field::LunCompress, json!(on(l.compress))),
@@ -53,14 +63,19 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
     );
     o.insert("flash_cache".into(), json!(on(l.flash_cache)));
     o.insert("dram_cache".into(), json!(on(l.dram_cache)));
-    o.insert("clone".into(), json!(l.clone_of.clone().unwrap_or_default()));
+    o.insert(
+        "clone".into(),
+        json!(l.clone_of.clone().unwrap_or_default()),
+    );
     o.insert("compress_ratio".into(), json!("-"));
     o.insert("sizebysnapshots".into(), json!("0"));
     Value::Object(o)
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
-    s.luns.get(id).ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
+    s.luns
+        .get(id)
+        .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
 }
 
 pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -86,7 +101,11 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
             }
         }
         let thin = flag("thin_provision", false);
-        let reserve = if thin { 0 } else { size.saturating_mul(quantity) };
+        let reserve = if thin {
+            0
+        } else {
+            size.saturating_mul(quantity)
+        };
         if reserve > s.pool_free(&pool.id) {
             return Err(ApiErr::new(
                 StatusCode::INSUFFICIENT_STORAGE,
@@ -104,7 +123,10 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
                 used_bytes: 4096,
                 scsi_lunid: format!("589c00{}", hex(&rand::random::<[u8; 16]>())),
                 thin,
-                blocksize_bytes: req.str("blocksize").map(|b| blocksize_bytes(&b)).unwrap_or(16384),
+                blocksize_bytes: req
+                    .str("blocksize")
+                    .map(|b| blocksize_bytes(&b))
+                    .unwrap_or(16384),
                 dedup: flag("deduplication", false),
                 compress: flag("compression", false),
                 io_type: req.str("io_type").unwrap_or_else(|| "transactional".into()),
@@ -140,7 +162,10 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         lookup(s, id)?;
         if let Some(t) = s.targets_of(id).first() {
-            return Err(ApiErr::attached(format!("LUN {id} is attached to target {}", t.name)));
+            return Err(ApiErr::attached(format!(
+                "LUN {id} is attached to target {}",
+                t.name
+            )));
         }
         s.snapshots.retain(|_, snap| snap.vol_id != id);
         s.schedules.remove(id);
@@ -171,7 +196,11 @@ pub(crate) fn modify(req: &Req<'_>) -> Result<Value, ApiErr> {
                 )));
             }
             if !lun.thin && new_size - lun.size_bytes > s.pool_free(&lun.pool_id) {
-                return Err(ApiErr::new(StatusCode::INSUFFICIENT_STORAGE, None, "pool: not enough free space"));
+                return Err(ApiErr::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    None,
+                    "pool: not enough free space",
+                ));
             }
             updated.size_bytes = new_size;
         }
@@ -204,13 +233,17 @@ pub(crate) fn modify(req: &Req<'_>) -> Result<Value, ApiErr> {
 }
 
 pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx.state.read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
+    req.ctx
+        .state
+        .read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
 }
 
 pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.luns.values().map(|l| render(s, l, req.d())).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.luns.values().map(|l| render(s, l, req.d())).collect(),
+        ))
+    })
 }
 
 pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -220,7 +253,11 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
             s.luns
                 .values()
                 .map(|l| {
-                    let pool = s.pools.get(&l.pool_id).map(|p| p.name.clone()).unwrap_or_default();
+                    let pool = s
+                        .pools
+                        .get(&l.pool_id)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default();
                     Value::Object(obj(
                         d,
                         vec![

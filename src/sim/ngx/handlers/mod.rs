@@ -77,10 +77,18 @@ impl ApiErr {
         }
     }
     pub(crate) fn not_found(code: i64, what: impl std::fmt::Display) -> Self {
-        ApiErr::new(StatusCode::NOT_FOUND, Some(code), format!("{what} not found"))
+        ApiErr::new(
+            StatusCode::NOT_FOUND,
+            Some(code),
+            format!("{what} not found"),
+        )
     }
     pub(crate) fn exists(code: i64, what: impl std::fmt::Display) -> Self {
-        ApiErr::new(StatusCode::CONFLICT, Some(code), format!("{what} already exists"))
+        ApiErr::new(
+            StatusCode::CONFLICT,
+            Some(code),
+            format!("{what} already exists"),
+        )
     }
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         ApiErr::new(StatusCode::BAD_REQUEST, None, message)
@@ -117,26 +125,37 @@ impl Req<'_> {
         self.ctx.dialect
     }
     pub(crate) fn str(&self, key: &str) -> Option<String> {
-        self.body.get(key).and_then(Value::as_str).map(str::to_string)
+        self.body
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
     pub(crate) fn u64(&self, key: &str) -> Option<u64> {
         self.body.get(key).and_then(Value::as_u64)
     }
     pub(crate) fn owner(&self) -> String {
-        self.str("owner").unwrap_or_else(|| self.ctx.state.read(|s| s.owners()[0].clone()))
+        self.str("owner")
+            .unwrap_or_else(|| self.ctx.state.read(|s| s.owners()[0].clone()))
     }
     pub(crate) fn ids(&self, key: &str) -> Vec<String> {
         self.body
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
 
 /// A JSON object keyed by field-table names in the served dialect.
 pub(crate) fn obj(d: Dialect, fields: Vec<(Field, Value)>) -> Map<String, Value> {
-    fields.into_iter().map(|(f, v)| (f.name(d).to_string(), v)).collect()
+    fields
+        .into_iter()
+        .map(|(f, v)| (f.name(d).to_string(), v))
+        .collect()
 }
 
 /// A fresh 40-hex id.
@@ -214,12 +233,19 @@ pub async fn dispatch(
         .and_then(|h| h.strip_prefix("Bearer "))
         .is_some_and(|t| t == &*ctx.token);
     if !authorized {
-        return ApiErr::new(StatusCode::UNAUTHORIZED, Some(UNAUTHORIZED), "Unauthorized: missing or invalid bearer token")
-            .into_response();
+        return ApiErr::new(
+            StatusCode::UNAUTHORIZED,
+            Some(UNAUTHORIZED),
+            "Unauthorized: missing or invalid bearer token",
+        )
+        .into_response();
     }
     let Some((endpoint, id)) = matched else {
         // A code-less 404, as an unknown path gets from a web server.
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no such endpoint: {} {path}", method.as_str())})))
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no such endpoint: {} {path}", method.as_str())})),
+        )
             .into_response();
     };
 
@@ -232,7 +258,10 @@ pub async fn dispatch(
         Some(FaultAction::ErrorCode(code)) => {
             // Deliberately HTTP 200: the client must read the envelope
             // whatever the status.
-            return (StatusCode::OK, axum::Json(json!({"code": code, "error": format!("simulated error {code}")})))
+            return (
+                StatusCode::OK,
+                axum::Json(json!({"code": code, "error": format!("simulated error {code}")})),
+            )
                 .into_response();
         }
         Some(FaultAction::HttpStatus(status)) => {
@@ -242,7 +271,12 @@ pub async fn dispatch(
         Some(FaultAction::DropBeforeApply) => return dropped_response(),
         Some(FaultAction::DropAfterApply) => drop_after_apply = true,
         Some(FaultAction::ExpireSession) => {
-            return ApiErr::new(StatusCode::UNAUTHORIZED, Some(UNAUTHORIZED), "Unauthorized: token expired").into_response();
+            return ApiErr::new(
+                StatusCode::UNAUTHORIZED,
+                Some(UNAUTHORIZED),
+                "Unauthorized: token expired",
+            )
+            .into_response();
         }
         None => {}
     }
@@ -301,14 +335,22 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The document's tables, then the owner check.
-fn check(ctx: &Ctx, endpoint: Endpoint, id: Option<&str>, query: &[(String, String)], body: &Value) -> Result<(), ApiErr> {
+fn check(
+    ctx: &Ctx,
+    endpoint: Endpoint,
+    id: Option<&str>,
+    query: &[(String, String)],
+    body: &Value,
+) -> Result<(), ApiErr> {
     if let Some(id) = id {
         validate::check_path_id(endpoint, id).map_err(|v| ApiErr::invalid(v.to_string()))?;
     }
-    validate::check_query(endpoint, ctx.dialect, query).map_err(|v| ApiErr::invalid(v.to_string()))?;
+    validate::check_query(endpoint, ctx.dialect, query)
+        .map_err(|v| ApiErr::invalid(v.to_string()))?;
     let has_table = !validate::body_spec(endpoint, ctx.dialect).is_empty();
     if has_table {
-        validate::check_body(endpoint, ctx.dialect, body).map_err(|v| ApiErr::invalid(v.to_string()))?;
+        validate::check_body(endpoint, ctx.dialect, body)
+            .map_err(|v| ApiErr::invalid(v.to_string()))?;
     }
     if let Some(owner) = body.get("owner").and_then(Value::as_str) {
         let owners = ctx.state.read(|s| s.owners());

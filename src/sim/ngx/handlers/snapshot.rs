@@ -5,11 +5,15 @@ use serde_json::{Value, json};
 use crate::array::ngxstorage::dialect::{Dialect, Field};
 
 use super::super::state::{ArrayState, SimLun, SimSchedule, SimSnapshot};
-use super::{ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, bytes, hex, new_id, now, obj, success};
+use super::{
+    ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, bytes, hex, new_id, now, obj, success,
+};
 
 fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
     let lun = s.luns.get(&snap.vol_id);
-    let pool = lun.and_then(|l| s.pools.get(&l.pool_id)).map(|p| p.name.clone());
+    let pool = lun
+        .and_then(|l| s.pools.get(&l.pool_id))
+        .map(|p| p.name.clone());
     let mut o = obj(
         d,
         vec![
@@ -29,7 +33,10 @@ fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
         }
         Dialect::Sdk => {
             let name = lun.map(|l| l.name.clone()).unwrap_or_default();
-            o.insert("path".into(), json!(format!("{}/{name}@{}", pool.unwrap_or_default(), snap.name)));
+            o.insert(
+                "path".into(),
+                json!(format!("{}/{name}@{}", pool.unwrap_or_default(), snap.name)),
+            );
         }
     }
     Value::Object(o)
@@ -50,7 +57,9 @@ fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimSnapshot, ApiErr> {
 }
 
 fn lun<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
-    s.luns.get(id).ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
+    s.luns
+        .get(id)
+        .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
 }
 
 pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -59,8 +68,14 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
     let vol = req.str("volume_id").unwrap_or_default();
     req.ctx.state.write(|s| {
         let l = lun(s, &vol)?.clone();
-        if s.snapshots.values().any(|x| x.vol_id == vol && x.name == name) {
-            return Err(ApiErr::exists(SNAPSHOT_EXISTS, format_args!("snapshot {name}")));
+        if s.snapshots
+            .values()
+            .any(|x| x.vol_id == vol && x.name == name)
+        {
+            return Err(ApiErr::exists(
+                SNAPSHOT_EXISTS,
+                format_args!("snapshot {name}"),
+            ));
         }
         let snap = SimSnapshot {
             id: new_id(),
@@ -85,7 +100,10 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         let snap = lookup(s, req.id())?;
         if snap.binded {
-            return Err(ApiErr::attached(format!("snapshot {} has a clone bound to it", snap.name)));
+            return Err(ApiErr::attached(format!(
+                "snapshot {} has a clone bound to it",
+                snap.name
+            )));
         }
         s.snapshots.remove(req.id());
         Ok(success())
@@ -95,15 +113,17 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
 pub(crate) fn delete_all(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         lun(s, req.id())?;
-        let before = s.snapshots.len();
         s.snapshots.retain(|_, x| x.vol_id != req.id() || x.binded);
-        let kept = s.snapshots.values().filter(|x| x.vol_id == req.id()).count();
+        let kept = s
+            .snapshots
+            .values()
+            .filter(|x| x.vol_id == req.id())
+            .count();
         let warning = if kept > 0 {
             format!("{kept} snapshot(s) with a bound clone were kept")
         } else {
             String::new()
         };
-        let _ = before;
         Ok(json!({"success": true, "warning": warning}))
     })
 }
@@ -134,11 +154,7 @@ pub(crate) fn clone(req: &Req<'_>) -> Result<Value, ApiErr> {
         if let Some(x) = s.snapshots.get_mut(&snap.id) {
             x.binded = true;
         }
-        Ok(Value::Object(obj(
-            d,
-            vec![(Field::CloneVolId, json!(id))],
-        )))
-        .map(|mut v| {
+        Ok(Value::Object(obj(d, vec![(Field::CloneVolId, json!(id))]))).map(|mut v| {
             v["success"] = json!(true);
             v
         })
@@ -158,11 +174,16 @@ pub(crate) fn restore(req: &Req<'_>) -> Result<Value, ApiErr> {
 }
 
 pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx.state.read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
+    req.ctx
+        .state
+        .read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
 }
 
 fn volume_filter(req: &Req<'_>, key: &str) -> Option<String> {
-    req.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    req.query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
 }
 
 pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
@@ -209,7 +230,9 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
 fn readable(cron: &str) -> String {
     let f: Vec<&str> = cron.split_whitespace().collect();
     match f.as_slice() {
-        [m, h, dom, mon, dow] => format!("at minute {m} past hour {h}, day-of-month {dom}, month {mon}, day-of-week {dow}"),
+        [m, h, dom, mon, dow] => format!(
+            "at minute {m} past hour {h}, day-of-month {dom}, month {mon}, day-of-week {dow}"
+        ),
         _ => cron.to_string(),
     }
 }
@@ -218,10 +241,12 @@ pub(crate) fn schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
     let d = req.d();
     req.ctx.state.read(|s| {
         lun(s, req.id())?;
-        let sch = s
-            .schedules
-            .get(req.id())
-            .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("snapshot schedule of LUN {}", req.id())))?;
+        let sch = s.schedules.get(req.id()).ok_or_else(|| {
+            ApiErr::not_found(
+                NOT_FOUND,
+                format_args!("snapshot schedule of LUN {}", req.id()),
+            )
+        })?;
         let mut o = obj(
             d,
             vec![
@@ -261,9 +286,12 @@ pub(crate) fn create_schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
 pub(crate) fn delete_schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         lun(s, req.id())?;
-        s.schedules
-            .remove(req.id())
-            .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("snapshot schedule of LUN {}", req.id())))?;
+        s.schedules.remove(req.id()).ok_or_else(|| {
+            ApiErr::not_found(
+                NOT_FOUND,
+                format_args!("snapshot schedule of LUN {}", req.id()),
+            )
+        })?;
         Ok(json!({}))
     })
 }

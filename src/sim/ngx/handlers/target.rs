@@ -28,7 +28,9 @@ fn mapped(s: &ArrayState, m: &SimMapping, d: Dialect) -> Value {
     );
     if d == Dialect::Document {
         o.insert("lun_id".into(), json!(lun.map(|l| l.scsi_lunid.clone())));
-        let pool = lun.and_then(|l| s.pools.get(&l.pool_id)).map(|p| p.name.clone());
+        let pool = lun
+            .and_then(|l| s.pools.get(&l.pool_id))
+            .map(|p| p.name.clone());
         o.insert("pool_name".into(), json!(pool));
         o.insert("profile".into(), json!("-"));
     }
@@ -53,10 +55,16 @@ fn render(s: &ArrayState, t: &SimTarget, d: Dialect) -> Value {
     );
     if d == Dialect::Document {
         let group = s.auth_groups.get(&t.auth_group_id).map(|g| g.name.clone());
-        let portal = s.portal_groups.get(&t.portal_group_id).map(|p| p.name.clone());
+        let portal = s
+            .portal_groups
+            .get(&t.portal_group_id)
+            .map(|p| p.name.clone());
         o.insert("group_name".into(), json!(group));
         o.insert("portal_name".into(), json!(portal));
-        o.insert("iqn_name".into(), json!(t.iqn.split(':').next().unwrap_or_default()));
+        o.insert(
+            "iqn_name".into(),
+            json!(t.iqn.split(':').next().unwrap_or_default()),
+        );
     }
     Value::Object(o)
 }
@@ -67,16 +75,27 @@ fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimTarget, ApiErr> {
         .ok_or_else(|| ApiErr::not_found(TARGET_NOT_FOUND, format_args!("iSCSI target {id}")))
 }
 
-fn check_refs(s: &ArrayState, auth: Option<&str>, portal: Option<&str>, luns: &[String]) -> Result<(), ApiErr> {
-    if let Some(a) = auth {
-        if !s.auth_groups.contains_key(a) {
-            return Err(ApiErr::not_found(GROUP_NOT_FOUND, format_args!("auth group {a}")));
-        }
+fn check_refs(
+    s: &ArrayState,
+    auth: Option<&str>,
+    portal: Option<&str>,
+    luns: &[String],
+) -> Result<(), ApiErr> {
+    if let Some(a) = auth
+        && !s.auth_groups.contains_key(a)
+    {
+        return Err(ApiErr::not_found(
+            GROUP_NOT_FOUND,
+            format_args!("auth group {a}"),
+        ));
     }
-    if let Some(p) = portal {
-        if !s.portal_groups.contains_key(p) {
-            return Err(ApiErr::not_found(NOT_FOUND, format_args!("portal group {p}")));
-        }
+    if let Some(p) = portal
+        && !s.portal_groups.contains_key(p)
+    {
+        return Err(ApiErr::not_found(
+            NOT_FOUND,
+            format_args!("portal group {p}"),
+        ));
     }
     for l in luns {
         if !s.luns.contains_key(l) {
@@ -116,12 +135,18 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
     let owner = req.owner();
     req.ctx.state.write(|s| {
         if s.targets.values().any(|t| t.name == name) {
-            return Err(ApiErr::exists(TARGET_EXISTS, format_args!("iSCSI target {name}")));
+            return Err(ApiErr::exists(
+                TARGET_EXISTS,
+                format_args!("iSCSI target {name}"),
+            ));
         }
         check_refs(s, Some(&auth), Some(&portal), &luns)?;
         let mut t = SimTarget {
             id: new_id(),
-            iqn: format!("iqn.2015-03.com.ngxio.{}:{name}", s.service_tag.to_lowercase()),
+            iqn: format!(
+                "iqn.2015-03.com.ngxio.{}:{name}",
+                s.service_tag.to_lowercase()
+            ),
             name,
             portal_group_id: portal,
             auth_group_id: auth,
@@ -148,11 +173,20 @@ pub(crate) fn rename(req: &Req<'_>) -> Result<Value, ApiErr> {
     let name = req.str("name").unwrap_or_default();
     req.ctx.state.write(|s| {
         lookup(s, req.id())?;
-        if s.targets.values().any(|t| t.name == name && t.id != req.id()) {
-            return Err(ApiErr::exists(TARGET_EXISTS, format_args!("iSCSI target {name}")));
+        if s.targets
+            .values()
+            .any(|t| t.name == name && t.id != req.id())
+        {
+            return Err(ApiErr::exists(
+                TARGET_EXISTS,
+                format_args!("iSCSI target {name}"),
+            ));
         }
         if let Some(t) = s.targets.get_mut(req.id()) {
-            t.iqn = format!("iqn.2015-03.com.ngxio.{}:{name}", s.service_tag.to_lowercase());
+            t.iqn = format!(
+                "iqn.2015-03.com.ngxio.{}:{name}",
+                s.service_tag.to_lowercase()
+            );
             t.name = name;
         }
         Ok(success())
@@ -217,13 +251,17 @@ pub(crate) fn remove_luns(req: &Req<'_>) -> Result<Value, ApiErr> {
 }
 
 pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx.state.read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
+    req.ctx
+        .state
+        .read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
 }
 
 pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
-    req.ctx
-        .state
-        .read(|s| Ok(Value::Array(s.targets.values().map(|t| render(s, t, req.d())).collect())))
+    req.ctx.state.read(|s| {
+        Ok(Value::Array(
+            s.targets.values().map(|t| render(s, t, req.d())).collect(),
+        ))
+    })
 }
 
 pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
