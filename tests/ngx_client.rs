@@ -595,6 +595,10 @@ async fn unknown_ids_are_not_found_with_the_vendor_code(d: Dialect) {
         assert_eq!(err.class(), ErrorClass::NotFound, "{err}");
         assert_eq!(err.vendor_code(), Some(code), "{err}");
         assert_eq!(err.http_status(), Some(404));
+        assert!(
+            err.to_string().contains("abcdef"),
+            "names the object: {err}"
+        );
     }
 }
 

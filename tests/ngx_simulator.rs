@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use array_operator::array::ngxstorage::{Dialect, NgxClient, NgxConfig, Token};
+use array_operator::array::ngxstorage::{Dialect, Endpoint, NgxClient, NgxConfig, Token};
 use array_operator::array::transport::TransportConfig;
 use array_operator::sim::faults::FaultAction;
 use array_operator::sim::ngx::{NgxSim, SimConfig, parse_fault};
@@ -230,4 +230,43 @@ async fn a_full_pool_refuses_a_full_lun_but_not_a_thin_one() {
     );
     spec.thin = true;
     c.create_lun(&spec).await.expect("thin fits");
+}
+
+#[tokio::test]
+async fn latency_past_the_timeout_makes_a_post_ambiguous_and_a_read_retried() {
+    let s = sim(Dialect::Document).await;
+    let mut cfg = support::config(&s);
+    cfg.transport.request_timeout = Duration::from_millis(300);
+    let c = NgxClient::connect(cfg).await.expect("connect");
+    s.faults()
+        .set_operation_latency(s.op(Endpoint::LunCreate), Duration::from_secs(3));
+    let err = c
+        .create_lun(&lun("slow", GIB, true))
+        .await
+        .expect_err("timeout");
+    assert!(
+        matches!(
+            err,
+            array_operator::array::ngxstorage::NgxError::Ambiguous { .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        s.count(Endpoint::LunCreate),
+        1,
+        "a timed-out POST is not resent"
+    );
+
+    s.faults()
+        .set_operation_latency(s.op(Endpoint::LunList), Duration::from_secs(3));
+    let err = c.luns().await.expect_err("timeout");
+    assert_eq!(
+        array_operator::array::error::ArrayError::class(&err),
+        array_operator::array::error::ErrorClass::Unreachable
+    );
+    assert_eq!(
+        s.count(Endpoint::LunList),
+        2,
+        "a timed-out GET is resent once"
+    );
 }

@@ -415,6 +415,7 @@ impl NgxClient {
                     if transport_budget == 0 {
                         return Err(NgxError::Unreachable {
                             api_call: call,
+                            object: id.map(str::to_string),
                             detail,
                         });
                     }
@@ -425,6 +426,7 @@ impl NgxClient {
                     if !method.replay_safe() {
                         return Err(NgxError::Ambiguous {
                             api_call: call,
+                            object: id.map(str::to_string),
                             detail,
                         });
                     }
@@ -432,6 +434,7 @@ impl NgxClient {
                     if transport_budget == 0 {
                         return Err(NgxError::Unreachable {
                             api_call: call,
+                            object: id.map(str::to_string),
                             detail,
                         });
                     }
@@ -492,7 +495,7 @@ impl NgxClient {
             Ok(b) => b,
             Err(e) => return Attempt::Lost(describe_transport_error(&e)),
         };
-        Attempt::Answer(parse_answer(&call, status, &bytes))
+        Attempt::Answer(parse_answer(&call, id, status, &bytes))
     }
 }
 
@@ -515,12 +518,18 @@ fn short(v: &Value) -> String {
 
 /// Parses an answer: the `{"code", "error"}` envelope whatever the status;
 /// an empty or non-JSON body is an error even with 200.
-pub(crate) fn parse_answer(call: &str, status: u16, bytes: &[u8]) -> Result<Value, NgxError> {
+pub(crate) fn parse_answer(
+    call: &str,
+    id: Option<&str>,
+    status: u16,
+    bytes: &[u8],
+) -> Result<Value, NgxError> {
     let text = String::from_utf8_lossy(bytes);
     if text.trim().is_empty() {
         if status >= 400 {
             return Err(NgxError::Api {
                 api_call: call.to_string(),
+                object: id.map(str::to_string),
                 http_status: status,
                 code: None,
                 message: format!("HTTP {status} with an empty body"),
@@ -528,6 +537,7 @@ pub(crate) fn parse_answer(call: &str, status: u16, bytes: &[u8]) -> Result<Valu
         }
         return Err(NgxError::BadResponse {
             api_call: call.to_string(),
+            object: id.map(str::to_string),
             http_status: status,
             detail: "empty body".into(),
         });
@@ -539,6 +549,7 @@ pub(crate) fn parse_answer(call: &str, status: u16, bytes: &[u8]) -> Result<Valu
             if status >= 400 {
                 return Err(NgxError::Api {
                     api_call: call.to_string(),
+                    object: id.map(str::to_string),
                     http_status: status,
                     code: None,
                     message: snippet,
@@ -546,6 +557,7 @@ pub(crate) fn parse_answer(call: &str, status: u16, bytes: &[u8]) -> Result<Valu
             }
             return Err(NgxError::BadResponse {
                 api_call: call.to_string(),
+                object: id.map(str::to_string),
                 http_status: status,
                 detail: format!("not JSON ({e}): {snippet}"),
             });
@@ -565,6 +577,7 @@ pub(crate) fn parse_answer(call: &str, status: u16, bytes: &[u8]) -> Result<Valu
             .unwrap_or_else(|| format!("HTTP {status}: {}", short(&value)));
         return Err(NgxError::Api {
             api_call: call.to_string(),
+            object: id.map(str::to_string),
             http_status: status,
             code: code.filter(|c| *c != 0),
             message,
@@ -580,17 +593,22 @@ mod tests {
 
     #[test]
     fn envelopes_are_errors_whatever_the_status() {
-        let e = parse_answer("GET /lun/{id}", 200, br#"{"code":725,"error":"busy"}"#)
-            .expect_err("busy");
+        let e = parse_answer(
+            "GET /lun/{id}",
+            None,
+            200,
+            br#"{"code":725,"error":"busy"}"#,
+        )
+        .expect_err("busy");
         assert_eq!(e.class(), ErrorClass::Busy);
         assert_eq!(e.http_status(), Some(200));
-        let e = parse_answer("GET /x", 200, b"").expect_err("empty");
+        let e = parse_answer("GET /x", None, 200, b"").expect_err("empty");
         assert!(matches!(e, NgxError::BadResponse { .. }));
-        let e = parse_answer("GET /x", 200, b"<html>").expect_err("html");
+        let e = parse_answer("GET /x", None, 200, b"<html>").expect_err("html");
         assert!(matches!(e, NgxError::BadResponse { .. }));
-        let e = parse_answer("GET /x", 404, b"").expect_err("404");
+        let e = parse_answer("GET /x", None, 404, b"").expect_err("404");
         assert_eq!(e.class(), ErrorClass::NotFound);
-        assert!(parse_answer("GET /x", 200, br#"{"success":true}"#).is_ok());
+        assert!(parse_answer("GET /x", None, 200, br#"{"success":true}"#).is_ok());
     }
 
     #[test]

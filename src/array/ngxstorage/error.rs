@@ -35,6 +35,13 @@ pub fn classify(code: Option<i64>, http_status: u16) -> ErrorClass {
     }
 }
 
+fn on(object: &Option<String>) -> String {
+    object
+        .as_ref()
+        .map(|o| format!(" (object {o})"))
+        .unwrap_or_default()
+}
+
 /// Anything that went wrong talking to an NGXStorage array. Never carries
 /// the bearer token or a CHAP password.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +71,12 @@ pub enum NgxError {
         problem: String,
     },
     /// The array answered with an error envelope or an error status.
-    #[error("{api_call}: array error{}: {message} (HTTP {http_status})", code.map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("{api_call}{}: array error{}: {message} (HTTP {http_status})", on(object), code.map(|c| format!(" {c}")).unwrap_or_default())]
     Api {
         /// The call.
         api_call: String,
+        /// The id in the path, when the call addressed one object.
+        object: Option<String>,
         /// HTTP status of the answer.
         http_status: u16,
         /// The `code` of the envelope, when there was one.
@@ -76,10 +85,15 @@ pub enum NgxError {
         message: String,
     },
     /// The answer was empty or not JSON, whatever its status.
-    #[error("{api_call}: unusable answer (HTTP {http_status}): {detail}")]
+    #[error(
+        "{api_call}{}: unusable answer (HTTP {http_status}): {detail}",
+        on(object)
+    )]
     BadResponse {
         /// The call.
         api_call: String,
+        /// The id in the path, when the call addressed one object.
+        object: Option<String>,
         /// HTTP status of the answer.
         http_status: u16,
         /// What was wrong with it.
@@ -94,10 +108,12 @@ pub enum NgxError {
         detail: String,
     },
     /// The connection failed before the request was sent.
-    #[error("{api_call}: array unreachable: {detail}")]
+    #[error("{api_call}{}: array unreachable: {detail}", on(object))]
     Unreachable {
         /// The call.
         api_call: String,
+        /// The id in the path, when the call addressed one object.
+        object: Option<String>,
         /// The transport error.
         detail: String,
     },
@@ -105,11 +121,14 @@ pub enum NgxError {
     /// array. Its outcome is unknown; the caller must re-observe, and the
     /// client never resends it.
     #[error(
-        "{api_call}: connection lost after sending; the outcome is unknown, re-observe before retrying: {detail}"
+        "{api_call}{}: connection lost after sending; the outcome is unknown, re-observe before retrying: {detail}",
+        on(object)
     )]
     Ambiguous {
         /// The call.
         api_call: String,
+        /// The id in the path, when the call addressed one object.
+        object: Option<String>,
         /// The transport error.
         detail: String,
     },
