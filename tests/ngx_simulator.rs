@@ -270,3 +270,49 @@ async fn latency_past_the_timeout_makes_a_post_ambiguous_and_a_read_retried() {
         "a timed-out GET is resent once"
     );
 }
+
+#[tokio::test]
+async fn the_client_keeps_to_its_concurrency_limit() {
+    let s = sim(Dialect::Document).await;
+    let mut cfg = support::config(&s);
+    cfg.transport.max_concurrent_requests = 2;
+    let c = NgxClient::connect(cfg).await.expect("connect");
+    // Latency keeps each request in flight long enough for others to pile up.
+    s.faults()
+        .set_operation_latency(s.op(Endpoint::LunList), Duration::from_millis(200));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.luns().await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("join").expect("list");
+    }
+    assert_eq!(s.count(Endpoint::LunList), 6);
+    assert_eq!(s.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn tls_trust_follows_the_configuration() {
+    let s = sim(Dialect::Sdk).await;
+    // System roots do not trust the simulator's private CA.
+    let mut cfg = support::config(&s);
+    cfg.transport.ca_bundle_pem = None;
+    let err = NgxClient::connect(cfg.clone())
+        .await
+        .expect_err("untrusted");
+    assert_eq!(
+        array_operator::array::error::ArrayError::class(&err),
+        array_operator::array::error::ErrorClass::Unreachable
+    );
+    assert_eq!(
+        s.calls().calls().len(),
+        0,
+        "no request got through the handshake"
+    );
+    // insecureSkipVerify, only when asked.
+    cfg.transport.insecure_skip_verify = true;
+    let c = NgxClient::connect(cfg).await.expect("insecure");
+    assert_eq!(c.dialect(), Dialect::Sdk);
+}

@@ -341,6 +341,11 @@ async fn a_wrong_token_is_unauthorized_and_never_shown() {
     for text in [err.to_string(), format!("{err:?}"), format!("{cfg:?}")] {
         assert!(!text.contains(secret), "{text}");
     }
+    let chap = Chap {
+        username: "u".into(),
+        password: "chap-pass-31337".into(),
+    };
+    assert!(!format!("{chap:?}").contains("chap-pass-31337"));
     // A client that connected does not show its token either.
     let c = client(&sim).await;
     assert!(!format!("{c:?}").contains(TOKEN));

@@ -173,6 +173,7 @@ impl NgxSim {
             faults: Faults::default(),
             calls: CallLog::default(),
             cluster_status: Arc::new(Mutex::new(config.cluster_status)),
+            in_flight: Arc::default(),
         };
         let mut sim = NgxSim {
             ctx,
@@ -259,6 +260,11 @@ impl NgxSim {
         self.ctx.calls.count(&self.op(endpoint))
     }
 
+    /// The most requests this instance handled at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.ctx.in_flight.max()
+    }
+
     /// Changes what `status/cluster` reports (a failover).
     pub fn set_cluster_status(&self, status: &str) {
         let mut s = self
@@ -291,6 +297,11 @@ impl NgxSim {
             server.wait().await;
         }
     }
+}
+
+/// Starts an instance (the same as [`NgxSim::start`]).
+pub async fn start(config: SimConfig) -> Result<NgxSim, SimulateError> {
+    NgxSim::start(config).await
 }
 
 /// Parses `OPERATION[@NTH]=ACTION`.

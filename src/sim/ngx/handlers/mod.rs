@@ -9,6 +9,7 @@ mod snapshot;
 mod target;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -58,6 +59,37 @@ pub struct Ctx {
     pub calls: CallLog,
     /// What `status/cluster` says about this controller (`Master`, `Ready`).
     pub cluster_status: Arc<Mutex<String>>,
+    /// Requests being handled now, and the most seen at once.
+    pub in_flight: Arc<InFlight>,
+}
+
+/// A gauge of concurrent requests, so tests can check a client's
+/// concurrency limit without timing anything.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl InFlight {
+    /// The most requests handled at the same time so far.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// An error answer: `{"code": n, "error": "..."}` with an HTTP status.
@@ -249,6 +281,7 @@ pub async fn dispatch(
             .into_response();
     };
 
+    let _in_flight = ctx.in_flight.enter();
     let decision = ctx.faults.decide(&operation);
     if !decision.latency.is_zero() {
         tokio::time::sleep(decision.latency).await;
