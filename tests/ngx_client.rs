@@ -675,6 +675,20 @@ async fn a_post_cut_after_applying_is_not_replayed(d: Dialect) {
     ));
     assert_eq!(sim.count(Endpoint::TargetAddLun), 1);
     assert_eq!(sim.state().target(&t.id).map(|t| t.luns.len()), Some(1));
+
+    // A resize cut after applying: asking again re-reads the LUN, sees the
+    // size reached and sends nothing, so a delta is never applied twice.
+    sim.faults().arm(FaultRule::once(
+        sim.op(Endpoint::LunModify),
+        1,
+        FaultAction::DropAfterApply,
+    ));
+    let err = c.resize_lun(&vol, 2 * GIB).await.expect_err("ambiguous");
+    assert!(matches!(err, NgxError::Ambiguous { .. }), "{err:?}");
+    assert!(err.to_string().contains(&vol), "names the LUN: {err}");
+    let again = c.resize_lun(&vol, 2 * GIB).await.expect("already done");
+    assert_eq!(again.size_bytes, 2 * GIB);
+    assert_eq!(sim.count(Endpoint::LunModify), 1);
 }
 
 async fn a_dropped_read_is_replayed_and_5xx_is_reported(d: Dialect) {
