@@ -2,7 +2,7 @@
 //! the one request path every endpoint goes through (validation, bearer
 //! token, error envelope, busy retry, no replay of ambiguous mutations).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -141,7 +141,8 @@ struct Inner {
     config: NgxConfig,
     controllers: Vec<String>,
     transport: Transport,
-    dialect: Dialect,
+    /// Set once: from the config, or by the probe at connect.
+    dialect: OnceLock<Dialect>,
     selection: Mutex<Option<Selection>>,
 }
 
@@ -196,14 +197,18 @@ impl NgxClient {
             if !(c.starts_with("https://") || c.starts_with("http://")) {
                 return Err(NgxError::Config {
                     field: "spec.endpoint",
-                    problem: format!("must be an https:// URL (got {c:?})"),
+                    problem: format!("must be an https:// (or http://) URL (got {c:?})"),
                 });
             }
         }
         let transport = Transport::new(&config.transport)?;
-        let mut client = NgxClient {
+        let dialect = OnceLock::new();
+        if let Some(d) = config.dialect {
+            let _ = dialect.set(d);
+        }
+        let client = NgxClient {
             inner: Arc::new(Inner {
-                dialect: config.dialect.unwrap_or_default(),
+                dialect,
                 config,
                 controllers,
                 transport,
@@ -211,18 +216,17 @@ impl NgxClient {
             }),
         };
         client.current_controller().await?;
-        if client.inner.config.dialect.is_none() {
+        if client.inner.dialect.get().is_none() {
             let dialect = client.probe_dialect().await?;
-            if let Some(inner) = Arc::get_mut(&mut client.inner) {
-                inner.dialect = dialect;
-            }
+            let _ = client.inner.dialect.set(dialect);
         }
         Ok(client)
     }
 
     /// The dialect in use (to record in the StorageArray status).
     pub fn dialect(&self) -> Dialect {
-        self.inner.dialect
+        // Unset only during the probe, whose calls name their dialect.
+        self.inner.dialect.get().copied().unwrap_or_default()
     }
 
     /// The configured owner.
@@ -301,7 +305,7 @@ impl NgxClient {
             let attempt = self
                 .exchange(
                     base,
-                    self.inner.dialect,
+                    self.dialect(),
                     Endpoint::StatusCluster,
                     None,
                     &[],
@@ -353,7 +357,7 @@ impl NgxClient {
         query: &[(String, String)],
         body: Option<Value>,
     ) -> Result<Value, NgxError> {
-        self.call_as(self.inner.dialect, endpoint, id, query, body)
+        self.call_as(self.dialect(), endpoint, id, query, body)
             .await
     }
 
