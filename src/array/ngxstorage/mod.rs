@@ -1,1 +1,28 @@
-//! NGXStorage REST API v2 client (issue #4 fills it in).
+//! NGXStorage REST API v2 client.
+//!
+//! One [`NgxClient`] per array (or HA pair), shared by every caller. It
+//! speaks both descriptions of the API ([`Dialect`]): the document and the
+//! vendor's Go SDK. Paths and field names live in [`dialect`], the
+//! document's validation tables in [`validate`], and the simulator in
+//! `crate::sim::ngx` reads the same two modules.
+
+pub mod auth_group;
+pub mod client;
+pub mod dialect;
+pub mod error;
+pub mod lun;
+pub mod pool;
+pub mod size;
+pub mod snapshot;
+pub mod status;
+pub mod target;
+pub mod types;
+pub mod validate;
+
+pub use auth_group::{AuthGroupSummary, Chap};
+pub use client::{BusyRetry, NgxClient, NgxConfig, ResizeMode, Token};
+pub use dialect::{Dialect, Endpoint, Field};
+pub use error::NgxError;
+pub use snapshot::SnapshotCreated;
+pub use target::{TargetCreate, TargetSummary};
+pub use types::*;

@@ -1,0 +1,714 @@
+//! Typed requests and responses.
+//!
+//! Responses are decoded from JSON through the field table in
+//! [`super::dialect`], trying the detected dialect's spelling first and the
+//! other one second, so an answer in either dialect decodes. Unknown extra
+//! fields are ignored; numbers sent as strings (the document's byte counts)
+//! and as numbers (the SDK's) are both accepted.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::dialect::{Dialect, Field};
+
+/// A JSON object read through the field table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec<'a> {
+    value: &'a Value,
+    dialect: Dialect,
+}
+
+impl<'a> Rec<'a> {
+    pub(crate) fn new(value: &'a Value, dialect: Dialect) -> Self {
+        Rec { value, dialect }
+    }
+
+    pub(crate) fn get(&self, field: Field) -> Option<&'a Value> {
+        field
+            .candidates(self.dialect)
+            .into_iter()
+            .find_map(|name| self.value.get(name).filter(|v| !v.is_null()))
+    }
+
+    pub(crate) fn str(&self, field: Field) -> Option<String> {
+        match self.get(field)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn u64(&self, field: Field) -> Option<u64> {
+        as_u64(self.get(field)?)
+    }
+
+    pub(crate) fn need_str(&self, field: Field) -> Result<String, String> {
+        self.str(field)
+            .ok_or_else(|| format!("missing `{}`", field.candidates(self.dialect).join("`/`")))
+    }
+
+    pub(crate) fn array(&self, field: Field) -> &'a [Value] {
+        self.get(field)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+/// A number from a JSON number or a numeric string.
+pub(crate) fn as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f as u64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// What to create: the body of `POST lun/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LunCreate {
+    /// Pool name (`pool_name`).
+    pub pool: String,
+    /// LUN name.
+    pub name: String,
+    /// Size in bytes; converted to `size` + `sing`.
+    pub size_bytes: u64,
+    /// Thin provisioning (`thin_provision` on/off).
+    pub thin: bool,
+    /// `blocksize` (4k ... 128k); the array's default when `None`.
+    pub blocksize: Option<String>,
+    /// `deduplication`.
+    pub deduplication: Option<bool>,
+    /// `compression`.
+    pub compression: Option<bool>,
+    /// `io_type` (transactional or sequential).
+    pub io_type: Option<String>,
+    /// `qos_priority` (4, 8, 16, 32, 64 or 128).
+    pub qos_priority: Option<u32>,
+}
+
+/// Changes to a LUN other than its size: the body of `PATCH lun/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LunChanges {
+    /// `deduplication`.
+    pub deduplication: Option<bool>,
+    /// `compression`.
+    pub compression: Option<bool>,
+    /// `thin_provision`.
+    pub thin: Option<bool>,
+    /// `io_type`.
+    pub io_type: Option<String>,
+    /// `qos_priority`.
+    pub qos_priority: Option<u32>,
+    /// `flash_cache`.
+    pub flash_cache: Option<bool>,
+    /// `dram_cache`.
+    pub dram_cache: Option<bool>,
+}
+
+/// `on`/`off` for a flag.
+pub(crate) fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// A LUN as the detail and detail-list endpoints describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lun {
+    /// `vol_id` / `id`.
+    pub id: String,
+    /// `vol_name` / `name`.
+    pub name: String,
+    /// The pool it lives in.
+    pub pool: Option<String>,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// Bytes used.
+    pub used_bytes: Option<u64>,
+    /// `scsi_lunid` / `scsi_id`.
+    pub scsi_lunid: Option<String>,
+    /// Thin provisioned (`provision_type` thin).
+    pub thin: Option<bool>,
+    /// Block size as reported (bytes, for example `16384`).
+    pub blocksize: Option<String>,
+    /// `dedup` on/off.
+    pub deduplication: Option<bool>,
+    /// `compress` on/off.
+    pub compression: Option<bool>,
+    /// `io_type`.
+    pub io_type: Option<String>,
+    /// `qos_priority`.
+    pub qos_priority: Option<u64>,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// The iSCSI target name it is mapped to (`protocols.iscsi`).
+    pub iscsi_target: Option<String>,
+}
+
+fn flag(rec: &Rec<'_>, field: Field) -> Option<bool> {
+    rec.str(field).map(|s| s == "on")
+}
+
+impl Lun {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(Lun {
+            id: r.need_str(Field::LunId)?,
+            name: r.need_str(Field::LunName)?,
+            pool: r.str(Field::LunPool),
+            size_bytes: r
+                .u64(Field::LunSize)
+                .ok_or_else(|| "missing LUN size (`vol_size`/`size`)".to_string())?,
+            used_bytes: r.u64(Field::LunUsed),
+            scsi_lunid: r.str(Field::LunScsiId),
+            thin: r.str(Field::LunProvision).map(|p| p == "thin"),
+            blocksize: r.str(Field::LunBlocksize),
+            deduplication: flag(&r, Field::LunDedup),
+            compression: flag(&r, Field::LunCompress),
+            io_type: r.str(Field::LunIoType),
+            qos_priority: r.u64(Field::LunQos),
+            owner: r.str(Field::LunOwner),
+            iscsi_target: r
+                .get(Field::LunProtocols)
+                .and_then(|p| p.get("iscsi"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+}
+
+/// A LUN as the short list (`GET lun/`) describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LunSummary {
+    /// `vol_id` / `id`.
+    pub id: String,
+    /// `name`.
+    pub name: String,
+    /// `pool`.
+    pub pool: Option<String>,
+    /// `owner`.
+    pub owner: Option<String>,
+}
+
+impl LunSummary {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(LunSummary {
+            id: r.need_str(Field::LunId)?,
+            name: r
+                .str(Field::LunListName)
+                .or_else(|| r.str(Field::LunName))
+                .ok_or("missing LUN `name`")?,
+            pool: r.str(Field::LunListPool).or_else(|| r.str(Field::LunPool)),
+            owner: r.str(Field::LunOwner),
+        })
+    }
+}
+
+/// What `POST lun/` returned for the LUN it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LunCreated {
+    /// The new `vol_id`.
+    pub id: String,
+    /// Its `scsi_lunid`.
+    pub scsi_lunid: Option<String>,
+}
+
+/// A LUN mapped to a target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedLun {
+    /// The LUN's `vol_id`.
+    pub vol_id: String,
+    /// The LUN number on the target.
+    pub number: Option<u32>,
+    /// The LUN name.
+    pub name: Option<String>,
+}
+
+impl MappedLun {
+    fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(MappedLun {
+            vol_id: r.need_str(Field::MappedVolId)?,
+            number: r
+                .u64(Field::MappedNumber)
+                .and_then(|n| u32::try_from(n).ok()),
+            name: r.str(Field::MappedName),
+        })
+    }
+
+    pub(crate) fn decode_all(values: &[Value], d: Dialect) -> Result<Vec<Self>, String> {
+        values.iter().map(|v| MappedLun::decode(v, d)).collect()
+    }
+}
+
+/// An iSCSI target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `scsi_id` / `id`.
+    pub id: String,
+    /// `scsi_target_name` / `name`.
+    pub name: String,
+    /// `target_iqn`.
+    pub iqn: Option<String>,
+    /// `portal_id` / `portal_group_id`.
+    pub portal_group_id: Option<String>,
+    /// `group_id` / `auth_group_id`.
+    pub auth_group_id: Option<String>,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// Mapped LUNs, in the array's order.
+    pub luns: Vec<MappedLun>,
+}
+
+impl Target {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(Target {
+            id: r.need_str(Field::TargetId)?,
+            name: r.need_str(Field::TargetName)?,
+            iqn: r.str(Field::TargetIqn),
+            portal_group_id: r.str(Field::TargetPortalGroup),
+            auth_group_id: r.str(Field::TargetAuthGroup),
+            owner: r.str(Field::TargetOwner),
+            luns: MappedLun::decode_all(r.array(Field::TargetLuns), d)?,
+        })
+    }
+}
+
+/// What `POST target/iscsi/` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetCreated {
+    /// The new target id.
+    pub id: String,
+    /// LUNs mapped at creation.
+    pub luns: Vec<MappedLun>,
+}
+
+/// An initiator allowed by an auth group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Initiator {
+    /// The entry id (for delete).
+    pub id: String,
+    /// The IQN.
+    pub iqn: String,
+    /// `iqn_alias` / `alias`.
+    pub alias: Option<String>,
+}
+
+/// An auth group. The CHAP password the array returns is not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthGroup {
+    /// `group_id` / `id`.
+    pub id: String,
+    /// `group_name` / `name`.
+    pub name: String,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// CHAP user name, when CHAP is set.
+    pub chap_username: Option<String>,
+    /// `chap_status` is 1.
+    pub chap_enabled: bool,
+    /// Allowed initiators.
+    pub initiators: Vec<Initiator>,
+}
+
+impl AuthGroup {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        let chap_username = r
+            .get(Field::Chap)
+            .map(|c| Rec::new(c, d))
+            .and_then(|c| c.str(Field::ChapUser));
+        let initiators = r
+            .array(Field::Initiators)
+            .iter()
+            .map(|i| {
+                let i = Rec::new(i, d);
+                Ok(Initiator {
+                    id: i.need_str(Field::InitiatorId)?,
+                    iqn: i.need_str(Field::InitiatorIqn)?,
+                    alias: i.str(Field::InitiatorAlias),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(AuthGroup {
+            id: r.need_str(Field::GroupId)?,
+            name: r.need_str(Field::GroupName)?,
+            owner: r.str(Field::GroupOwner),
+            chap_enabled: r.u64(Field::ChapStatus) == Some(1),
+            chap_username,
+            initiators,
+        })
+    }
+}
+
+/// A portal group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortalGroup {
+    /// `id`.
+    pub id: String,
+    /// `portal_name` / `name`.
+    pub name: Option<String>,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// Listen addresses.
+    pub listen_ips: Vec<String>,
+}
+
+impl PortalGroup {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(PortalGroup {
+            id: r.need_str(Field::PortalId)?,
+            name: r.str(Field::PortalName),
+            owner: r.str(Field::PortalOwner),
+            listen_ips: r
+                .array(Field::PortalIps)
+                .iter()
+                .filter_map(|ip| match ip {
+                    Value::String(s) => Some(s.clone()),
+                    other => Rec::new(other, d).str(Field::PortalIp),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A snapshot of a LUN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `snap_id` / `id`.
+    pub id: String,
+    /// `snap_name` / `name`.
+    pub name: Option<String>,
+    /// The LUN's id, when the array says.
+    pub volume_id: Option<String>,
+    /// The LUN's name.
+    pub volume_name: Option<String>,
+    /// Pool name.
+    pub pool: Option<String>,
+    /// Space it holds, bytes.
+    pub reserved_bytes: Option<u64>,
+    /// Creation time, Unix seconds.
+    pub created: Option<u64>,
+    /// Whether a clone is bound to it (`binded`).
+    pub bound: Option<bool>,
+}
+
+impl Snapshot {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(Snapshot {
+            id: r.need_str(Field::SnapId)?,
+            name: r.str(Field::SnapName),
+            volume_id: r.str(Field::SnapVolId),
+            volume_name: r.str(Field::SnapVolName),
+            pool: r.str(Field::SnapPool),
+            reserved_bytes: r.u64(Field::SnapReserved),
+            created: r.u64(Field::SnapCreated),
+            bound: r.u64(Field::SnapBinded).map(|b| b != 0),
+        })
+    }
+
+    /// Decodes a snapshot list: the document's `{"luns": [...], "shares":
+    /// [...]}` (LUN snapshots only) or the SDK's plain array.
+    pub(crate) fn decode_list(v: &Value, d: Dialect) -> Result<Vec<Self>, String> {
+        let items = match v {
+            Value::Array(items) => items.as_slice(),
+            Value::Object(o) => o
+                .get("luns")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            _ => return Err("a snapshot list is neither an array nor {luns, shares}".into()),
+        };
+        items.iter().map(|i| Snapshot::decode(i, d)).collect()
+    }
+}
+
+/// A LUN's native snapshot schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotSchedule {
+    /// The schedule id.
+    pub id: Option<String>,
+    /// The cron expression (`c_time`).
+    pub cron: String,
+    /// Snapshots kept (`keep_max`).
+    pub keep_max: u64,
+    /// The array's description (`h_read`).
+    pub readable: Option<String>,
+}
+
+impl SnapshotSchedule {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(SnapshotSchedule {
+            id: r.str(Field::ScheduleId),
+            cron: r
+                .str(Field::ScheduleCron)
+                .or_else(|| {
+                    v.get("cron_time")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .ok_or("missing `c_time`")?,
+            keep_max: r.u64(Field::ScheduleKeep).ok_or("missing `keep_max`")?,
+            readable: r.str(Field::ScheduleReadable),
+        })
+    }
+}
+
+/// A pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// `pool_id` / `id`.
+    pub id: String,
+    /// `pool_name` / `name`.
+    pub name: String,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// `status` (ONLINE, ...), on detail.
+    pub status: Option<String>,
+}
+
+impl Pool {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(Pool {
+            id: r.need_str(Field::PoolId)?,
+            name: r.need_str(Field::PoolName)?,
+            owner: r.str(Field::PoolOwner),
+            status: r.str(Field::PoolStatus),
+        })
+    }
+}
+
+/// Capacity of one pool, from `pool/overview` or `status/capacity`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolCapacity {
+    /// Pool name.
+    pub pool: String,
+    /// Total bytes.
+    pub total_bytes: Option<u64>,
+    /// Free bytes.
+    pub free_bytes: Option<u64>,
+    /// Allocated bytes.
+    pub allocated_bytes: Option<u64>,
+    /// Logically available bytes.
+    pub logical_available_bytes: Option<u64>,
+    /// Logically reserved bytes.
+    pub logical_reserved_bytes: Option<u64>,
+}
+
+impl PoolCapacity {
+    fn from_info(pool: String, info: &Value) -> Self {
+        let n = |k: &str| info.get(k).and_then(as_u64);
+        PoolCapacity {
+            pool,
+            total_bytes: n("total_size"),
+            free_bytes: n("free_size"),
+            allocated_bytes: n("allocated_size"),
+            logical_available_bytes: n("logical_avail"),
+            logical_reserved_bytes: n("logical_reserved"),
+        }
+    }
+
+    /// Decodes `pool/overview`: the document's array of
+    /// `{pool_name, capacity{...}}` or the SDK's single object.
+    pub(crate) fn decode_overview(v: &Value) -> Result<Vec<Self>, String> {
+        let one = |item: &Value| -> Result<Self, String> {
+            let name = item
+                .get("pool_name")
+                .or_else(|| item.get("name"))
+                .and_then(Value::as_str)
+                .ok_or("pool overview entry without `pool_name`")?;
+            let info = item.get("capacity").unwrap_or(item);
+            Ok(PoolCapacity::from_info(name.to_string(), info))
+        };
+        match v {
+            Value::Array(items) => items.iter().map(one).collect(),
+            Value::Object(_) => Ok(vec![one(v)?]),
+            _ => Err("pool overview is neither an array nor an object".into()),
+        }
+    }
+
+    /// Decodes `status/capacity`: the document's `{pool: {info{...}}}` or
+    /// the SDK's `[{name, logical{available, reserved}}]`.
+    pub(crate) fn decode_status(v: &Value) -> Result<Vec<Self>, String> {
+        match v {
+            Value::Object(pools) => Ok(pools
+                .iter()
+                .map(|(name, p)| PoolCapacity::from_info(name.clone(), p.get("info").unwrap_or(p)))
+                .collect()),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let name = item
+                        .get("name")
+                        .or_else(|| item.get("pool_name"))
+                        .and_then(Value::as_str)
+                        .ok_or("capacity entry without `name`")?;
+                    let logical = item.get("logical");
+                    let n = |k: &str| logical.and_then(|l| l.get(k)).and_then(as_u64);
+                    let mut cap = PoolCapacity::from_info(name.to_string(), item);
+                    cap.logical_available_bytes = cap.logical_available_bytes.or(n("available"));
+                    cap.logical_reserved_bytes = cap.logical_reserved_bytes.or(n("reserved"));
+                    Ok(cap)
+                })
+                .collect(),
+            _ => Err("status/capacity is neither an object nor an array".into()),
+        }
+    }
+}
+
+/// `status/system_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemInfo {
+    /// Model (`product`).
+    pub product: Option<String>,
+    /// Software version (`app_version`).
+    pub app_version: Option<String>,
+    /// Serial (`service_tag`); the controller ids are `<tag>_A`/`_B`.
+    pub service_tag: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+}
+
+impl SystemInfo {
+    pub(crate) fn decode(v: &Value) -> Self {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        SystemInfo {
+            product: s("product"),
+            app_version: s("app_version"),
+            service_tag: s("service_tag"),
+            os_version: s("os_version"),
+        }
+    }
+}
+
+/// `status/cluster`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    /// `connected` is 1.
+    pub connected: bool,
+    /// `Master`, `Ready`, `Cluster`, ...
+    pub status: String,
+    /// Controller ids of the pair.
+    pub peers: Vec<String>,
+}
+
+impl ClusterStatus {
+    /// Whether this controller is the Master.
+    pub fn is_master(&self) -> bool {
+        self.status.eq_ignore_ascii_case("master")
+    }
+
+    pub(crate) fn decode(v: &Value) -> Result<Self, String> {
+        Ok(ClusterStatus {
+            connected: v.get("connected").and_then(as_u64) == Some(1),
+            status: v
+                .get("status")
+                .and_then(Value::as_str)
+                .ok_or("missing `status`")?
+                .to_string(),
+            peers: v
+                .get("peers")
+                .and_then(Value::as_array)
+                .map(|peers| {
+                    peers
+                        .iter()
+                        .filter_map(|p| p.get("id").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// `status/license`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct License {
+    /// Valid from, Unix seconds.
+    pub start_time: Option<u64>,
+    /// Valid until, Unix seconds.
+    pub expire_time: Option<u64>,
+    /// Every other entry (feature flags and capacities), as sent.
+    pub features: BTreeMap<String, Value>,
+}
+
+impl License {
+    pub(crate) fn decode(v: &Value) -> Result<Self, String> {
+        let object = v.as_object().ok_or("status/license is not an object")?;
+        Ok(License {
+            start_time: object.get("start_time").and_then(as_u64),
+            expire_time: object.get("expire_time").and_then(as_u64),
+            features: object
+                .iter()
+                .filter(|(k, _)| *k != "start_time" && *k != "expire_time")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// Whether a feature flag (for example `snapshot`, `clone`) is 1.
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.get(feature).and_then(as_u64) == Some(1)
+    }
+}
+
+/// A pool's status from `status/pools`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolHealth {
+    /// Pool id.
+    pub id: Option<String>,
+    /// Pool name.
+    pub name: String,
+    /// `status`, for example ONLINE.
+    pub status: Option<String>,
+    /// Owning controller.
+    pub owner: Option<String>,
+}
+
+impl PoolHealth {
+    pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
+        let r = Rec::new(v, d);
+        Ok(PoolHealth {
+            id: r.str(Field::PoolId),
+            name: r.need_str(Field::PoolName)?,
+            status: r.str(Field::PoolStatus),
+            owner: r.str(Field::PoolOwner),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_lun_decodes_from_either_dialect() {
+        let doc = json!({"vol_id": "ab", "vol_name": "x", "vol_size": "1073741824", "provision_type": "thin", "protocols": {"iscsi": "t1"}});
+        let sdk = json!({"id": "ab", "name": "x", "size": 1073741824u64, "extra": [1]});
+        for d in Dialect::ALL {
+            let a = Lun::decode(&doc, d).expect("doc");
+            let b = Lun::decode(&sdk, d).expect("sdk");
+            assert_eq!((a.id.as_str(), a.size_bytes), ("ab", 1 << 30));
+            assert_eq!((b.id.as_str(), b.size_bytes), ("ab", 1 << 30));
+            assert_eq!(a.iscsi_target.as_deref(), Some("t1"));
+            assert_eq!(a.thin, Some(true));
+        }
+    }
+
+    #[test]
+    fn capacity_decodes_both_shapes() {
+        let doc = json!({"p1": {"info": {"total_size": "100", "logical_avail": "40"}}});
+        let sdk = json!([{"name": "p1", "logical": {"available": 40, "reserved": 1}}]);
+        let a = PoolCapacity::decode_status(&doc).expect("doc");
+        let b = PoolCapacity::decode_status(&sdk).expect("sdk");
+        assert_eq!(a[0].logical_available_bytes, Some(40));
+        assert_eq!(b[0].logical_available_bytes, Some(40));
+        assert_eq!(b[0].pool, "p1");
+    }
+}

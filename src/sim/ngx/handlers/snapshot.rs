@@ -1,0 +1,297 @@
+//! Snapshot and snapshot schedule handlers.
+
+use serde_json::{Value, json};
+
+use crate::array::ngxstorage::dialect::{Dialect, Field};
+
+use super::super::state::{ArrayState, SimLun, SimSchedule, SimSnapshot};
+use super::{
+    ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, bytes, hex, new_id, now, obj, success,
+};
+
+fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
+    let lun = s.luns.get(&snap.vol_id);
+    let pool = lun
+        .and_then(|l| s.pools.get(&l.pool_id))
+        .map(|p| p.name.clone());
+    let mut o = obj(
+        d,
+        vec![
+            (Field::SnapId, json!(snap.id)),
+            (Field::SnapName, json!(snap.name)),
+            (Field::SnapVolId, json!(snap.vol_id)),
+            (Field::SnapVolName, json!(lun.map(|l| l.name.clone()))),
+            (Field::SnapPool, json!(pool)),
+            (Field::SnapReserved, bytes(d, snap.reserved)),
+            (Field::SnapCreated, json!(snap.created.to_string())),
+            (Field::SnapBinded, json!(u8::from(snap.binded))),
+        ],
+    );
+    match d {
+        Dialect::Document => {
+            o.insert("restore".into(), json!(1));
+        }
+        Dialect::Sdk => {
+            let name = lun.map(|l| l.name.clone()).unwrap_or_default();
+            o.insert(
+                "path".into(),
+                json!(format!("{}/{name}@{}", pool.unwrap_or_default(), snap.name)),
+            );
+        }
+    }
+    Value::Object(o)
+}
+
+/// The document wraps lists as `{luns, shares}`; the SDK reads arrays.
+fn wrap(d: Dialect, items: Vec<Value>) -> Value {
+    match d {
+        Dialect::Document => json!({"luns": items, "shares": []}),
+        Dialect::Sdk => Value::Array(items),
+    }
+}
+
+fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimSnapshot, ApiErr> {
+    s.snapshots
+        .get(id)
+        .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("snapshot {id}")))
+}
+
+fn lun<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
+    s.luns
+        .get(id)
+        .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
+}
+
+pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let d = req.d();
+    let name = req.str("name").unwrap_or_default();
+    let vol = req.str("volume_id").unwrap_or_default();
+    req.ctx.state.write(|s| {
+        let l = lun(s, &vol)?.clone();
+        if s.snapshots
+            .values()
+            .any(|x| x.vol_id == vol && x.name == name)
+        {
+            return Err(ApiErr::exists(
+                SNAPSHOT_EXISTS,
+                format_args!("snapshot {name}"),
+            ));
+        }
+        let snap = SimSnapshot {
+            id: new_id(),
+            name: name.clone(),
+            vol_id: vol,
+            size_bytes: l.size_bytes,
+            created: now(),
+            reserved: 57344,
+            binded: false,
+        };
+        let mut o = match render(s, &snap, d) {
+            Value::Object(o) => o,
+            _ => serde_json::Map::new(),
+        };
+        o.insert("snap_vol".into(), json!(format!("{}@{name}", l.name)));
+        s.snapshots.insert(snap.id.clone(), snap);
+        Ok(Value::Object(o))
+    })
+}
+
+pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
+    req.ctx.state.write(|s| {
+        let snap = lookup(s, req.id())?;
+        if snap.binded {
+            return Err(ApiErr::attached(format!(
+                "snapshot {} has a clone bound to it",
+                snap.name
+            )));
+        }
+        s.snapshots.remove(req.id());
+        Ok(success())
+    })
+}
+
+pub(crate) fn delete_all(req: &Req<'_>) -> Result<Value, ApiErr> {
+    req.ctx.state.write(|s| {
+        lun(s, req.id())?;
+        s.snapshots.retain(|_, x| x.vol_id != req.id() || x.binded);
+        let kept = s
+            .snapshots
+            .values()
+            .filter(|x| x.vol_id == req.id())
+            .count();
+        let warning = if kept > 0 {
+            format!("{kept} snapshot(s) with a bound clone were kept")
+        } else {
+            String::new()
+        };
+        Ok(json!({"success": true, "warning": warning}))
+    })
+}
+
+pub(crate) fn clone(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let d = req.d();
+    let name = req.str("name").unwrap_or_default();
+    req.ctx.state.write(|s| {
+        let snap = lookup(s, req.id())?.clone();
+        let source = lun(s, &snap.vol_id)?.clone();
+        if s.lun_by_name(&name).is_some() {
+            return Err(ApiErr::exists(EXISTS, format_args!("LUN {name}")));
+        }
+        let id = new_id();
+        s.luns.insert(
+            id.clone(),
+            SimLun {
+                id: id.clone(),
+                name,
+                size_bytes: snap.size_bytes,
+                used_bytes: 4096,
+                scsi_lunid: format!("589c00{}", hex(&rand::random::<[u8; 16]>())),
+                thin: true,
+                clone_of: Some(snap.id.clone()),
+                ..source
+            },
+        );
+        if let Some(x) = s.snapshots.get_mut(&snap.id) {
+            x.binded = true;
+        }
+        Ok(Value::Object(obj(d, vec![(Field::CloneVolId, json!(id))]))).map(|mut v| {
+            v["success"] = json!(true);
+            v
+        })
+    })
+}
+
+pub(crate) fn restore(req: &Req<'_>) -> Result<Value, ApiErr> {
+    req.ctx.state.write(|s| {
+        let snap = lookup(s, req.id())?.clone();
+        let l = s
+            .luns
+            .get_mut(&snap.vol_id)
+            .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {}", snap.vol_id)))?;
+        l.size_bytes = snap.size_bytes;
+        Ok(success())
+    })
+}
+
+pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
+    req.ctx
+        .state
+        .read(|s| Ok(render(s, lookup(s, req.id())?, req.d())))
+}
+
+fn volume_filter(req: &Req<'_>, key: &str) -> Option<String> {
+    req.query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+}
+
+pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let d = req.d();
+    let filter = volume_filter(req, Field::QuerySnapshotListVolume.name(d));
+    req.ctx.state.read(|s| {
+        let items = s
+            .snapshots
+            .values()
+            .filter(|x| filter.as_ref().is_none_or(|f| &x.vol_id == f))
+            .map(|x| render(s, x, d))
+            .collect();
+        Ok(wrap(d, items))
+    })
+}
+
+pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let d = req.d();
+    let filter = volume_filter(req, "vol_id");
+    req.ctx.state.read(|s| {
+        let items = s
+            .snapshots
+            .values()
+            .filter(|x| filter.as_ref().is_none_or(|f| &x.vol_id == f))
+            .map(|x| {
+                let mut o = obj(
+                    d,
+                    vec![
+                        (Field::SnapId, json!(x.id)),
+                        (Field::SnapName, json!(x.name)),
+                        (Field::SnapVolId, json!(x.vol_id)),
+                    ],
+                );
+                let lun = s.luns.get(&x.vol_id);
+                o.insert("lun_name".into(), json!(lun.map(|l| l.name.clone())));
+                Value::Object(o)
+            })
+            .collect();
+        Ok(wrap(d, items))
+    })
+}
+
+/// A rough English reading of a cron expression, like the array's `h_read`.
+fn readable(cron: &str) -> String {
+    let f: Vec<&str> = cron.split_whitespace().collect();
+    match f.as_slice() {
+        [m, h, dom, mon, dow] => format!(
+            "at minute {m} past hour {h}, day-of-month {dom}, month {mon}, day-of-week {dow}"
+        ),
+        _ => cron.to_string(),
+    }
+}
+
+pub(crate) fn schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let d = req.d();
+    req.ctx.state.read(|s| {
+        lun(s, req.id())?;
+        let sch = s.schedules.get(req.id()).ok_or_else(|| {
+            ApiErr::not_found(
+                NOT_FOUND,
+                format_args!("snapshot schedule of LUN {}", req.id()),
+            )
+        })?;
+        let mut o = obj(
+            d,
+            vec![
+                (Field::ScheduleId, json!(sch.id)),
+                (Field::ScheduleCron, json!(sch.cron)),
+                (Field::ScheduleKeep, json!(sch.keep_max)),
+                (Field::ScheduleReadable, json!(readable(&sch.cron))),
+            ],
+        );
+        o.insert("owner".into(), json!(sch.owner));
+        o.insert("vol_id".into(), json!(sch.vol_id));
+        o.insert("vol_type".into(), json!("lun"));
+        Ok(Value::Object(o))
+    })
+}
+
+/// Creating a schedule where one exists replaces it.
+pub(crate) fn create_schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
+    let cron = req.str("cron_time").unwrap_or_default();
+    let keep_max = req.u64("keep_max").unwrap_or(1);
+    req.ctx.state.write(|s| {
+        let owner = lun(s, req.id())?.owner.clone();
+        s.schedules.insert(
+            req.id().to_string(),
+            SimSchedule {
+                id: new_id(),
+                vol_id: req.id().to_string(),
+                cron: cron.clone(),
+                keep_max,
+                owner,
+            },
+        );
+        Ok(json!({"h_read": readable(&cron), "success": true}))
+    })
+}
+
+pub(crate) fn delete_schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
+    req.ctx.state.write(|s| {
+        lun(s, req.id())?;
+        s.schedules.remove(req.id()).ok_or_else(|| {
+            ApiErr::not_found(
+                NOT_FOUND,
+                format_args!("snapshot schedule of LUN {}", req.id()),
+            )
+        })?;
+        Ok(json!({}))
+    })
+}
