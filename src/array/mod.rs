@@ -1,6 +1,7 @@
 //! Array clients: one per vendor, plus what they share (transport, error
 //! classes, vendor-neutral object views).
 
+pub mod backend;
 pub mod error;
 pub mod ngxstorage;
 pub mod synology;

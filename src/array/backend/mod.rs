@@ -1,0 +1,228 @@
+//! One interface over both vendors, in the vendor-neutral terms of
+//! [`crate::array::types`] and the operations of [`crate::reconcile`]. The
+//! controllers only ever talk to a [`Backend`]; each adapter translates to
+//! its vendor client (`dsm.rs`, `ngx.rs`).
+//!
+//! Contract every adapter keeps:
+//! - `list_*` is one batched observation (one list call per object type,
+//!   plus what the vendor needs to fill the view, never one call per object).
+//! - Deletes and unmaps of something already gone succeed.
+//! - A create is never resent after an ambiguous failure: the error says
+//!   `Unreachable` and the caller re-observes.
+//! - Errors keep the vendor code and the API call; secrets never enter them.
+
+pub mod dsm;
+pub mod ngx;
+
+use std::fmt;
+
+use crate::array::error::{ArrayError, ErrorClass};
+use crate::array::transport::TransportConfig;
+use crate::array::types::{ObservedLun, ObservedTarget, SecretString};
+use crate::crd::storage_array::{ResizeMode, Vendor};
+use crate::reconcile::lun::{DesiredLun, LunOp};
+use crate::reconcile::target::{DesiredTarget, TargetOp};
+
+/// Credentials from the StorageArray's Secret.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Synology: keys `username` and `password`.
+    UserPassword {
+        /// DSM account.
+        username: String,
+        /// DSM password.
+        password: SecretString,
+    },
+    /// NGXStorage: key `token`.
+    Token(SecretString),
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::UserPassword { username, .. } => f
+                .debug_struct("UserPassword")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// How to reach one array: everything a StorageArray spec and its Secrets say.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    /// Which API.
+    pub vendor: Vendor,
+    /// `spec.endpoint`.
+    pub endpoint: String,
+    /// `spec.secondaryEndpoint` (NGX HA).
+    pub secondary_endpoint: Option<String>,
+    /// From `credentialsSecretRef`.
+    pub credentials: Credentials,
+    /// TLS, timeout, concurrency.
+    pub transport: TransportConfig,
+    /// `spec.ngxstorage.owner`.
+    pub ngx_owner: Option<String>,
+    /// `spec.ngxstorage.resizeMode`.
+    pub resize_mode: ResizeMode,
+    /// DSM session name, unique to this operator install.
+    pub session_name: String,
+}
+
+/// What an array says about itself (StorageArray status).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArrayInfo {
+    /// Model name.
+    pub model: Option<String>,
+    /// Firmware / DSM version.
+    pub version: Option<String>,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// Detected API dialect (NGX).
+    pub dialect: Option<String>,
+    /// Endpoint in use (NGX HA: the Master).
+    pub active_endpoint: Option<String>,
+    /// Capacity per pool (NGX) or volume (DSM): name, total, free bytes.
+    pub pools: Vec<(String, Option<u64>, Option<u64>)>,
+}
+
+/// An array error in vendor-neutral form. The message is the array's own
+/// text with its code; it never holds a credential.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{api_call}: {message}")]
+pub struct BackendError {
+    /// What the engine acts on.
+    pub class: ErrorClass,
+    /// The vendor's code, when the array sent one.
+    pub vendor_code: Option<i64>,
+    /// The API call it came from.
+    pub api_call: String,
+    /// Human text (the array's message, with the object named).
+    pub message: String,
+}
+
+impl BackendError {
+    /// Converts any vendor error.
+    pub fn from_vendor(e: &impl ArrayError) -> Self {
+        BackendError {
+            class: e.class(),
+            vendor_code: e.vendor_code(),
+            api_call: e.api_call().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// An operation the vendor's API does not offer.
+    pub fn unsupported(api_call: impl Into<String>, what: impl Into<String>) -> Self {
+        BackendError {
+            class: ErrorClass::Unsupported,
+            vendor_code: None,
+            api_call: api_call.into(),
+            message: what.into(),
+        }
+    }
+
+    /// Input the adapter refused before any call (for example a size that is
+    /// not a whole MiB on NGX). The message names the field and the rule.
+    pub fn invalid(api_call: impl Into<String>, what: impl Into<String>) -> Self {
+        BackendError {
+            class: ErrorClass::InvalidRequest,
+            vendor_code: None,
+            api_call: api_call.into(),
+            message: what.into(),
+        }
+    }
+}
+
+/// A connected array of either vendor. Cheap to clone: clones share the
+/// session, connection pool and concurrency limit.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// Synology DSM.
+    Synology(dsm::DsmBackend),
+    /// NGXStorage.
+    Ngx(ngx::NgxBackend),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Backend::Synology($b) => $e,
+            Backend::Ngx($b) => $e,
+        }
+    };
+}
+
+impl Backend {
+    /// Connects and authenticates.
+    pub async fn connect(config: BackendConfig) -> Result<Backend, BackendError> {
+        Ok(match config.vendor {
+            Vendor::Synology => Backend::Synology(dsm::DsmBackend::connect(config).await?),
+            Vendor::NgxStorage => Backend::Ngx(ngx::NgxBackend::connect(config).await?),
+        })
+    }
+
+    /// The vendor.
+    pub fn vendor(&self) -> Vendor {
+        match self {
+            Backend::Synology(_) => Vendor::Synology,
+            Backend::Ngx(_) => Vendor::NgxStorage,
+        }
+    }
+
+    /// Model, version, capacity.
+    pub async fn info(&self) -> Result<ArrayInfo, BackendError> {
+        dispatch!(self, b => b.info().await)
+    }
+
+    /// Every LUN, in one batched observation.
+    pub async fn list_luns(&self) -> Result<Vec<ObservedLun>, BackendError> {
+        dispatch!(self, b => b.list_luns().await)
+    }
+
+    /// Every iSCSI target (with mappings, CHAP user names and initiators), in
+    /// one batched observation.
+    pub async fn list_targets(&self) -> Result<Vec<ObservedTarget>, BackendError> {
+        dispatch!(self, b => b.list_targets().await)
+    }
+
+    /// Creates (or clones) a LUN; returns its array-side id.
+    pub async fn create_lun(&self, desired: &DesiredLun) -> Result<String, BackendError> {
+        dispatch!(self, b => b.create_lun(desired).await)
+    }
+
+    /// Applies one non-create, non-delete LUN operation (rename, grow, set,
+    /// unmap) to the LUN `id`.
+    pub async fn update_lun(&self, id: &str, op: &LunOp) -> Result<(), BackendError> {
+        dispatch!(self, b => b.update_lun(id, op).await)
+    }
+
+    /// Deletes a LUN; already gone is success.
+    pub async fn delete_lun(&self, id: &str) -> Result<(), BackendError> {
+        dispatch!(self, b => b.delete_lun(id).await)
+    }
+
+    /// Creates a target with its settings, CHAP and initiators (not its
+    /// mappings); returns its array-side id.
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+        dispatch!(self, b => b.create_target(desired).await)
+    }
+
+    /// Applies one non-create, non-delete target operation to target `id`.
+    pub async fn update_target(&self, id: &str, op: &TargetOp) -> Result<(), BackendError> {
+        dispatch!(self, b => b.update_target(id, op).await)
+    }
+
+    /// Deletes a target (and, on NGX, the auth group the operator made for
+    /// it); already gone is success.
+    pub async fn delete_target(&self, id: &str) -> Result<(), BackendError> {
+        dispatch!(self, b => b.delete_target(id).await)
+    }
+
+    /// Ends the session (DSM logout); best effort.
+    pub async fn close(&self) {
+        dispatch!(self, b => b.close().await)
+    }
+}
