@@ -5,5 +5,6 @@
 pub mod array;
 pub mod cli;
 pub mod crd;
+pub mod engine;
 pub mod reconcile;
 pub mod sim;

@@ -127,6 +127,11 @@ pub struct IscsiTargetStatus {
     /// The target as last observed on the array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_array: Option<IscsiTargetObserved>,
+    /// resourceVersions of the CHAP Secrets last applied, so a changed
+    /// Secret is sent again even where the array does not return CHAP
+    /// secrets. (A resourceVersion is not secret.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap_secret_version: Option<String>,
 }
 
 /// The target as last observed on the array.

@@ -1,0 +1,245 @@
+//! The reconcile engine: for one object, observe its array (through the
+//! shared [`observation::ObservationCache`]), decide its identity, diff the
+//! spec against the array with the pure core ([`crate::reconcile`]), apply
+//! the operations through the vendor [`Backend`], and say what the status,
+//! the Events and the next reconcile should be.
+//!
+//! The engine does not talk to the Kubernetes API itself: what it needs from
+//! the cluster (other objects' ids, Secrets, annotation writes) goes through
+//! the [`Cluster`] trait, so the same code runs under the controllers, in the
+//! full-flow tests against the simulators, and in the benchmark.
+
+pub mod conditions;
+pub mod iscsi_target;
+pub mod lun;
+pub mod observation;
+pub mod spec_error;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::array::backend::Backend;
+use crate::array::types::SecretString;
+use crate::crd::storage_array::Vendor;
+
+pub use observation::{ArrayView, ObservationCache};
+
+/// One connected array as the engine uses it.
+#[derive(Clone, Debug)]
+pub struct ArrayHandle {
+    /// `namespace/name` of the StorageArray, for messages.
+    pub key: String,
+    /// The vendor client.
+    pub backend: Backend,
+    /// The shared observation.
+    pub cache: ObservationCache,
+    /// `spec.resyncInterval`: the view's maximum age and the requeue period.
+    pub resync: Duration,
+}
+
+impl ArrayHandle {
+    /// The vendor.
+    pub fn vendor(&self) -> Vendor {
+        self.backend.vendor()
+    }
+}
+
+/// Which object an annotation write is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// The kind (`Lun`, `IscsiTarget`, ...).
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// A Secret's data, with its resourceVersion (which is not secret).
+#[derive(Clone, Debug, Default)]
+pub struct SecretData {
+    /// Key → value.
+    pub data: BTreeMap<String, SecretString>,
+    /// The Secret's resourceVersion.
+    pub resource_version: String,
+}
+
+/// A failure talking to the Kubernetes API.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Kubernetes API: {0}")]
+pub struct ClusterError(pub String);
+
+/// What the engine needs from the cluster.
+pub trait Cluster: Send + Sync {
+    /// The array-side id of the Lun `name` in `namespace` (its
+    /// `status.externalId`, else its external-name annotation); `Ok(None)`
+    /// when it exists but is not created yet, `Err` when the API failed.
+    /// A Lun that does not exist at all is `Ok(None)` too.
+    fn lun_external_id(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, ClusterError>> + Send;
+
+    /// Names of the IscsiTargets in `namespace` whose `spec.luns` lists `lun`.
+    fn targets_listing_lun(
+        &self,
+        namespace: &str,
+        lun: &str,
+    ) -> impl Future<Output = Result<Vec<String>, ClusterError>> + Send;
+
+    /// A Secret in `namespace`, or `None` when it does not exist.
+    fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SecretData>, ClusterError>> + Send;
+
+    /// Merges annotations into an object's metadata. Must be durable before
+    /// it returns: crash safety depends on it.
+    fn annotate(
+        &self,
+        object: &ObjectKey,
+        annotations: BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+}
+
+/// Normal or Warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// Something happened as intended.
+    Normal,
+    /// Something went wrong or needs a human.
+    Warning,
+}
+
+/// An Event to publish on the object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineEvent {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// `Created`, `Updated`, `Mapped`, `Unmapped`, `Deleted`,
+    /// `DriftCorrected` or `ReconcileError`.
+    pub reason: &'static str,
+    /// What the operator did (`Create`, `Resize`, ...).
+    pub action: &'static str,
+    /// Human text; carries the array's own error text and code on errors.
+    pub note: String,
+}
+
+impl EngineEvent {
+    /// A Normal event.
+    pub fn normal(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
+        EngineEvent {
+            type_: EventType::Normal,
+            reason,
+            action,
+            note: note.into(),
+        }
+    }
+
+    /// A Warning event.
+    pub fn warning(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
+        EngineEvent {
+            type_: EventType::Warning,
+            reason,
+            action,
+            note: note.into(),
+        }
+    }
+}
+
+/// Event reasons (PRODUCT.md section 3).
+pub mod event_reason {
+    /// An array object was created.
+    pub const CREATED: &str = "Created";
+    /// An array object was changed to follow a spec change.
+    pub const UPDATED: &str = "Updated";
+    /// A LUN was mapped to a target.
+    pub const MAPPED: &str = "Mapped";
+    /// A LUN was unmapped from a target.
+    pub const UNMAPPED: &str = "Unmapped";
+    /// An array object was deleted.
+    pub const DELETED: &str = "Deleted";
+    /// An out-of-band change on the array was undone.
+    pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    /// The array refused a call, or the spec cannot be applied.
+    pub const RECONCILE_ERROR: &str = "ReconcileError";
+}
+
+/// How the reconcile went, for the controller's requeue and backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Converged (or nothing to do): come back after the resync interval.
+    Converged,
+    /// Waiting for something that will change by itself (a referenced object
+    /// being created): come back soon.
+    Waiting,
+    /// Failed: come back with exponential backoff.
+    Failed,
+}
+
+/// What a reconcile decided.
+#[derive(Clone, Debug)]
+pub struct Outcome<S> {
+    /// The status to write.
+    pub status: S,
+    /// Events to publish.
+    pub events: Vec<EngineEvent>,
+    /// How it went.
+    pub progress: Progress,
+}
+
+/// What a cleanup decided.
+#[derive(Clone, Debug)]
+pub enum Cleanup<S> {
+    /// The array side is clean (or retained): remove the finalizer.
+    Done {
+        /// Events to publish.
+        events: Vec<EngineEvent>,
+    },
+    /// Not yet: keep the finalizer, write this status, come back.
+    Held(Outcome<S>),
+}
+
+/// The current time as a Kubernetes timestamp.
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// An RFC 3339 UTC timestamp for the create annotations, always with nine
+/// fractional digits so that timestamps order as strings.
+pub fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Parses a Go-style duration (`30s`, `5m`, `1h30m`, `250ms`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    text.parse::<kube::core::Duration>()
+        .ok()
+        .filter(|d| !d.is_negative())
+        .map(Duration::from)
+}
+
+/// The default deletion policy: Delete for objects the operator created,
+/// Retain for adopted ones.
+pub fn effective_deletion_policy(
+    spec: Option<crate::crd::shared::DeletionPolicy>,
+    created_by_operator: bool,
+) -> crate::crd::shared::DeletionPolicy {
+    use crate::crd::shared::DeletionPolicy;
+    spec.unwrap_or(if created_by_operator {
+        DeletionPolicy::Delete
+    } else {
+        DeletionPolicy::Retain
+    })
+}
