@@ -54,8 +54,8 @@ pub const DEFAULT_PASSWORD: &str = "simulator-password";
 pub struct DsmSimConfig {
     /// Listen address; `127.0.0.1:0` picks a free port.
     pub listen: String,
-    /// Serve HTTPS with a throwaway CA.
-    pub tls: bool,
+    /// Plain HTTP or HTTPS, and with which certificate.
+    pub tls: TlsMode,
     /// The account it accepts.
     pub credentials: SimCredentials,
     /// The starting state.
@@ -66,7 +66,7 @@ impl Default for DsmSimConfig {
     fn default() -> Self {
         DsmSimConfig {
             listen: "127.0.0.1:0".into(),
-            tls: true,
+            tls: TlsMode::CaSigned,
             credentials: SimCredentials {
                 username: DEFAULT_USERNAME.into(),
                 password: DEFAULT_PASSWORD.into(),
@@ -74,6 +74,18 @@ impl Default for DsmSimConfig {
             state: seed::seed(),
         }
     }
+}
+
+/// How the simulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    Off,
+    /// HTTPS with a leaf signed by a throwaway CA ([`DsmSim::ca_pem`]).
+    CaSigned,
+    /// HTTPS with a self-signed certificate, as a factory-fresh DSM has;
+    /// only `insecureSkipVerify` clients can talk to it.
+    SelfSigned,
 }
 
 /// Failure to start the simulator.
@@ -107,10 +119,10 @@ pub async fn start(config: DsmSimConfig) -> Result<DsmSim, SimStartError> {
         faults: Faults::default(),
         calls: CallLog::default(),
     });
-    let tls = if config.tls {
-        Some(SimTls::generate()?)
-    } else {
-        None
+    let tls = match config.tls {
+        TlsMode::Off => None,
+        TlsMode::CaSigned => Some(SimTls::generate()?),
+        TlsMode::SelfSigned => Some(SimTls::generate_self_signed_leaf()?),
     };
     let mut sim = DsmSim {
         shared,
@@ -146,7 +158,8 @@ impl DsmSim {
         self.server.as_ref().map(ServerHandle::addr)
     }
 
-    /// The CA certificate (PEM) that signed the server certificate.
+    /// The CA certificate (PEM) that signed the server certificate (for
+    /// [`TlsMode::SelfSigned`], the certificate itself).
     pub fn ca_pem(&self) -> Option<&str> {
         self.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
@@ -343,7 +356,11 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
     let rules = fault_rules(&args)?;
     let sim = start(DsmSimConfig {
         listen: args.listen.clone(),
-        tls: args.tls,
+        tls: if args.tls {
+            TlsMode::CaSigned
+        } else {
+            TlsMode::Off
+        },
         credentials: SimCredentials {
             username: args.username.clone(),
             password: args.password.clone(),
