@@ -29,6 +29,7 @@
 //! ([`DsmSim::faults`]; operation keys are `API.method`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::sim::faults::{CallLog, FaultAction, FaultRule, Faults};
@@ -118,6 +119,8 @@ pub async fn start(config: DsmSimConfig) -> Result<DsmSim, SimStartError> {
         credentials: config.credentials,
         faults: Faults::default(),
         calls: CallLog::default(),
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
     });
     let tls = match config.tls {
         TlsMode::Off => None,
@@ -172,6 +175,17 @@ impl DsmSim {
     /// Every call received.
     pub fn calls(&self) -> &CallLog {
         &self.shared.calls
+    }
+
+    /// The most requests the simulator was handling at once since the last
+    /// [`DsmSim::reset_max_in_flight`] (to check client concurrency limits).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new [`DsmSim::max_in_flight`] measurement.
+    pub fn reset_max_in_flight(&self) {
+        self.shared.max_in_flight.store(0, Ordering::SeqCst);
     }
 
     /// Out-of-band access to the state.

@@ -3,6 +3,7 @@
 //! Tests read and change it out of band through [`StateHandle`].
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::sim::faults::{CallLog, Faults};
@@ -515,6 +516,9 @@ pub(crate) struct Shared {
     pub credentials: SimCredentials,
     pub faults: Faults,
     pub calls: CallLog,
+    /// Requests being handled right now, and the most seen at once.
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -639,6 +643,11 @@ impl StateHandle {
     /// Logs every client out (as a DSM reboot or an admin would).
     pub fn expire_all_sessions(&self) {
         lock(&self.shared.sessions).clear();
+    }
+
+    /// The sids of the open sessions.
+    pub fn session_ids(&self) -> Vec<String> {
+        lock(&self.shared.sessions).keys().cloned().collect()
     }
 
     /// How many sessions are open.
