@@ -213,6 +213,26 @@ async fn a_lost_create_answer_is_looked_up_not_resent() {
 }
 
 #[tokio::test]
+async fn when_the_look_up_fails_too_the_create_stays_unknown_and_is_not_resent() {
+    let sim = dsm_support::sim().await;
+    let client = dsm_support::client(&sim);
+    client.luns().list().await.expect("warm up");
+    sim.faults()
+        .arm(FaultRule::once(LUN_CREATE, 1, FaultAction::DropAfterApply));
+    sim.faults()
+        .arm(FaultRule::always(LUN_LIST, FaultAction::HttpStatus(503)));
+    let err = client
+        .luns()
+        .create(&lun("unknown-outcome"))
+        .await
+        .expect_err("cannot tell");
+    assert!(err.outcome_unknown(), "{err}");
+    assert_eq!(err.api_call(), LUN_CREATE);
+    assert_eq!(sim.calls().count(LUN_CREATE), 1, "never resent blindly");
+    assert_eq!(sim.state().luns().len(), 1, "it was in fact applied");
+}
+
+#[tokio::test]
 async fn a_failed_write_is_never_resent_and_reports_an_unknown_outcome() {
     let sim = dsm_support::sim().await;
     let client = dsm_support::client(&sim);

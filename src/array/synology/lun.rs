@@ -350,7 +350,12 @@ impl LunApi<'_> {
             .await;
         match first {
             Err(err) if err.outcome_unknown() => {
-                if let Some(lun) = self.find_by_name(&req.name).await? {
+                // If the look-up fails too, the outcome stays unknown: report
+                // the create's own error, never the look-up's.
+                let Ok(found) = self.find_by_name(&req.name).await else {
+                    return Err(err);
+                };
+                if let Some(lun) = found {
                     tracing::info!(lun = %req.name, "LUN create answer was lost, but the LUN exists");
                     return Ok(CreatedLun {
                         uuid: lun.uuid,
@@ -403,7 +408,10 @@ impl LunApi<'_> {
             .await;
         let cloned = match first {
             Err(err) if err.outcome_unknown() => {
-                if let Some(lun) = self.find_by_name(dst_name).await? {
+                let Ok(found) = self.find_by_name(dst_name).await else {
+                    return Err(err);
+                };
+                if let Some(lun) = found {
                     return Ok(CreatedLun {
                         uuid: lun.uuid,
                         lun_id: lun.lun_id,

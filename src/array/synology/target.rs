@@ -263,7 +263,10 @@ impl TargetApi<'_> {
         match first {
             Ok(c) => Ok(c.target_id),
             Err(err) if err.outcome_unknown() => {
-                if let Some(t) = self.find_by_name(&req.name).await? {
+                let Ok(found) = self.find_by_name(&req.name).await else {
+                    return Err(err);
+                };
+                if let Some(t) = found {
                     return Ok(t.target_id);
                 }
                 let c: Created = self

@@ -413,7 +413,10 @@ impl VmmApi<'_> {
             .await;
         let created = match first {
             Err(err) if err.outcome_unknown() => {
-                if let Some(g) = self.find_by_name(&req.guest_name).await? {
+                let Ok(found) = self.find_by_name(&req.guest_name).await else {
+                    return Err(err);
+                };
+                if let Some(g) = found {
                     return Ok(GuestCreate::Exists {
                         guest_id: g.guest_id,
                     });
