@@ -393,7 +393,7 @@ async fn requests_per_array_are_limited() {
     let client = DsmClient::new(cfg).expect("client");
     client.luns().list().await.expect("warm up");
     sim.faults()
-        .set_operation_latency(LUN_LIST, Duration::from_millis(50));
+        .set_operation_latency(LUN_LIST, Duration::from_millis(200));
     sim.reset_max_in_flight();
     let calls = (0..6).map(|_| {
         let c = client.clone();
@@ -404,4 +404,37 @@ async fn requests_per_array_are_limited() {
     }
     assert_eq!(sim.calls().count(LUN_LIST), 7);
     assert_eq!(sim.max_in_flight(), 2, "the per-array limit held");
+}
+
+#[tokio::test]
+async fn an_api_the_dsm_does_not_offer_is_unsupported_without_a_call() {
+    let mut state = array_operator::sim::dsm::seed::seed();
+    state.missing_apis = vec!["SYNO.Virtualization.".into()];
+    let sim = dsm::start(DsmSimConfig {
+        state,
+        ..DsmSimConfig::default()
+    })
+    .await
+    .expect("sim without VMM");
+    let client = dsm_support::client(&sim);
+    let err = client.vmm().list().await.expect_err("no VMM");
+    assert_eq!(err.class(), ErrorClass::Unsupported);
+    assert_eq!(err.api_call(), "SYNO.Virtualization.API.Guest.list");
+    assert!(err.to_string().contains("is not in SYNO.API.Info"), "{err}");
+    assert_eq!(sim.calls().count("SYNO.Virtualization.API.Guest.list"), 0);
+    // Asked anyway, the DSM says the API does not exist.
+    let sid = dsm_support::raw_login(&sim).await;
+    let raw = dsm_support::raw_get(
+        &sim,
+        &[
+            ("api", "SYNO.Virtualization.API.Guest"),
+            ("version", "1"),
+            ("method", "list"),
+            ("_sid", &sid),
+        ],
+    )
+    .await;
+    assert_eq!(raw["error"]["code"], 102);
+    // The other packages work.
+    client.luns().list().await.expect("iSCSI is there");
 }

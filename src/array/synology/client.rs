@@ -303,6 +303,8 @@ impl DsmClient {
     ) -> Result<Value, DsmError> {
         let api_call = format!("{api}.{method}");
         let (path, version) = self.resolve(api, &api_call).await?;
+        // Parameters are never logged: some carry CHAP secrets.
+        tracing::debug!(api_call = %api_call, subject, ?kind, "DSM call");
         let mut relogged = false;
         loop {
             let (sid, generation) = self.sid().await?;

@@ -12,6 +12,9 @@
 //!   `/volume1`, one network `default`, one disk image `ubuntu-22.04-disk`;
 //! * no LUNs, targets, snapshots or guests.
 //!
+//! Tests can remove APIs ([`DsmState::missing_apis`]) to play a DSM without
+//! Virtual Machine Manager or Snapshot Replication.
+//!
 //! # Behaviour
 //!
 //! Strict like the real thing: unknown API/method/version → 102/103/104;

@@ -404,6 +404,10 @@ pub struct DsmState {
     pub limits: Limits,
     /// Progress a guest-create task makes per `Task.Info get` poll.
     pub task_step: i64,
+    /// APIs that are not installed (for example every
+    /// `SYNO.Virtualization.` API when VMM is absent): `SYNO.API.Info` does
+    /// not list them and calls get 102.
+    pub missing_apis: Vec<String>,
     /// Next LUN id.
     pub next_lun_id: i64,
     /// Next target id.
@@ -451,6 +455,14 @@ impl DsmState {
     /// The guest with this name.
     pub fn guest_by_name(&self, name: &str) -> Option<&SimGuest> {
         self.guests.iter().find(|g| g.guest_name == name)
+    }
+
+    /// Whether `api` is installed.
+    pub fn has_api(&self, api: &str) -> bool {
+        !self
+            .missing_apis
+            .iter()
+            .any(|m| api == m || (m.ends_with('.') && api.starts_with(m.as_str())))
     }
 
     /// Free bytes on a volume.

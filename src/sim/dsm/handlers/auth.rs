@@ -12,7 +12,8 @@ pub fn info(ctx: &Ctx<'_>) -> HandlerResult {
     let query = ctx.req.get("query").unwrap_or("all");
     let wanted: Vec<&str> = query.split(',').map(str::trim).collect();
     let mut out = Map::new();
-    for spec in APIS {
+    let state = lock(&ctx.shared.state);
+    for spec in APIS.iter().filter(|s| state.has_api(s.name)) {
         let hit = wanted
             .iter()
             .any(|w| *w == "all" || *w == spec.name || (!w.is_empty() && spec.name.starts_with(w)));

@@ -365,7 +365,8 @@ async fn handle(
     if api.is_empty() || api_method.is_empty() || req.get("version").is_none() {
         return envelope_error(101);
     }
-    let Some(spec) = APIS.iter().find(|s| s.name == api) else {
+    let installed = lock(&shared.state).has_api(&api);
+    let Some(spec) = APIS.iter().find(|s| s.name == api && installed) else {
         return envelope_error(102);
     };
     // Every API answers on entry.cgi; the legacy CGIs only serve their own.
