@@ -451,7 +451,18 @@ async fn vmm_guest_lifecycle_async_create_power_set_delete_and_lists() {
     assert_eq!(host.free_cpu_core, Some(2));
     vmm.shutdown(&guest_id).await.expect("shutdown");
     assert_eq!(vmm.get(&guest_id).await.expect("get").status, "shutdown");
-    vmm.power_on(&guest_id).await.expect("poweron again");
+    let err = vmm
+        .power_on_at(&guest_id, "no-such-host")
+        .await
+        .expect_err("unknown host");
+    assert_eq!(err.code(), Some(401));
+    vmm.power_on_at(&guest_id, "nas01")
+        .await
+        .expect("poweron on a named host");
+    assert_eq!(
+        vmm.get(&guest_id).await.expect("get").host_id.as_deref(),
+        Some(host.host_id.as_str())
+    );
     vmm.power_off(&guest_id).await.expect("poweroff");
     assert_eq!(sim.state().guests()[0].power, Power::Shutdown);
 

@@ -33,6 +33,10 @@ def main() -> int:
     # requests (used bare by synology-api) reads this for verify=True.
     os.environ["REQUESTS_CA_BUNDLE"] = a.ca
     os.environ.pop("CURL_CA_BUNDLE", None)
+    # The simulator is on loopback; a proxy from the CI environment must not
+    # be asked to reach it.
+    for var in ("NO_PROXY", "no_proxy"):
+        os.environ[var] = ",".join(filter(None, [os.environ.get(var), a.host, "localhost"]))
 
     from synology_api.core_iscsi import LUN, Target
     from synology_api.snapshot import Snapshot

@@ -457,6 +457,15 @@ impl VmmApi<'_> {
             .await
     }
 
+    /// Powers a guest on on the named host (DSM picks one otherwise).
+    pub async fn power_on_at(&self, guest_id: &str, host_name: &str) -> Result<(), DsmError> {
+        let params = Params::new()
+            .raw("guest_id", guest_id)
+            .raw("host_name", host_name);
+        self.write(API_GUEST_ACTION, "poweron", guest_id, params)
+            .await
+    }
+
     /// Cuts a guest's power.
     pub async fn power_off(&self, guest_id: &str) -> Result<(), DsmError> {
         let params = Params::new().raw("guest_id", guest_id);
