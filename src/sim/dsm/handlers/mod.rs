@@ -282,28 +282,28 @@ fn parse_request(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) 
 const MASKED: [&str; 3] = ["passwd", "password", "mutual_password"];
 
 fn record(shared: &Shared, op: &str, req: &DsmRequest) {
-    let mut params: BTreeMap<String, String> = BTreeMap::new();
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &req.params {
         let v = if MASKED.contains(&k.as_str()) {
             "<redacted>".to_string()
         } else {
             v.clone()
         };
-        match params.get_mut(k) {
-            // A repeated key is kept as a JSON array of its values.
-            Some(existing) => {
-                let mut list: Vec<String> = serde_json::from_str::<Vec<String>>(existing)
-                    .ok()
-                    .filter(|_| existing.starts_with("[\""))
-                    .unwrap_or_else(|| vec![existing.clone()]);
-                list.push(v);
-                *existing = serde_json::to_string(&list).unwrap_or_default();
-            }
-            None => {
-                params.insert(k.clone(), v);
-            }
-        }
+        values.entry(k.clone()).or_default().push(v);
     }
+    // A repeated key (how Python lists arrive) is kept as a JSON array of
+    // its values.
+    let params = values
+        .into_iter()
+        .map(|(k, mut v)| {
+            let value = if v.len() == 1 {
+                v.remove(0)
+            } else {
+                serde_json::to_string(&v).unwrap_or_default()
+            };
+            (k, value)
+        })
+        .collect();
     shared.calls.record(RecordedCall {
         operation: op.to_string(),
         http_method: req.http_method.clone(),
