@@ -480,9 +480,11 @@ impl VmmApi<'_> {
             .await
     }
 
-    /// A task's progress. The parameter is `taskid`, as synology-api sends it.
+    /// A task's progress. synology-api sends the id as `taskid`, the VMM
+    /// guide names it `task_id`; neither was confirmed on a DSM, and DSM
+    /// ignores parameters it does not know, so both are sent.
     pub async fn task(&self, task_id: &str) -> Result<TaskInfo, DsmError> {
-        let params = Params::new().raw("taskid", task_id);
+        let params = Params::new().raw("taskid", task_id).raw("task_id", task_id);
         self.client
             .call(
                 API_TASK_INFO,
