@@ -50,6 +50,19 @@ pub struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "array-operator-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else the
+    /// kubeconfig's namespace).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader holds the Lease without renewing it.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_secs: u64,
+    /// Seconds before expiry the leader renews.
+    #[arg(long, default_value_t = 5)]
+    pub lease_grace_secs: u64,
 }
 
 /// Flags of `crds`.

@@ -4,7 +4,10 @@
 
 pub mod array;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod metrics;
+pub mod operator;
 pub mod reconcile;
 pub mod sim;

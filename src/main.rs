@@ -22,10 +22,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Crds(args) => array_operator::cli::crds(&args),
-            Command::Run(_) => Err(array_operator::cli::CliError::NotImplemented {
-                command: "run",
-                issue: 5,
-            }),
+            Command::Run(args) => array_operator::operator::run(args)
+                .await
+                .map_err(array_operator::cli::CliError::from_display),
             Command::Plan(_) => Err(array_operator::cli::CliError::NotImplemented {
                 command: "plan",
                 issue: 5,

@@ -147,12 +147,25 @@ pub enum Backend {
 }
 
 macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match $self {
+    ($self:ident, $api:literal, $b:ident => $e:expr) => {{
+        let result = match $self {
             Backend::Synology($b) => $e,
             Backend::Ngx($b) => $e,
-        }
-    };
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class.as_str(),
+        };
+        crate::metrics::global().array_call(vendor_label($self.vendor()), $api, outcome);
+        result
+    }};
+}
+
+fn vendor_label(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::Synology => "Synology",
+        Vendor::NgxStorage => "NGXStorage",
+    }
 }
 
 impl Backend {
@@ -174,55 +187,58 @@ impl Backend {
 
     /// Model, version, capacity.
     pub async fn info(&self) -> Result<ArrayInfo, BackendError> {
-        dispatch!(self, b => b.info().await)
+        dispatch!(self, "info", b => b.info().await)
     }
 
     /// Every LUN, in one batched observation.
     pub async fn list_luns(&self) -> Result<Vec<ObservedLun>, BackendError> {
-        dispatch!(self, b => b.list_luns().await)
+        dispatch!(self, "list_luns", b => b.list_luns().await)
     }
 
     /// Every iSCSI target (with mappings, CHAP user names and initiators), in
     /// one batched observation.
     pub async fn list_targets(&self) -> Result<Vec<ObservedTarget>, BackendError> {
-        dispatch!(self, b => b.list_targets().await)
+        dispatch!(self, "list_targets", b => b.list_targets().await)
     }
 
     /// Creates (or clones) a LUN; returns its array-side id.
     pub async fn create_lun(&self, desired: &DesiredLun) -> Result<String, BackendError> {
-        dispatch!(self, b => b.create_lun(desired).await)
+        dispatch!(self, "create_lun", b => b.create_lun(desired).await)
     }
 
     /// Applies one non-create, non-delete LUN operation (rename, grow, set,
     /// unmap) to the LUN `id`.
     pub async fn update_lun(&self, id: &str, op: &LunOp) -> Result<(), BackendError> {
-        dispatch!(self, b => b.update_lun(id, op).await)
+        dispatch!(self, "update_lun", b => b.update_lun(id, op).await)
     }
 
     /// Deletes a LUN; already gone is success.
     pub async fn delete_lun(&self, id: &str) -> Result<(), BackendError> {
-        dispatch!(self, b => b.delete_lun(id).await)
+        dispatch!(self, "delete_lun", b => b.delete_lun(id).await)
     }
 
     /// Creates a target with its settings, CHAP and initiators (not its
     /// mappings); returns its array-side id.
     pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
-        dispatch!(self, b => b.create_target(desired).await)
+        dispatch!(self, "create_target", b => b.create_target(desired).await)
     }
 
     /// Applies one non-create, non-delete target operation to target `id`.
     pub async fn update_target(&self, id: &str, op: &TargetOp) -> Result<(), BackendError> {
-        dispatch!(self, b => b.update_target(id, op).await)
+        dispatch!(self, "update_target", b => b.update_target(id, op).await)
     }
 
     /// Deletes a target (and, on NGX, the auth group the operator made for
     /// it); already gone is success.
     pub async fn delete_target(&self, id: &str) -> Result<(), BackendError> {
-        dispatch!(self, b => b.delete_target(id).await)
+        dispatch!(self, "delete_target", b => b.delete_target(id).await)
     }
 
     /// Ends the session (DSM logout); best effort.
     pub async fn close(&self) {
-        dispatch!(self, b => b.close().await)
+        match self {
+            Backend::Synology(b) => b.close().await,
+            Backend::Ngx(b) => b.close().await,
+        }
     }
 }

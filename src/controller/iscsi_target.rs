@@ -1,0 +1,153 @@
+//! The IscsiTarget controller. A target is reconciled again when a Lun it
+//! lists changes (its array id appears, it is deleted) and when one of its
+//! CHAP Secrets changes.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
+
+use crate::crd::iscsi_target::IscsiTargetStatus;
+use crate::crd::shared::CommonStatus;
+use crate::crd::{IscsiTarget, Lun};
+use crate::engine::conditions::{ConditionState, set_ready_and_synced};
+use crate::engine::{self, ArrayHandle, Cleanup, Outcome};
+
+use super::cluster::KubeCluster;
+use super::context::Context;
+use super::managed::{ManagedKind, error_policy, reconcile};
+
+impl ManagedKind for IscsiTarget {
+    const KIND: &'static str = "IscsiTarget";
+    type Status = IscsiTargetStatus;
+
+    fn array_ref(&self) -> &str {
+        &self.spec.array_ref.name
+    }
+
+    async fn reconcile_engine<'a>(
+        &'a self,
+        array: &'a ArrayHandle,
+        cluster: &'a KubeCluster,
+    ) -> Outcome<IscsiTargetStatus> {
+        engine::iscsi_target::reconcile(self, array, cluster).await
+    }
+
+    async fn cleanup_engine<'a>(
+        &'a self,
+        array: Option<&'a ArrayHandle>,
+        _cluster: &'a KubeCluster,
+    ) -> Cleanup<IscsiTargetStatus> {
+        engine::iscsi_target::cleanup(self, array).await
+    }
+
+    fn status_with(
+        &self,
+        ready: Option<ConditionState>,
+        synced: ConditionState,
+    ) -> IscsiTargetStatus {
+        let mut status = self.status.clone().unwrap_or_default();
+        set_ready_and_synced(
+            &mut status.common.conditions,
+            ready.as_ref(),
+            &synced,
+            self.metadata.generation,
+            &engine::now(),
+        );
+        IscsiTargetStatus {
+            common: CommonStatus {
+                observed_generation: self.metadata.generation,
+                ..status.common
+            },
+            ..status
+        }
+    }
+}
+
+/// The targets (in `namespace`) that list Lun `lun`.
+pub fn targets_listing(
+    targets: &[Arc<IscsiTarget>],
+    namespace: &str,
+    lun: &str,
+) -> Vec<ObjectRef<IscsiTarget>> {
+    targets
+        .iter()
+        .filter(|t| {
+            t.namespace().as_deref() == Some(namespace) && t.spec.luns.iter().any(|l| l == lun)
+        })
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
+}
+
+/// The targets (in `namespace`) whose CHAP uses Secret `secret`.
+pub fn targets_using_secret(
+    targets: &[Arc<IscsiTarget>],
+    namespace: &str,
+    secret: &str,
+) -> Vec<ObjectRef<IscsiTarget>> {
+    targets
+        .iter()
+        .filter(|t| t.namespace().as_deref() == Some(namespace))
+        .filter(|t| {
+            t.spec.chap.as_ref().is_some_and(|c| {
+                c.secret_ref.name == secret
+                    || c.mutual_secret_ref
+                        .as_ref()
+                        .is_some_and(|m| m.name == secret)
+            })
+        })
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
+}
+
+/// Runs the IscsiTarget controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<IscsiTarget>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    );
+    let by_lun = controller.store();
+    let by_secret = controller.store();
+    controller
+        .watches(
+            Api::<Lun>::all(client.clone()),
+            watcher::Config::default(),
+            move |lun| {
+                targets_listing(
+                    &by_lun.state(),
+                    &lun.namespace().unwrap_or_default(),
+                    &lun.name_any(),
+                )
+            },
+        )
+        // Secrets are watched by metadata only: the operator reads a CHAP
+        // Secret's data when it reconciles and never keeps every Secret in
+        // memory.
+        .watches(
+            Api::<PartialObjectMeta<Secret>>::all(client),
+            watcher::Config::default(),
+            move |secret| {
+                targets_using_secret(
+                    &by_secret.state(),
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<IscsiTarget>, error_policy::<IscsiTarget>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "IscsiTarget reconcile");
+            }
+        })
+        .await;
+}

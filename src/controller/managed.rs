@@ -1,0 +1,247 @@
+//! The reconcile every managed kind shares: a thin wrapper around the engine
+//! inside kube-runtime's finalizer helper, with the status written by
+//! server-side apply and the engine's Events published.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType as KubeEventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::crd::shared::{FINALIZER, ready_reason, synced_reason};
+use crate::engine::conditions::ConditionState;
+use crate::engine::{ArrayHandle, Cleanup, EngineEvent, EventType, Outcome, Progress};
+
+use super::arrays::ArrayAccessError;
+use super::cluster::KubeCluster;
+use super::context::{Context, FIELD_MANAGER};
+
+/// How soon a reconcile that waits for another object comes back.
+pub const WAITING_REQUEUE: Duration = Duration::from_secs(10);
+
+/// Why a reconcile did not finish; the error policy backs off.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// Deletion is held (the status says why).
+    #[error("deletion held: {0}")]
+    Held(String),
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+/// A kind the engine manages on an array.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind name.
+    const KIND: &'static str;
+    /// The status type.
+    type Status: Serialize + Send + Sync;
+
+    /// `spec.arrayRef.name`.
+    fn array_ref(&self) -> &str;
+
+    /// The engine's reconcile.
+    fn reconcile_engine<'a>(
+        &'a self,
+        array: &'a ArrayHandle,
+        cluster: &'a KubeCluster,
+    ) -> impl Future<Output = Outcome<Self::Status>> + Send + 'a;
+
+    /// The engine's cleanup.
+    fn cleanup_engine<'a>(
+        &'a self,
+        array: Option<&'a ArrayHandle>,
+        cluster: &'a KubeCluster,
+    ) -> impl Future<Output = Cleanup<Self::Status>> + Send + 'a;
+
+    /// The status to write when the array cannot be had.
+    fn status_with(&self, ready: Option<ConditionState>, synced: ConditionState) -> Self::Status;
+}
+
+fn object_key<K: ManagedKind>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::KIND,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// Writes the status with server-side apply under the operator's field
+/// manager (it owns `.status`, never `.spec`).
+pub async fn patch_status<K: ManagedKind>(
+    api: &Api<K>,
+    obj: &K,
+    status: &K::Status,
+) -> Result<(), kube::Error> {
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Publishes engine Events on `obj`; a failure to publish is logged, not
+/// fatal (Events are best effort in Kubernetes too).
+pub async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    events: &[EngineEvent],
+) {
+    let reference = obj.object_ref(&());
+    for e in events {
+        let event = Event {
+            type_: match e.type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: e.reason.to_string(),
+            note: Some(e.note.chars().take(1000).collect()),
+            action: e.action.to_string(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(object = %reference.name.clone().unwrap_or_default(), error = %err, "publishing an Event failed");
+        }
+    }
+}
+
+fn synced_reason_of<S: Serialize>(status: &S) -> Option<String> {
+    let v = serde_json::to_value(status).ok()?;
+    v["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Synced")
+        .and_then(|c| c["reason"].as_str())
+        .map(str::to_string)
+}
+
+async fn apply<K: ManagedKind>(
+    obj: Arc<K>,
+    ctx: &Context,
+    api: &Api<K>,
+) -> Result<Action, ControllerError> {
+    let key = object_key(obj.as_ref());
+    let ns = obj.namespace().unwrap_or_default();
+    let handle = match ctx.arrays.handle(&ns, obj.array_ref()).await {
+        Ok(h) => h,
+        Err(e) => {
+            let unreachable = matches!(
+                e,
+                ArrayAccessError::Connect { .. } | ArrayAccessError::BackingOff { .. }
+            );
+            let status = obj.status_with(
+                Some(ConditionState::no(
+                    ready_reason::UNAVAILABLE,
+                    "the array cannot be reached",
+                )),
+                ConditionState::no(
+                    if unreachable || matches!(e, ArrayAccessError::NotFound(_)) {
+                        synced_reason::ARRAY_UNREACHABLE
+                    } else {
+                        synced_reason::RECONCILE_ERROR
+                    },
+                    e.to_string(),
+                ),
+            );
+            patch_status(api, obj.as_ref(), &status).await?;
+            ctx.metrics
+                .reconcile_failed(K::KIND, synced_reason::ARRAY_UNREACHABLE);
+            return Ok(Action::requeue(ctx.backoff.failed(&key)));
+        }
+    };
+    let outcome = obj.reconcile_engine(&handle, &ctx.cluster).await;
+    patch_status(api, obj.as_ref(), &outcome.status).await?;
+    publish(ctx, obj.as_ref(), &outcome.events).await;
+    Ok(match outcome.progress {
+        Progress::Converged => {
+            ctx.backoff.succeeded(&key);
+            Action::requeue(handle.resync)
+        }
+        Progress::Waiting => Action::requeue(WAITING_REQUEUE),
+        Progress::Failed => {
+            let reason = synced_reason_of(&outcome.status).unwrap_or_else(|| "Unknown".into());
+            ctx.metrics.reconcile_failed(K::KIND, &reason);
+            Action::requeue(ctx.backoff.failed(&key))
+        }
+    })
+}
+
+async fn cleanup<K: ManagedKind>(
+    obj: Arc<K>,
+    ctx: &Context,
+    api: &Api<K>,
+) -> Result<Action, ControllerError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let handle = ctx.arrays.handle(&ns, obj.array_ref()).await.ok();
+    match obj.cleanup_engine(handle.as_deref(), &ctx.cluster).await {
+        Cleanup::Done { events } => {
+            publish(ctx, obj.as_ref(), &events).await;
+            Ok(Action::await_change())
+        }
+        Cleanup::Held(outcome) => {
+            patch_status(api, obj.as_ref(), &outcome.status).await?;
+            publish(ctx, obj.as_ref(), &outcome.events).await;
+            let why = synced_reason_of(&outcome.status).unwrap_or_default();
+            Err(ControllerError::Held(why))
+        }
+    }
+}
+
+/// The reconcile function a kube-runtime Controller runs for `K`.
+pub async fn reconcile<K: ManagedKind>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(o) => apply::<K>(o, &ctx, &api).await,
+            FinalizerEvent::Cleanup(o) => cleanup::<K>(o, &ctx, &api).await,
+        }
+    })
+    .await;
+    ctx.metrics.reconciled(K::KIND, started.elapsed());
+    result.map_err(|e| ControllerError::Finalizer(e.to_string()))
+}
+
+/// The error policy: exponential backoff per object.
+pub fn error_policy<K: ManagedKind>(
+    obj: Arc<K>,
+    error: &ControllerError,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = object_key(obj.as_ref());
+    tracing::warn!(object = %key, error = %error, "reconcile failed");
+    Action::requeue(ctx.backoff.failed(&key))
+}

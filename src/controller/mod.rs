@@ -1,0 +1,34 @@
+//! The Kubernetes controllers: one per kind, plus what they share (the
+//! context, the array registry, the cluster view the engine uses, and the
+//! error policy). Each controller is a thin wrapper: the decisions are the
+//! engine's ([`crate::engine`]).
+
+pub mod arrays;
+pub mod backoff;
+pub mod cluster;
+pub mod context;
+pub mod iscsi_target;
+pub mod lun;
+pub mod managed;
+pub mod storage_array;
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::Shared;
+
+pub use context::Context;
+
+/// Runs every controller until `shutdown` resolves, then logs out of every
+/// array.
+pub async fn run_all<F>(ctx: Arc<Context>, shutdown: Shared<F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::join!(
+        storage_array::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        lun::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        iscsi_target::run(ctx.clone(), shutdown.clone().map(|_| ())),
+    );
+    ctx.arrays.close_all().await;
+}

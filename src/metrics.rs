@@ -1,0 +1,164 @@
+//! Prometheus metrics: reconciles, errors and durations per kind; array
+//! calls per vendor, API and outcome. One process-wide registry, rendered at
+//! `/metrics`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of the reconcile metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The kind reconciled.
+    pub kind: String,
+}
+
+/// Labels of the reconcile error counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The kind reconciled.
+    pub kind: String,
+    /// The `Synced` reason reported.
+    pub reason: String,
+}
+
+/// Labels of the array call counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `Synology` or `NGXStorage`.
+    pub vendor: String,
+    /// The operation (`list_luns`, `create_lun`, ...).
+    pub api: String,
+    /// `ok`, or the error class (`NotFound`, `Unreachable`, ...).
+    pub outcome: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles run, per kind.
+    pub reconciles: Family<KindLabels, Counter>,
+    /// Reconciles that ended in an error, per kind and reason.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Reconcile duration, per kind.
+    pub reconcile_duration: Family<KindLabels, Histogram>,
+    /// Array calls, per vendor, API and outcome.
+    pub array_calls: Family<CallLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("array_operator");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        let array_calls = Family::<CallLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
+        registry.register("array_calls", "Calls to arrays", array_calls.clone());
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            array_calls,
+        }
+    }
+
+    /// Counts one reconcile of `kind` that took `took`.
+    pub fn reconciled(&self, kind: &str, took: Duration) {
+        let labels = KindLabels {
+            kind: kind.to_string(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts one failed reconcile.
+    pub fn reconcile_failed(&self, kind: &str, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                kind: kind.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one array call.
+    pub fn array_call(&self, vendor: &str, api: &str, outcome: &str) {
+        self.array_calls
+            .get_or_create(&CallLabels {
+                vendor: vendor.to_string(),
+                api: api.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_has_every_family_with_its_labels() {
+        let m = Metrics::new();
+        m.reconciled("Lun", Duration::from_millis(12));
+        m.reconcile_failed("Lun", "ArrayUnreachable");
+        m.array_call("Synology", "list_luns", "ok");
+        let text = m.render();
+        assert!(
+            text.contains("array_operator_reconciles_total{kind=\"Lun\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "array_operator_reconcile_errors_total{kind=\"Lun\",reason=\"ArrayUnreachable\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("array_operator_array_calls_total{vendor=\"Synology\",api=\"list_luns\",outcome=\"ok\"} 1"), "{text}");
+        assert!(
+            text.contains("array_operator_reconcile_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}
