@@ -12,6 +12,7 @@
 pub mod conditions;
 pub mod iscsi_target;
 pub mod lun;
+pub mod memory;
 pub mod observation;
 pub mod spec_error;
 
