@@ -37,6 +37,7 @@ both_dialects!(
     what_ngx_cannot_do_is_unsupported,
     a_snapshot_clone_creates_a_lun,
     secrets_never_reach_errors_or_debug,
+    a_target_create_cut_before_its_auth_group_is_attached_is_completed,
 );
 
 const CHAP_SECRET: &str = "Chap-S3cret-4f1a";
@@ -874,4 +875,42 @@ async fn secrets_never_reach_errors_or_debug(d: Dialect) {
             assert!(!text.contains(secret), "{secret} leaked into: {text}");
         }
     }
+}
+
+async fn a_target_create_cut_before_its_auth_group_is_attached_is_completed(d: Dialect) {
+    let sim = sim(d).await;
+    let b = backend(&sim).await;
+    let mut want = desired_target("half", &[]);
+    want.chap = Some(chap("frank", CHAP_SECRET));
+    want.initiators = vec!["iqn.2000-01.com.example:half".into()];
+    sim.faults().arm(FaultRule::once(
+        sim.op(Endpoint::AuthGroupCreate),
+        1,
+        FaultAction::DropAfterApply,
+    ));
+    let err = b.create_target(&want).await.expect_err("cut");
+    assert_eq!(err.class, ErrorClass::Unreachable, "{err}");
+    // The target is there on the default group; its group exists, unattached.
+    let t = observe_target(&b, "half").await.expect("target made");
+    assert_eq!(
+        sim.state().target(&t.id).map(|t| t.auth_group_id),
+        Some(DEFAULT_AUTH_GROUP_ID.to_string())
+    );
+    // The next pass finds CHAP and initiators missing and completes the
+    // group the cut attempt made, without making a second one.
+    let (ops, id) = converge_target(&b, &want).await;
+    assert_eq!(id, t.id);
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    let groups = sim.state().read(|s| {
+        s.auth_groups
+            .values()
+            .filter(|g| g.name.starts_with("arrayop"))
+            .count()
+    });
+    assert_eq!(groups, 1);
+    b.delete_target(&id).await.expect("delete");
+    assert!(
+        sim.state().read(|s| s.auth_groups.len() == 1),
+        "only the default group is left"
+    );
 }
