@@ -12,7 +12,7 @@
 //! NGX targets have no enable switch (always accepting logins, reported as
 //! enabled) and no IQN field (the array derives it from the name).
 
-use crate::array::ngxstorage::{AuthGroup, Chap as NgxChap, NgxClient, TargetCreate};
+use crate::array::ngxstorage::{AuthGroup, Chap as NgxChap, Endpoint, NgxClient, TargetCreate};
 use crate::array::types::{Chap, ObservedChap, ObservedTarget};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
@@ -27,8 +27,11 @@ pub const PORTAL_GROUP: &str = "portalGroup";
 pub const IQN: &str = "iqn";
 
 const OWN_GROUP_PREFIX: &str = "arrayop";
-const CREATE_CALL: &str = "POST /target/iscsi/";
-const SETTINGS_CALL: &str = "PATCH /iscsi_target/{id}";
+
+/// The API call an error names, in the dialect the array speaks.
+fn call(client: &NgxClient, endpoint: Endpoint) -> String {
+    endpoint.op_key(client.dialect())
+}
 
 /// The name of the auth group the operator makes for target `target_id`:
 /// `arrayop` and the first 23 characters of the id (auth group names are
@@ -168,20 +171,21 @@ async fn resolve_portal_group(
 /// the spec asks for CHAP or initiators, its own auth group.
 pub(crate) async fn create(client: &NgxClient, d: &DesiredTarget) -> Result<String, BackendError> {
     // Everything that can be refused is refused before the first call.
-    let chap = check_chap(CREATE_CALL, d.chap.as_ref())?;
+    let create_call = call(client, Endpoint::TargetCreate);
+    let chap = check_chap(&create_call, d.chap.as_ref())?;
     if !d.enabled {
-        return Err(disable_unsupported(CREATE_CALL));
+        return Err(disable_unsupported(&create_call));
     }
     for key in d.settings.keys() {
         // The IQN is not sent: the array derives it, and a differing spec
         // IQN shows up as drift the next diff reports.
         if key != PORTAL_GROUP && key != IQN {
-            return Err(unsupported_setting(CREATE_CALL, key));
+            return Err(unsupported_setting(&create_call, key));
         }
     }
     let portal = resolve_portal_group(
         client,
-        CREATE_CALL,
+        &create_call,
         d.settings.get(PORTAL_GROUP).map(String::as_str),
     )
     .await?;
@@ -227,12 +231,15 @@ pub(crate) async fn update(
         TargetOp::SetSettings(settings) => {
             for key in settings.keys() {
                 if key != PORTAL_GROUP {
-                    return Err(unsupported_setting(SETTINGS_CALL, key));
+                    return Err(unsupported_setting(
+                        &call(client, Endpoint::TargetRename),
+                        key,
+                    ));
                 }
             }
             if let Some(want) = settings.get(PORTAL_GROUP) {
-                let call = "PATCH /iscsi_target/portal_group/{id}";
-                let pg = resolve_portal_group(client, call, Some(want)).await?;
+                let pg_call = call(client, Endpoint::TargetPortalGroup);
+                let pg = resolve_portal_group(client, &pg_call, Some(want)).await?;
                 client
                     .set_target_portal_group(id, &pg)
                     .await
@@ -241,7 +248,7 @@ pub(crate) async fn update(
             Ok(())
         }
         TargetOp::SetChap(chap) => {
-            let chap = check_chap("PATCH /auth_group/chap/{id}", chap.as_ref())?;
+            let chap = check_chap(&call(client, Endpoint::AuthGroupAddChap), chap.as_ref())?;
             change_auth(client, id, ChapChange::Set(chap), None).await
         }
         TargetOp::SetInitiators(initiators) => {
@@ -249,7 +256,7 @@ pub(crate) async fn update(
         }
         // Always enabled: the state asked for already holds.
         TargetOp::Enable => Ok(()),
-        TargetOp::Disable => Err(disable_unsupported(SETTINGS_CALL)),
+        TargetOp::Disable => Err(disable_unsupported(&call(client, Endpoint::TargetRename))),
         TargetOp::Map { lun_id } => client
             .add_target_luns(id, std::slice::from_ref(lun_id))
             .await
