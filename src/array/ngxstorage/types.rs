@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::dialect::{Dialect, Field};
+use crate::array::types::SecretString;
 
 /// A JSON object read through the field table.
 #[derive(Clone, Copy, Debug)]
@@ -296,7 +297,8 @@ pub struct Initiator {
     pub alias: Option<String>,
 }
 
-/// An auth group. The CHAP password the array returns is not kept.
+/// An auth group. The CHAP password the array returns is kept only as a
+/// redacted [`SecretString`], so the reconciler can tell a changed secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthGroup {
     /// `group_id` / `id`.
@@ -307,6 +309,8 @@ pub struct AuthGroup {
     pub owner: Option<String>,
     /// CHAP user name, when CHAP is set.
     pub chap_username: Option<String>,
+    /// CHAP secret, when the array returns it (the document's examples do).
+    pub chap_password: Option<SecretString>,
     /// `chap_status` is 1.
     pub chap_enabled: bool,
     /// Allowed initiators.
@@ -316,10 +320,15 @@ pub struct AuthGroup {
 impl AuthGroup {
     pub(crate) fn decode(v: &Value, d: Dialect) -> Result<Self, String> {
         let r = Rec::new(v, d);
-        let chap_username = r
-            .get(Field::Chap)
+        let chap = r.get(Field::Chap);
+        let chap_username = chap
             .map(|c| Rec::new(c, d))
             .and_then(|c| c.str(Field::ChapUser));
+        // Both dialects spell it `password`, as in the CHAP request body.
+        let chap_password = chap
+            .and_then(|c| c.get("password"))
+            .and_then(Value::as_str)
+            .map(SecretString::new);
         let initiators = r
             .array(Field::Initiators)
             .iter()
@@ -338,6 +347,7 @@ impl AuthGroup {
             owner: r.str(Field::GroupOwner),
             chap_enabled: r.u64(Field::ChapStatus) == Some(1),
             chap_username,
+            chap_password,
             initiators,
         })
     }

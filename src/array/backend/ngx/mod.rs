@@ -1,0 +1,160 @@
+//! The NGXStorage adapter of [`super::Backend`]: translates the
+//! vendor-neutral views and operations to [`NgxClient`] calls.
+//!
+//! - LUNs: [`lun`] (settings keys `ngxstorage.*`, see [`lun::SETTING_KEYS`]).
+//! - Targets: [`target`]. NGX keeps CHAP and allowed initiators on an *auth
+//!   group* a target points at, not on the target. A target that needs
+//!   either gets a group of its own, named from its id
+//!   ([`target::own_group_name`]); a target that needs neither uses the
+//!   array's default group. The name is the only mark of ownership the API
+//!   offers, and deriving it from the id (not the name) survives renames.
+
+pub mod lun;
+pub mod target;
+
+use crate::array::error::ErrorClass;
+use crate::array::ngxstorage::{self, NgxClient, NgxConfig, NgxError, Token};
+use crate::array::types::{ObservedLun, ObservedTarget};
+use crate::crd::storage_array::ResizeMode;
+use crate::reconcile::lun::{DesiredLun, LunOp};
+use crate::reconcile::target::{DesiredTarget, TargetOp};
+
+use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
+
+/// A connected NGXStorage array (or HA pair). Cheap to clone: clones share
+/// the client's connection pool, concurrency limit and Master choice.
+#[derive(Clone, Debug)]
+pub struct NgxBackend {
+    client: NgxClient,
+}
+
+/// Converts a client error, keeping class, code and API call.
+pub(crate) fn vendor(e: NgxError) -> BackendError {
+    BackendError::from_vendor(&e)
+}
+
+impl NgxBackend {
+    /// Builds the client configuration from a StorageArray's view. Refuses
+    /// a wrong credential kind and a missing owner before any call.
+    pub fn client_config(config: &BackendConfig) -> Result<NgxConfig, BackendError> {
+        let token = match &config.credentials {
+            Credentials::Token(t) => Token::new(t.expose()),
+            Credentials::UserPassword { .. } => {
+                return Err(BackendError::invalid(
+                    "connect",
+                    "spec.credentialsSecretRef: an NGXStorage array takes a bearer token: the Secret needs the key `token`",
+                ));
+            }
+        };
+        let owner = config
+            .ngx_owner
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| {
+                BackendError::invalid(
+                    "connect",
+                    "spec.ngxstorage.owner is required for an NGXStorage array: the controller id (for example <serial>_A) every change carries",
+                )
+            })?;
+        let mut c = NgxConfig::new(config.endpoint.clone(), token, owner);
+        c.secondary_endpoint = config.secondary_endpoint.clone();
+        c.resize_mode = match config.resize_mode {
+            ResizeMode::Absolute => ngxstorage::ResizeMode::Absolute,
+            ResizeMode::Delta => ngxstorage::ResizeMode::Delta,
+        };
+        c.transport = config.transport.clone();
+        Ok(c)
+    }
+
+    /// Connects: checks the configuration, picks the Master controller and
+    /// detects the dialect.
+    pub async fn connect(config: BackendConfig) -> Result<Self, BackendError> {
+        let c = Self::client_config(&config)?;
+        Self::connect_with(c).await
+    }
+
+    /// Connects with a client configuration built by the caller (tests use
+    /// it to shorten the busy backoff).
+    pub async fn connect_with(config: NgxConfig) -> Result<Self, BackendError> {
+        let client = NgxClient::connect(config).await.map_err(vendor)?;
+        Ok(NgxBackend { client })
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &NgxClient {
+        &self.client
+    }
+
+    /// See [`super::Backend::info`].
+    pub async fn info(&self) -> Result<ArrayInfo, BackendError> {
+        let system = self.client.system_info().await.map_err(vendor)?;
+        let pools = self.client.pool_overview().await.map_err(vendor)?;
+        Ok(ArrayInfo {
+            model: system.product,
+            version: system.app_version,
+            serial: system.service_tag,
+            dialect: Some(self.client.dialect().as_str().to_string()),
+            active_endpoint: self.client.active_endpoint().await,
+            pools: pools
+                .into_iter()
+                .map(|p| (p.pool, p.total_bytes, p.free_bytes))
+                .collect(),
+        })
+    }
+
+    /// See [`super::Backend::list_luns`].
+    pub async fn list_luns(&self) -> Result<Vec<ObservedLun>, BackendError> {
+        lun::list(&self.client).await
+    }
+
+    /// See [`super::Backend::list_targets`].
+    pub async fn list_targets(&self) -> Result<Vec<ObservedTarget>, BackendError> {
+        target::list(&self.client).await
+    }
+
+    /// See [`super::Backend::create_lun`].
+    pub async fn create_lun(&self, desired: &DesiredLun) -> Result<String, BackendError> {
+        lun::create(&self.client, desired).await
+    }
+
+    /// See [`super::Backend::update_lun`].
+    pub async fn update_lun(&self, id: &str, op: &LunOp) -> Result<(), BackendError> {
+        lun::update(&self.client, id, op).await
+    }
+
+    /// See [`super::Backend::delete_lun`].
+    pub async fn delete_lun(&self, id: &str) -> Result<(), BackendError> {
+        self.client.delete_lun(id).await.map_err(vendor)
+    }
+
+    /// See [`super::Backend::create_target`].
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+        target::create(&self.client, desired).await
+    }
+
+    /// See [`super::Backend::update_target`].
+    pub async fn update_target(&self, id: &str, op: &TargetOp) -> Result<(), BackendError> {
+        target::update(&self.client, id, op).await
+    }
+
+    /// See [`super::Backend::delete_target`].
+    pub async fn delete_target(&self, id: &str) -> Result<(), BackendError> {
+        target::delete(&self.client, id).await
+    }
+
+    /// See [`super::Backend::close`]: NGX has no session (a bearer token per
+    /// call), so there is nothing to end.
+    pub async fn close(&self) {}
+}
+
+/// A programming error of the caller: an operation routed to the wrong
+/// method. Reported, never a panic.
+pub(crate) fn misrouted(call: &str, what: &str) -> BackendError {
+    BackendError {
+        class: ErrorClass::InvalidRequest,
+        vendor_code: None,
+        api_call: call.to_string(),
+        message: format!("{what} is not applied through {call}; this is an operator bug"),
+    }
+}
