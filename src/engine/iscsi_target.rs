@@ -441,7 +441,7 @@ pub async fn reconcile(
             );
         }
     };
-    let desired_spec = match desired(target, array.vendor(), &resolved) {
+    let mut desired_spec = match desired(target, array.vendor(), &resolved) {
         Ok(d) => d,
         Err(invalid) => {
             return run.finish(
@@ -454,6 +454,9 @@ pub async fn reconcile(
             );
         }
     };
+    if let Err(e) = array.backend.normalize_target(&mut desired_spec).await {
+        return run.array_error(&e, "Observe", array);
+    }
     let view = match array.cache.view(&array.backend, array.resync).await {
         Ok(v) => v,
         Err(e) => return run.array_error(&e, "Observe", array),
@@ -620,6 +623,8 @@ pub async fn reconcile(
             let reason = match op {
                 TargetOp::Map { .. } => event_reason::MAPPED,
                 TargetOp::Unmap { .. } => event_reason::UNMAPPED,
+                // A new Secret is a change of what is asked for, not drift.
+                TargetOp::SetChap(_) if chap_rotated => event_reason::UPDATED,
                 _ => drift_reason,
             };
             run.events

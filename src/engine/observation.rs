@@ -131,8 +131,7 @@ impl ObservationCache {
         if let Some(v) = self.fresh(max_age) {
             return Ok(v);
         }
-        let luns = backend.list_luns().await?;
-        let targets = backend.list_targets().await?;
+        let (luns, targets) = backend.observe().await?;
         let view = Arc::new(ArrayView { luns, targets });
         let mut c = lock(&self.cached);
         c.view = Some(view.clone());

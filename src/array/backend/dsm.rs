@@ -57,6 +57,14 @@ impl DsmBackend {
     pub async fn delete_target(&self, _id: &str) -> Result<(), BackendError> {
         Err(todo("delete_target"))
     }
+    /// See [`super::Backend::normalize_target`]: nothing to resolve on DSM.
+    pub async fn normalize_target(&self, _desired: &mut DesiredTarget) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// See [`super::Backend::observe`].
+    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
+        Ok((self.list_luns().await?, self.list_targets().await?))
+    }
     /// See [`super::Backend::close`].
     pub async fn close(&self) {}
 }

@@ -190,6 +190,12 @@ impl Backend {
         dispatch!(self, "info", b => b.info().await)
     }
 
+    /// Every LUN and every target together, sharing the list calls both
+    /// need (one list call per object type): what the observation cache uses.
+    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
+        dispatch!(self, "observe", b => b.observe().await)
+    }
+
     /// Every LUN, in one batched observation.
     pub async fn list_luns(&self) -> Result<Vec<ObservedLun>, BackendError> {
         dispatch!(self, "list_luns", b => b.list_luns().await)
@@ -221,6 +227,15 @@ impl Backend {
     /// mappings); returns its array-side id.
     pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
         dispatch!(self, "create_target", b => b.create_target(desired).await)
+    }
+
+    /// Resolves what the spec may name in more than one way (an NGX portal
+    /// group by name or id) to the form the array reports, before the diff.
+    pub async fn normalize_target(&self, desired: &mut DesiredTarget) -> Result<(), BackendError> {
+        match self {
+            Backend::Synology(b) => b.normalize_target(desired).await,
+            Backend::Ngx(b) => b.normalize_target(desired).await,
+        }
     }
 
     /// Applies one non-create, non-delete target operation to target `id`.

@@ -66,7 +66,7 @@ fn settings_of(l: &Lun) -> LunSettings {
 
 /// One LUN in the vendor-neutral view; `targets` is the same observation's
 /// target list (for `mapped_targets`).
-fn observe(l: Lun, targets: &[Target]) -> ObservedLun {
+pub(crate) fn observe(l: Lun, targets: &[Target]) -> ObservedLun {
     let mapped_targets = targets
         .iter()
         .filter(|t| t.luns.iter().any(|m| m.vol_id == l.id))

@@ -26,6 +26,10 @@ use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
 #[derive(Clone, Debug)]
 pub struct NgxBackend {
     client: NgxClient,
+    /// Portal groups as `(id, name)`: they change rarely, and the engine
+    /// needs them on every target reconcile to read a spec that names a
+    /// group by name, so they are listed once and again only on a miss.
+    portal_groups: std::sync::Arc<tokio::sync::Mutex<Option<Vec<(String, Option<String>)>>>>,
 }
 
 /// Converts a client error, keeping class, code and API call.
@@ -78,12 +82,44 @@ impl NgxBackend {
     /// it to shorten the busy backoff).
     pub async fn connect_with(config: NgxConfig) -> Result<Self, BackendError> {
         let client = NgxClient::connect(config).await.map_err(vendor)?;
-        Ok(NgxBackend { client })
+        Ok(NgxBackend {
+            client,
+            portal_groups: Default::default(),
+        })
     }
 
     /// The underlying client.
     pub fn client(&self) -> &NgxClient {
         &self.client
+    }
+
+    /// See [`super::Backend::normalize_target`]: a `portalGroup` given by
+    /// name becomes the id the array reports, so the diff compares like
+    /// with like. An unknown name is left as written; create and update
+    /// then refuse it with the list of groups.
+    pub async fn normalize_target(&self, desired: &mut DesiredTarget) -> Result<(), BackendError> {
+        let Some(want) = desired.settings.get(target::PORTAL_GROUP).cloned() else {
+            return Ok(());
+        };
+        let find = |groups: &[(String, Option<String>)]| {
+            groups
+                .iter()
+                .find(|(id, _)| *id == want)
+                .or_else(|| groups.iter().find(|(_, name)| name.as_deref() == Some(want.as_str())))
+                .map(|(id, _)| id.clone())
+        };
+        let mut cache = self.portal_groups.lock().await;
+        let mut found = cache.as_deref().and_then(find);
+        if found.is_none() {
+            let groups = self.client.portal_groups().await.map_err(vendor)?;
+            let pairs: Vec<(String, Option<String>)> = groups.into_iter().map(|g| (g.id, g.name)).collect();
+            found = find(&pairs);
+            *cache = Some(pairs);
+        }
+        if let Some(id) = found {
+            desired.settings.insert(target::PORTAL_GROUP.to_string(), id);
+        }
+        Ok(())
     }
 
     /// See [`super::Backend::info`].
@@ -106,6 +142,16 @@ impl NgxBackend {
     /// See [`super::Backend::list_luns`].
     pub async fn list_luns(&self) -> Result<Vec<ObservedLun>, BackendError> {
         lun::list(&self.client).await
+    }
+
+    /// See [`super::Backend::observe`]: LUNs, targets and auth groups, one
+    /// list call each.
+    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
+        let luns = self.client.luns_detailed().await.map_err(vendor)?;
+        let targets = self.client.targets_detailed().await.map_err(vendor)?;
+        let groups = self.client.auth_groups_detailed().await.map_err(vendor)?;
+        let observed_luns = luns.into_iter().map(|l| lun::observe(l, &targets)).collect();
+        Ok((observed_luns, target::observe_all(targets, &groups)))
     }
 
     /// See [`super::Backend::list_targets`].

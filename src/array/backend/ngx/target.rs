@@ -59,7 +59,15 @@ fn observed_chap(g: &AuthGroup) -> Option<ObservedChap> {
 pub(crate) async fn list(client: &NgxClient) -> Result<Vec<ObservedTarget>, BackendError> {
     let targets = client.targets_detailed().await.map_err(vendor)?;
     let groups = client.auth_groups_detailed().await.map_err(vendor)?;
-    Ok(targets
+    Ok(observe_all(targets, &groups))
+}
+
+/// The vendor-neutral view of listed targets and auth groups.
+pub(crate) fn observe_all(
+    targets: Vec<crate::array::ngxstorage::Target>,
+    groups: &[crate::array::ngxstorage::AuthGroup],
+) -> Vec<ObservedTarget> {
+    targets
         .into_iter()
         .map(|t| {
             let group = t
@@ -89,7 +97,7 @@ pub(crate) async fn list(client: &NgxClient) -> Result<Vec<ObservedTarget>, Back
                 status: None,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Refuses CHAP NGX cannot hold: one pair per group, no mutual CHAP.
