@@ -243,6 +243,9 @@ fn iqn_part(text: &str) -> String {
 /// The prefix of every IQN DSM's UI generates.
 pub const SYNOLOGY_IQN_PREFIX: &str = "iqn.2000-01.com.synology:";
 
+/// The host part of a generated IQN when the DSM host name is unknown.
+pub const FALLBACK_HOST: &str = "dsm";
+
 /// The host name in an IQN DSM generated (`iqn.2000-01.com.synology:<host>.<name>`).
 pub fn host_of_iqn(iqn: &str) -> Option<&str> {
     let rest = iqn.strip_prefix(SYNOLOGY_IQN_PREFIX)?;

@@ -231,7 +231,13 @@ impl DsmBackend {
     }
 
     async fn learn_host(&self, targets: &[crate::array::synology::Target]) {
-        if let Some(host) = targets.iter().find_map(|t| convert::host_of_iqn(&t.iqn)) {
+        // The fallback host name carries no news: learning it back from an
+        // IQN this adapter generated would hide the real one.
+        let real = targets
+            .iter()
+            .filter_map(|t| convert::host_of_iqn(&t.iqn))
+            .find(|h| *h != convert::FALLBACK_HOST);
+        if let Some(host) = real {
             *self.host.lock().await = Some(host.to_string());
         }
     }
