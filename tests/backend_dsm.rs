@@ -648,7 +648,11 @@ async fn session_expiry_mid_sequence_is_survived() {
     bigger.description = Some("after expiry".into());
     converge_lun(&b, Some(id.clone()), &bigger).await;
     converge_target(&b, None, &desired_target("expiring-t", vec![id]), false).await;
-    assert!(sim.calls().count("SYNO.API.Auth.login") >= logins + 1);
+    assert_eq!(
+        sim.calls().count("SYNO.API.Auth.login"),
+        logins + 2,
+        "one login per expiry"
+    );
 
     // A whole-DSM logout (reboot, admin) is survived too.
     sim.state().expire_all_sessions();
