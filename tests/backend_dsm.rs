@@ -341,6 +341,19 @@ async fn target_with_two_luns_map_and_unmap() {
     .await
     .expect("unmap from the LUN side");
 
+    // Rename and a new IQN through the diff keep the id and the mappings.
+    let mut renamed = want.clone();
+    renamed.name = "pvc-target-renamed".into();
+    renamed
+        .settings
+        .insert("iqn".into(), "iqn.2000-01.com.synology:dsm.renamed".into());
+    let (id, o, ops) = converge_target(&b, Some(tid.clone()), &renamed, false).await;
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert_eq!(id, tid);
+    assert_eq!(o.name, "pvc-target-renamed");
+    assert_eq!(o.iqn, "iqn.2000-01.com.synology:dsm.renamed");
+    assert_eq!(o.mapped_luns, vec![a.clone(), d.clone()]);
+
     // A second target on the same host takes its host name from the first
     // IQN DSM-style; an explicit IQN is kept as given.
     let mut other = desired_target("other", vec![]);
