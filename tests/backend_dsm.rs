@@ -693,6 +693,17 @@ async fn refused_before_any_call() {
         ErrorClass::InvalidRequest
     );
 
+    let mut contradiction = desired_lun("contradiction", GIB, true);
+    contradiction
+        .settings
+        .insert("synology.type".into(), "BLUN_THICK".into());
+    let err = b
+        .create_lun(&contradiction)
+        .await
+        .expect_err("thick type, thin flag");
+    assert_eq!(err.class, ErrorClass::InvalidRequest);
+    assert!(err.message.contains("spec.synology.type"), "{err}");
+
     let mut t = desired_target("acl", vec![]);
     t.initiators = vec!["iqn.1993-08.org.debian:01:abc".into()];
     assert_eq!(

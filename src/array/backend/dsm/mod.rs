@@ -12,7 +12,8 @@
 //!   decimal.
 //! - `thin` is read from the type word (see [`convert::thin_of_type`]); a
 //!   new LUN gets `synology.type` when the spec sets it, else `BLUN` (thin)
-//!   or `BLUN_THICK` (thick).
+//!   or `BLUN_THICK` (thick); a type that contradicts the thin flag is
+//!   refused before any call (it would be permanent drift).
 //! - DSM's `Target create` takes only name, IQN, CHAP and the session limit
 //!   (DSM docs and synology-api), so digests and segment sizes follow in one
 //!   `Target set`, and a target meant to be disabled is disabled after that.
@@ -274,6 +275,20 @@ impl DsmBackend {
             .get(convert::TYPE_KEY)
             .cloned()
             .unwrap_or_else(|| if desired.thin { "BLUN" } else { "BLUN_THICK" }.to_string());
+        // A type that contradicts the thin flag would be reported as fixed
+        // drift on every pass after the create; refuse it up front instead.
+        if let Some(type_thin) = convert::thin_of_type(&type_word)
+            && type_thin != desired.thin
+        {
+            return Err(BackendError::invalid(
+                api_call,
+                format!(
+                    "spec.synology.type: {type_word} is {} but spec.thinProvisioning is {}",
+                    if type_thin { "thin" } else { "thick" },
+                    desired.thin
+                ),
+            ));
+        }
         let req = CreateLun {
             name: desired.name.clone(),
             lun_type: convert::lun_type_of(&type_word),
