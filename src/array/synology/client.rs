@@ -255,6 +255,12 @@ impl DsmClient {
         Ok(Sid::new(login.sid))
     }
 
+    /// Logs in now unless a session is open, so refused credentials show at
+    /// connect time instead of on the first call.
+    pub async fn login_now(&self) -> Result<(), DsmError> {
+        self.sid().await.map(|_| ())
+    }
+
     /// Ends the session, if there is one. Called on shutdown.
     pub async fn logout(&self) -> Result<(), DsmError> {
         let mut state = self.inner.session.lock().await;
