@@ -614,11 +614,17 @@ async fn a_crash_between_create_and_status_write_creates_no_duplicate(vendor: Ve
     env.sim.arm_create_fault(FaultAction::DropAfterApply);
     env.apply_lun("c1", env.sim.lun_spec("1Gi"));
     let out = env.reconcile_lun("c1").await;
-    assert_eq!(out.progress, Progress::Failed);
+    assert_eq!(env.sim.luns_named("c1"), 1, "created once");
     let lun = env.cluster.lun(NS, "c1").expect("lun");
     let annotations = lun.metadata.annotations.clone().unwrap_or_default();
     assert!(annotations.contains_key(ANNOTATION_CREATE_PENDING));
-    assert_eq!(env.sim.luns_named("c1"), 1, "created once");
+    match vendor {
+        // NGX: the answer is lost, so the outcome is unknown and reported.
+        Vendor::NgxStorage => assert_eq!(out.progress, Progress::Failed),
+        // DSM: the client itself looks the name up after a lost create
+        // answer (issue #3), so the create is known to have happened.
+        Vendor::Synology => assert_eq!(out.progress, Progress::Converged),
+    }
 
     // The next pass finds it by name instead of creating it again.
     let out = env.reconcile_lun("c1").await;
