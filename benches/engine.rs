@@ -69,6 +69,16 @@ fn args() -> Args {
     a
 }
 
+fn synced_message(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> String {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .map(|c| format!("{}: {}", c.reason, c.message))
+        .unwrap_or_default()
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -185,7 +195,9 @@ async fn start(vendor: Vendor, luns: usize, targets: usize, concurrency: usize) 
 
 fn lun_spec(vendor: Vendor) -> LunSpec {
     LunSpec {
-        array_ref: ArrayRef { name: "array".into() },
+        array_ref: ArrayRef {
+            name: "array".into(),
+        },
         name: None,
         size: Quantity("1Gi".into()),
         location: (vendor == Vendor::Synology).then(|| "/volume1".to_string()),
@@ -202,7 +214,9 @@ fn lun_spec(vendor: Vendor) -> LunSpec {
 
 fn target_spec(luns: Vec<String>) -> IscsiTargetSpec {
     IscsiTargetSpec {
-        array_ref: ArrayRef { name: "array".into() },
+        array_ref: ArrayRef {
+            name: "array".into(),
+        },
         name: None,
         iqn: None,
         enabled: true,
@@ -229,45 +243,61 @@ async fn pass(
     targets: &[String],
     concurrency: usize,
 ) -> (Vec<Duration>, bool) {
-    let lun_results: Vec<(Duration, Progress)> = futures::stream::iter(luns.iter().cloned())
-        .map(|name| async move {
-            let lun = cluster.lun(NS, &name).expect("lun");
-            let t = Instant::now();
-            let out = engine::lun::reconcile(&lun, handle, cluster).await;
-            let took = t.elapsed();
-            let mut stored = cluster.lun(NS, &name).expect("lun");
-            stored.status = Some(out.status);
-            cluster.put_lun(stored);
-            (took, out.progress)
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let target_results: Vec<(Duration, Progress)> = futures::stream::iter(targets.iter().cloned())
-        .map(|name| async move {
-            let t0 = cluster.target(NS, &name).expect("target");
-            let t = Instant::now();
-            let out = engine::iscsi_target::reconcile(&t0, handle, cluster).await;
-            let took = t.elapsed();
-            let mut stored = cluster.target(NS, &name).expect("target");
-            stored.status = Some(out.status);
-            cluster.put_target(stored);
-            (took, out.progress)
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let all_converged = lun_results
+    let lun_results: Vec<(Duration, Progress, String)> =
+        futures::stream::iter(luns.iter().cloned())
+            .map(|name| async move {
+                let lun = cluster.lun(NS, &name).expect("lun");
+                let t = Instant::now();
+                let out = engine::lun::reconcile(&lun, handle, cluster).await;
+                let took = t.elapsed();
+                let why = synced_message(&out.status.common.conditions);
+                let mut stored = cluster.lun(NS, &name).expect("lun");
+                stored.status = Some(out.status);
+                cluster.put_lun(stored);
+                (took, out.progress, why)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let target_results: Vec<(Duration, Progress, String)> =
+        futures::stream::iter(targets.iter().cloned())
+            .map(|name| async move {
+                let t0 = cluster.target(NS, &name).expect("target");
+                let t = Instant::now();
+                let out = engine::iscsi_target::reconcile(&t0, handle, cluster).await;
+                let took = t.elapsed();
+                let why = synced_message(&out.status.common.conditions);
+                let mut stored = cluster.target(NS, &name).expect("target");
+                stored.status = Some(out.status);
+                cluster.put_target(stored);
+                (took, out.progress, why)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let not_converged: Vec<&String> = lun_results
         .iter()
         .chain(target_results.iter())
-        .all(|(_, p)| *p == Progress::Converged);
-    let durations = lun_results.into_iter().chain(target_results).map(|(d, _)| d).collect();
+        .filter(|(_, p, _)| *p != Progress::Converged)
+        .map(|(_, _, why)| why)
+        .collect();
+    for why in not_converged.iter().take(3) {
+        println!("  not converged: {why}");
+    }
+    let all_converged = not_converged.is_empty();
+    let durations = lun_results
+        .into_iter()
+        .chain(target_results)
+        .map(|(d, _, _)| d)
+        .collect();
     (durations, all_converged)
 }
 
 async fn bench(vendor: Vendor, a: &Args) {
     let running = start(vendor, a.luns, a.targets, a.concurrency).await;
-    let backend = Backend::connect(running.config.clone()).await.expect("connect");
+    let backend = Backend::connect(running.config.clone())
+        .await
+        .expect("connect");
     let handle = ArrayHandle {
         key: format!("{NS}/array"),
         backend,
@@ -283,9 +313,14 @@ async fn bench(vendor: Vendor, a: &Args) {
         cluster.put_lun(l);
     }
     let target_names: Vec<String> = (0..a.targets).map(|i| format!("tgt{i:04}")).collect();
-    let per_target = if a.targets == 0 { 0 } else { (a.luns / a.targets).min(10) };
+    let per_target = a.luns.checked_div(a.targets).unwrap_or(0).min(10);
     for (i, name) in target_names.iter().enumerate() {
-        let luns = lun_names.iter().skip(i * per_target).take(per_target).cloned().collect();
+        let luns = lun_names
+            .iter()
+            .skip(i * per_target)
+            .take(per_target)
+            .cloned()
+            .collect();
         let mut t = IscsiTarget::new(name, target_spec(luns));
         t.meta_mut().namespace = Some(NS.into());
         t.meta_mut().generation = Some(1);
@@ -298,7 +333,8 @@ async fn bench(vendor: Vendor, a: &Args) {
     let mut passes = 0;
     loop {
         passes += 1;
-        let (d, converged) = pass(&cluster, &handle, &lun_names, &target_names, a.concurrency).await;
+        let (d, converged) =
+            pass(&cluster, &handle, &lun_names, &target_names, a.concurrency).await;
         durations.extend(d);
         if converged || passes >= 3 {
             break;
@@ -312,7 +348,8 @@ async fn bench(vendor: Vendor, a: &Args) {
     handle.cache.invalidate();
     running.calls.clear();
     let started = Instant::now();
-    let (mut steady, steady_converged) = pass(&cluster, &handle, &lun_names, &target_names, a.concurrency).await;
+    let (mut steady, steady_converged) =
+        pass(&cluster, &handle, &lun_names, &target_names, a.concurrency).await;
     let steady_wall = started.elapsed();
     let steady_calls = running.calls.calls();
     steady.sort();
@@ -322,30 +359,57 @@ async fn bench(vendor: Vendor, a: &Args) {
         Vendor::NgxStorage => "NGXStorage",
         Vendor::Synology => "Synology",
     };
-    println!("== {vendor_name}: {} Luns, {} targets x {per_target} Luns, concurrency {}", a.luns, a.targets, a.concurrency);
-    println!("converge: {passes} pass(es), wall {:.2} s, {} array calls ({:.2} per Lun, {:.2} per object)",
+    println!(
+        "== {vendor_name}: {} Luns, {} targets x {per_target} Luns, concurrency {}",
+        a.luns, a.targets, a.concurrency
+    );
+    println!(
+        "converge: {passes} pass(es), wall {:.2} s, {} array calls ({:.2} per Lun, {:.2} per object)",
         converge_wall.as_secs_f64(),
         converge_calls.len(),
         converge_calls.len() as f64 / a.luns.max(1) as f64,
-        converge_calls.len() as f64 / objects.max(1) as f64);
+        converge_calls.len() as f64 / objects.max(1) as f64
+    );
     for (op, n) in by_operation(&converge_calls) {
         println!("  {n:>6}  {op}");
     }
-    println!("  reconcile p50 {:.1} ms, p99 {:.1} ms",
+    println!(
+        "  reconcile p50 {:.1} ms, p99 {:.1} ms",
         percentile(&durations, 0.50).as_secs_f64() * 1e3,
-        percentile(&durations, 0.99).as_secs_f64() * 1e3);
-    let mutating = steady_calls.iter().filter(|c| is_mutating(vendor, c)).count();
-    let lists = by_operation(&steady_calls.iter().filter(|c| is_list(vendor, c)).cloned().collect::<Vec<_>>());
-    println!("steady resync: wall {:.2} s, {} array calls, {mutating} mutating, converged: {steady_converged}",
-        steady_wall.as_secs_f64(), steady_calls.len());
+        percentile(&durations, 0.99).as_secs_f64() * 1e3
+    );
+    let mutating = steady_calls
+        .iter()
+        .filter(|c| is_mutating(vendor, c))
+        .count();
+    let lists = by_operation(
+        &steady_calls
+            .iter()
+            .filter(|c| is_list(vendor, c))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    println!(
+        "steady resync: wall {:.2} s, {} array calls, {mutating} mutating, converged: {steady_converged}",
+        steady_wall.as_secs_f64(),
+        steady_calls.len()
+    );
     for (op, n) in by_operation(&steady_calls) {
         println!("  {n:>6}  {op}");
     }
-    println!("  list calls per object type: max {}", lists.values().max().copied().unwrap_or(0));
-    println!("  reconcile p50 {:.1} ms, p99 {:.1} ms",
+    println!(
+        "  list calls per object type: max {}",
+        lists.values().max().copied().unwrap_or(0)
+    );
+    println!(
+        "  reconcile p50 {:.1} ms, p99 {:.1} ms",
         percentile(&steady, 0.50).as_secs_f64() * 1e3,
-        percentile(&steady, 0.99).as_secs_f64() * 1e3);
-    println!("peak RSS so far (engine + in-process simulators): {:.1} MiB", peak_rss_kib() as f64 / 1024.0);
+        percentile(&steady, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "peak RSS so far (engine + in-process simulators): {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
     handle.backend.close().await;
 }
 

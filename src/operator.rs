@@ -64,6 +64,26 @@ impl Health {
     pub fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::SeqCst);
     }
+
+    /// True while this replica holds the Lease and runs the controllers.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+}
+
+/// Leader-election settings of one replica.
+#[derive(Clone, Debug)]
+pub struct LeaderOptions {
+    /// Lease name.
+    pub lease_name: String,
+    /// Lease namespace; `None`: $POD_NAMESPACE, else the client's namespace.
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader holds the Lease without renewing it.
+    pub lease_duration_secs: u64,
+    /// Seconds before expiry the leader renews.
+    pub lease_grace_secs: u64,
+    /// This replica's identity.
+    pub instance: String,
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` router.
@@ -140,24 +160,42 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             tracing::error!(error = %e, "the metrics server stopped");
         }
     });
-
     let client = Client::try_default().await?;
+    let options = LeaderOptions {
+        lease_name: args.lease_name.clone(),
+        lease_namespace: args.lease_namespace.clone(),
+        lease_duration_secs: args.lease_duration_secs,
+        lease_grace_secs: args.lease_grace_secs,
+        instance: instance_name(),
+    };
+    run_with_client(client, options, health, shutdown_signal()).await
+}
+
+/// Runs one replica with a given client until `stop` resolves: waits for
+/// the Lease, then runs every controller. The end-to-end tests start two of
+/// these in one process.
+pub async fn run_with_client(
+    client: Client,
+    options: LeaderOptions,
+    health: Arc<Health>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     client.apiserver_version().await?;
     health.set_ready();
-    let instance = instance_name();
-    let namespace = args
+    let instance = options.instance.clone();
+    let namespace = options
         .lease_namespace
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let lease = format!("{namespace}/{}", args.lease_name);
+    let lease = format!("{namespace}/{}", options.lease_name);
     tracing::info!(%instance, %lease, "waiting for the leader Lease");
 
-    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+    let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
         .with_namespace(&namespace)
         .with_identity(&instance)
-        .with_duration(args.lease_duration_secs)
-        .with_grace(args.lease_grace_secs)
+        .with_duration(options.lease_duration_secs)
+        .with_grace(options.lease_grace_secs)
         .build()
         .await
         .map_err(|e| RunError::Lease {
@@ -166,7 +204,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         })?;
     let (mut leading, lease_task) = manager.watch().await;
 
-    let stop = shutdown_signal().shared();
+    let stop = stop.shared();
     // Wait to lead, or stop while waiting.
     loop {
         if *leading.borrow_and_update() {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use array_operator::controller::Context;
 use array_operator::controller::managed::reconcile;
-use array_operator::crd::lun::LunSpec;
-use array_operator::crd::shared::{ANNOTATION_CREATE_SUCCEEDED, ANNOTATION_EXTERNAL_NAME, ArrayRef, DeletionPolicy, FINALIZER};
 use array_operator::crd::Lun;
+use array_operator::crd::lun::LunSpec;
+use array_operator::crd::shared::{
+    ANNOTATION_CREATE_SUCCEEDED, ANNOTATION_EXTERNAL_NAME, ArrayRef, DeletionPolicy, FINALIZER,
+};
 use http::{Request, Response, StatusCode};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::client::Body;
@@ -30,7 +32,9 @@ fn lun(name: &str) -> Lun {
     let mut l = Lun::new(
         name,
         LunSpec {
-            array_ref: ArrayRef { name: "dsm1".into() },
+            array_ref: ArrayRef {
+                name: "dsm1".into(),
+            },
             name: None,
             size: Quantity("10Gi".into()),
             location: Some("/volume1".into()),
@@ -62,8 +66,18 @@ fn deleting(mut l: Lun) -> Lun {
     l
 }
 
-async fn next(handle: &mut ApiHandle) -> (http::Method, String, Value, mock::SendResponse<Response<Body>>) {
-    let (request, send) = handle.next_request().await.expect("the controller made a request");
+async fn next(
+    handle: &mut ApiHandle,
+) -> (
+    http::Method,
+    String,
+    Value,
+    mock::SendResponse<Response<Body>>,
+) {
+    let (request, send) = handle
+        .next_request()
+        .await
+        .expect("the controller made a request");
     let method = request.method().clone();
     let uri = request.uri().to_string();
     let bytes = request.into_body().collect_bytes().await.expect("body");
@@ -96,16 +110,25 @@ async fn the_finalizer_is_added_before_anything_else() {
     let server = tokio::spawn(async move {
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(method, http::Method::PATCH);
-        assert!(uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db?"), "{uri}");
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db?"),
+            "{uri}"
+        );
         let text = body.to_string();
         assert!(text.contains(FINALIZER), "{text}");
-        respond(send, StatusCode::OK, &serde_json::to_value(finalized(lun("db"))).expect("json"));
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(finalized(lun("db"))).expect("json"),
+        );
         api
     });
     reconcile(Arc::new(obj), ctx).await.expect("reconcile");
     let mut api = server.await.expect("server");
     // Nothing else: the array is not touched until the finalizer is in place.
-    if let Ok(Some((r, _))) = tokio::time::timeout(std::time::Duration::from_millis(100), api.next_request()).await {
+    if let Ok(Some((r, _))) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), api.next_request()).await
+    {
         panic!("unexpected request {} {}", r.method(), r.uri());
     }
 }
@@ -117,29 +140,67 @@ async fn a_missing_array_becomes_a_condition_written_by_server_side_apply() {
     let server = tokio::spawn(async move {
         let (method, uri, _, send) = next(&mut api).await;
         assert_eq!(method, http::Method::GET);
-        assert!(uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/storagearrays/dsm1"), "{uri}");
-        respond(send, StatusCode::NOT_FOUND, &not_found("storagearrays", "dsm1"));
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/storagearrays/dsm1"),
+            "{uri}"
+        );
+        respond(
+            send,
+            StatusCode::NOT_FOUND,
+            &not_found("storagearrays", "dsm1"),
+        );
 
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(method, http::Method::PATCH);
-        assert!(uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db/status?"), "{uri}");
-        assert!(uri.contains("fieldManager=array-operator") && uri.contains("force=true"), "{uri}");
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db/status?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("fieldManager=array-operator") && uri.contains("force=true"),
+            "{uri}"
+        );
         assert_eq!(body["apiVersion"], "array-operator.io/v1alpha1");
         assert_eq!(body["kind"], "Lun");
-        assert!(body.get("spec").is_none(), "the operator never writes spec: {body}");
-        let conditions = body["status"]["conditions"].as_array().expect("conditions").clone();
-        let synced = conditions.iter().find(|c| c["type"] == "Synced").expect("Synced");
+        assert!(
+            body.get("spec").is_none(),
+            "the operator never writes spec: {body}"
+        );
+        let conditions = body["status"]["conditions"]
+            .as_array()
+            .expect("conditions")
+            .clone();
+        let synced = conditions
+            .iter()
+            .find(|c| c["type"] == "Synced")
+            .expect("Synced");
         assert_eq!(synced["status"], "False");
         assert_eq!(synced["reason"], "ArrayUnreachable");
-        assert!(synced["message"].as_str().expect("message").contains("spec.arrayRef"), "{synced}");
+        assert!(
+            synced["message"]
+                .as_str()
+                .expect("message")
+                .contains("spec.arrayRef"),
+            "{synced}"
+        );
         assert_eq!(synced["observedGeneration"], 1);
-        let ready = conditions.iter().find(|c| c["type"] == "Ready").expect("Ready");
+        let ready = conditions
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .expect("Ready");
         assert_eq!(ready["status"], "False");
-        respond(send, StatusCode::OK, &serde_json::to_value(finalized(lun("db"))).expect("json"));
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(finalized(lun("db"))).expect("json"),
+        );
     });
     let action = reconcile(Arc::new(obj), ctx).await.expect("reconcile");
     server.await.expect("server");
-    assert!(format!("{action:?}").contains("requeue_after: Some"), "{action:?}");
+    assert!(
+        format!("{action:?}").contains("requeue_after: Some"),
+        "{action:?}"
+    );
 }
 
 #[tokio::test]
@@ -147,22 +208,35 @@ async fn deleting_under_retain_only_removes_the_finalizer() {
     let (ctx, mut api) = context();
     let mut obj = deleting(finalized(lun("db")));
     obj.spec.deletion_policy = Some(DeletionPolicy::Retain);
-    obj.meta_mut().annotations = Some(
-        [(ANNOTATION_EXTERNAL_NAME.to_string(), "uuid-1".to_string())].into(),
-    );
+    obj.meta_mut().annotations =
+        Some([(ANNOTATION_EXTERNAL_NAME.to_string(), "uuid-1".to_string())].into());
     let server = tokio::spawn(async move {
         // The registry looks the array up; under Retain nothing else is asked.
         let (method, uri, _, send) = next(&mut api).await;
         assert_eq!(method, http::Method::GET, "{uri}");
-        respond(send, StatusCode::NOT_FOUND, &not_found("storagearrays", "dsm1"));
+        respond(
+            send,
+            StatusCode::NOT_FOUND,
+            &not_found("storagearrays", "dsm1"),
+        );
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(method, http::Method::PATCH);
-        assert!(uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db?"), "{uri}");
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db?"),
+            "{uri}"
+        );
         let text = body.to_string();
-        assert!(text.contains("remove") || text.contains("\"finalizers\":[]"), "{text}");
+        assert!(
+            text.contains("remove") || text.contains("\"finalizers\":[]"),
+            "{text}"
+        );
         let mut done = lun("db");
         done.meta_mut().finalizers = None;
-        respond(send, StatusCode::OK, &serde_json::to_value(done).expect("json"));
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(done).expect("json"),
+        );
     });
     reconcile(Arc::new(obj), ctx).await.expect("cleanup");
     server.await.expect("server");
@@ -175,16 +249,26 @@ async fn deleting_a_lun_a_target_still_lists_is_held_with_the_target_named() {
     obj.meta_mut().annotations = Some(
         [
             (ANNOTATION_EXTERNAL_NAME.to_string(), "uuid-1".to_string()),
-            (ANNOTATION_CREATE_SUCCEEDED.to_string(), "2026-11-22T09:00:00.000000000Z".to_string()),
+            (
+                ANNOTATION_CREATE_SUCCEEDED.to_string(),
+                "2026-11-22T09:00:00.000000000Z".to_string(),
+            ),
         ]
         .into(),
     );
     let server = tokio::spawn(async move {
         let (_, _, _, send) = next(&mut api).await;
-        respond(send, StatusCode::NOT_FOUND, &not_found("storagearrays", "dsm1"));
+        respond(
+            send,
+            StatusCode::NOT_FOUND,
+            &not_found("storagearrays", "dsm1"),
+        );
         let (method, uri, _, send) = next(&mut api).await;
         assert_eq!(method, http::Method::GET);
-        assert!(uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/iscsitargets"), "{uri}");
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/iscsitargets"),
+            "{uri}"
+        );
         respond(
             send,
             StatusCode::OK,
@@ -208,15 +292,27 @@ async fn deleting_a_lun_a_target_still_lists_is_held_with_the_target_named() {
             .expect("Ready")
             .clone();
         assert_eq!(ready["reason"], "Deleting");
-        assert!(ready["message"].as_str().expect("msg").contains("db-target"), "{ready}");
-        respond(send, StatusCode::OK, &serde_json::to_value(deleting(finalized(lun("db")))).expect("json"));
+        assert!(
+            ready["message"]
+                .as_str()
+                .expect("msg")
+                .contains("db-target"),
+            "{ready}"
+        );
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(deleting(finalized(lun("db")))).expect("json"),
+        );
         api
     });
     let err = reconcile(Arc::new(obj), ctx).await.expect_err("held");
     assert!(err.to_string().contains("held"), "{err}");
     let mut api = server.await.expect("server");
     // The finalizer stays: no further PATCH removing it.
-    if let Ok(Some((r, _))) = tokio::time::timeout(std::time::Duration::from_millis(100), api.next_request()).await {
+    if let Ok(Some((r, _))) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), api.next_request()).await
+    {
         panic!("unexpected request {} {}", r.method(), r.uri());
     }
 }

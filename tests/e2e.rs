@@ -333,3 +333,260 @@ async fn refusals(client: Client, ns: String) {
         "create-time only",
     );
 }
+
+// ---- The operator against the cluster, with an in-process simulator ----
+
+use array_operator::crd::{IscsiTarget, Lun};
+use array_operator::operator::{Health, LeaderOptions, run_with_client};
+use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSimConfig};
+use std::sync::Arc;
+
+fn condition_true(status: Option<serde_json::Value>, type_: &str) -> bool {
+    status
+        .and_then(|s| s["conditions"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c["type"] == type_ && c["status"] == "True")
+}
+
+fn ready<K: serde::Serialize + kube::Resource>(obj: Option<&K>) -> bool {
+    obj.map(|o| serde_json::to_value(o).unwrap_or_default()["status"].clone())
+        .is_some_and(|s| condition_true(Some(s), "Ready"))
+}
+
+async fn wait_ready<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + Send
+        + 'static,
+{
+    let cond = await_condition(api.clone(), name, |o: Option<&K>| ready(o));
+    tokio::time::timeout(Duration::from_secs(120), cond)
+        .await
+        .unwrap_or_else(|_| panic!("{name} not Ready within 120s"))
+        .expect("watch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_converges_luns_and_a_target_and_a_second_replica_stays_follower() {
+    let Some(client) = client().await else { return };
+    install_crds(&client).await;
+    in_namespace(&client, "aop-e2e-operator", operator_flow).await;
+}
+
+async fn operator_flow(client: Client, ns: String) {
+    let sim = array_operator::sim::dsm::start(DsmSimConfig::default())
+        .await
+        .expect("simulator");
+    let ca = sim.ca_pem().expect("TLS simulator").to_string();
+    let secret = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque", "stringData": data});
+    apply(
+        &client,
+        &ns,
+        &secret(
+            "dsm-credentials",
+            json!({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}),
+        ),
+    )
+    .await
+    .expect("credentials");
+    apply(&client, &ns, &secret("dsm-ca", json!({"ca.crt": ca})))
+        .await
+        .expect("CA");
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "StorageArray",
+            "dsm",
+            json!({
+                "vendor": "Synology", "endpoint": sim.base_url(),
+                "credentialsSecretRef": {"name": "dsm-credentials"},
+                "tls": {"caSecretRef": {"name": "dsm-ca"}},
+                "resyncInterval": "30s"
+            }),
+        ),
+    )
+    .await
+    .expect("StorageArray");
+
+    // Two replicas on one Lease: the first leads, the second waits.
+    let options = |instance: &str| LeaderOptions {
+        lease_name: "array-operator-e2e".into(),
+        lease_namespace: Some(ns.clone()),
+        lease_duration_secs: 15,
+        lease_grace_secs: 5,
+        instance: instance.into(),
+    };
+    let (stop_a, stop_a_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, stop_b_rx) = tokio::sync::oneshot::channel::<()>();
+    let health_a = Arc::new(Health::default());
+    let health_b = Arc::new(Health::default());
+    let a = tokio::spawn(run_with_client(
+        client.clone(),
+        options("replica-a"),
+        health_a.clone(),
+        async move {
+            let _ = stop_a_rx.await;
+        },
+    ));
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !health_a.is_leading() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("replica a leads within 60s");
+    let b = tokio::spawn(run_with_client(
+        client.clone(),
+        options("replica-b"),
+        health_b.clone(),
+        async move {
+            let _ = stop_b_rx.await;
+        },
+    ));
+
+    let arrays: Api<array_operator::crd::StorageArray> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&arrays, "dsm").await;
+
+    for lun in ["e2e-l1", "e2e-l2"] {
+        apply(
+            &client,
+            &ns,
+            &cr(
+                "Lun",
+                lun,
+                json!({"arrayRef": {"name": "dsm"}, "size": "1Gi", "location": "/volume1"}),
+            ),
+        )
+        .await
+        .expect("Lun");
+    }
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "IscsiTarget",
+            "e2e-t1",
+            json!({"arrayRef": {"name": "dsm"}, "luns": ["e2e-l1", "e2e-l2"]}),
+        ),
+    )
+    .await
+    .expect("IscsiTarget");
+    let luns: Api<Lun> = Api::namespaced(client.clone(), &ns);
+    let targets: Api<IscsiTarget> = Api::namespaced(client.clone(), &ns);
+    wait_ready(&luns, "e2e-l1").await;
+    wait_ready(&luns, "e2e-l2").await;
+    wait_ready(&targets, "e2e-t1").await;
+    assert!(
+        !health_b.is_leading(),
+        "the second replica must stay a follower"
+    );
+
+    // The array holds what the cluster says, mapped from both sides.
+    let state = sim.state();
+    assert_eq!(
+        state
+            .luns()
+            .iter()
+            .filter(|l| l.name.starts_with("e2e-"))
+            .count(),
+        2
+    );
+    let target = state
+        .targets()
+        .into_iter()
+        .find(|t| t.name == "e2e-t1")
+        .expect("target on the array");
+    assert_eq!(target.mapped.len(), 2);
+
+    // `kubectl get luns` columns, through the Table API.
+    let request = http::Request::get(format!(
+        "/apis/array-operator.io/v1alpha1/namespaces/{ns}/luns"
+    ))
+    .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+    .body(Vec::new())
+    .expect("request");
+    let table: Value = client.request(request).await.expect("Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "ARRAY",
+            "SIZE",
+            "TYPE",
+            "READY",
+            "SYNCED",
+            "EXTERNAL-ID",
+            "AGE"
+        ]
+    );
+    for row in table["rows"].as_array().expect("rows") {
+        let cells = row["cells"].as_array().expect("cells");
+        assert_eq!(cells[1], "dsm");
+        assert_eq!(cells[2], "1Gi");
+        assert_eq!(cells[4], "True", "READY: {row}");
+        assert_eq!(cells[5], "True", "SYNCED: {row}");
+        assert!(
+            cells[6].as_str().is_some_and(|s| !s.is_empty()),
+            "EXTERNAL-ID: {row}"
+        );
+    }
+
+    // Delete everything; the array is left clean.
+    let t = targets.get("e2e-t1").await.expect("target");
+    let target_uid = t.metadata.uid.clone().unwrap_or_default();
+    targets
+        .delete("e2e-t1", &DeleteParams::default())
+        .await
+        .expect("delete target");
+    let gone = await_condition(
+        targets.clone(),
+        "e2e-t1",
+        conditions::is_deleted(&target_uid),
+    );
+    tokio::time::timeout(Duration::from_secs(120), gone)
+        .await
+        .expect("target deleted")
+        .expect("watch");
+    for lun in ["e2e-l1", "e2e-l2"] {
+        let l = luns.get(lun).await.expect("lun");
+        let lun_uid = l.metadata.uid.clone().unwrap_or_default();
+        luns.delete(lun, &DeleteParams::default())
+            .await
+            .expect("delete lun");
+        let gone = await_condition(luns.clone(), lun, conditions::is_deleted(&lun_uid));
+        tokio::time::timeout(Duration::from_secs(120), gone)
+            .await
+            .expect("lun deleted")
+            .expect("watch");
+    }
+    assert!(
+        state.luns().iter().all(|l| !l.name.starts_with("e2e-")),
+        "LUNs left on the array"
+    );
+    assert!(
+        state.targets().iter().all(|t| t.name != "e2e-t1"),
+        "target left on the array"
+    );
+
+    let _ = stop_a.send(());
+    let _ = stop_b.send(());
+    a.await
+        .expect("replica a")
+        .expect("replica a stopped cleanly");
+    // The follower takes the Lease when the leader releases it, then stops.
+    b.await
+        .expect("replica b")
+        .expect("replica b stopped cleanly");
+}

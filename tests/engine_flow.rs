@@ -12,8 +12,8 @@ use array_operator::array::types::SecretString;
 use array_operator::crd::iscsi_target::{ChapSettings, IscsiTargetSpec, IscsiTargetStatus};
 use array_operator::crd::lun::{LunSpec, LunStatus};
 use array_operator::crd::shared::{
-    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, ArrayRef, DeletionPolicy,
-    ManagementPolicy, SecretRef,
+    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, ArrayRef,
+    DeletionPolicy, ManagementPolicy, SecretRef,
 };
 use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::crd::{IscsiTarget, Lun};
@@ -47,7 +47,11 @@ impl Sim {
                 .await
                 .expect("NGX simulator"),
             ),
-            Vendor::Synology => Sim::Dsm(array_operator::sim::dsm::start(DsmSimConfig::default()).await.expect("DSM simulator")),
+            Vendor::Synology => Sim::Dsm(
+                array_operator::sim::dsm::start(DsmSimConfig::default())
+                    .await
+                    .expect("DSM simulator"),
+            ),
         }
     }
 
@@ -122,7 +126,10 @@ impl Sim {
                 Sim::Ngx(_) => c.http_method != "GET",
                 Sim::Dsm(_) => {
                     let method = c.operation.rsplit('.').next().unwrap_or_default();
-                    !matches!(method, "list" | "get" | "query" | "login" | "logout" | "list_snapshot")
+                    !matches!(
+                        method,
+                        "list" | "get" | "query" | "login" | "logout" | "list_snapshot"
+                    )
                 }
             })
             .map(|c| c.operation)
@@ -175,7 +182,9 @@ impl Sim {
     fn unmap_out_of_band(&self, target_id: &str, lun_id: &str) {
         let done = match self {
             Sim::Ngx(s) => s.state().unmap(target_id, lun_id),
-            Sim::Dsm(s) => s.state().drop_mapping(target_id.parse().expect("DSM target id"), lun_id),
+            Sim::Dsm(s) => s
+                .state()
+                .drop_mapping(target_id.parse().expect("DSM target id"), lun_id),
         };
         assert!(done, "out-of-band unmap");
     }
@@ -200,7 +209,9 @@ impl Sim {
             Sim::Dsm(_) => (Some("/volume1".to_string()), None),
         };
         LunSpec {
-            array_ref: ArrayRef { name: "array".into() },
+            array_ref: ArrayRef {
+                name: "array".into(),
+            },
             name: None,
             size: Quantity(size.into()),
             location,
@@ -225,7 +236,9 @@ struct Env {
 impl Env {
     async fn new(vendor: Vendor) -> Env {
         let sim = Sim::start(vendor).await;
-        let backend = Backend::connect(sim.config()).await.expect("backend connects");
+        let backend = Backend::connect(sim.config())
+            .await
+            .expect("backend connects");
         Env {
             sim,
             cluster: MemoryCluster::default(),
@@ -350,14 +363,27 @@ impl Env {
     }
 }
 
-fn condition<'a>(conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition], type_: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    conds.iter().find(|c| c.type_ == type_).unwrap_or_else(|| panic!("no {type_} condition in {conds:?}"))
+fn condition<'a>(
+    conds: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    conds
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {conds:?}"))
 }
 
-fn assert_ready<S>(out: &Outcome<S>, conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) {
+fn assert_ready<S>(
+    out: &Outcome<S>,
+    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) {
     let ready = condition(conds, "Ready");
     let synced = condition(conds, "Synced");
-    assert_eq!((ready.status.as_str(), synced.status.as_str()), ("True", "True"), "{ready:?} {synced:?}");
+    assert_eq!(
+        (ready.status.as_str(), synced.status.as_str()),
+        ("True", "True"),
+        "{ready:?} {synced:?}"
+    );
     assert_eq!(out.progress, Progress::Converged);
 }
 
@@ -398,8 +424,14 @@ async fn create_resize_and_a_no_op_second_pass(vendor: Vendor) {
     assert_eq!(env.sim.lun_size("db1"), Some(GIB));
     let lun = env.cluster.lun(NS, "db1").expect("lun");
     let annotations = lun.metadata.annotations.clone().unwrap_or_default();
-    assert_eq!(annotations.get(ANNOTATION_EXTERNAL_NAME), out.status.common.external_id.as_ref());
-    assert_eq!(out.status.at_array.as_ref().and_then(|a| a.size_bytes), Some(GIB as i64));
+    assert_eq!(
+        annotations.get(ANNOTATION_EXTERNAL_NAME),
+        out.status.common.external_id.as_ref()
+    );
+    assert_eq!(
+        out.status.at_array.as_ref().and_then(|a| a.size_bytes),
+        Some(GIB as i64)
+    );
 
     env.apply_lun("db1", env.sim.lun_spec("2Gi"));
     let out = env.reconcile_lun("db1").await;
@@ -412,12 +444,18 @@ async fn create_resize_and_a_no_op_second_pass(vendor: Vendor) {
     let out = env.reconcile_lun("db1").await;
     assert_ready(&out, &out.status.common.conditions);
     assert!(out.events.is_empty(), "{:?}", out.events);
-    assert!(env.sim.mutating_calls().is_empty(), "{:?}", env.sim.mutating_calls());
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
 }
 
 fn target_spec(luns: &[&str], chap: Option<&str>) -> IscsiTargetSpec {
     IscsiTargetSpec {
-        array_ref: ArrayRef { name: "array".into() },
+        array_ref: ArrayRef {
+            name: "array".into(),
+        },
         name: None,
         iqn: None,
         enabled: true,
@@ -449,27 +487,54 @@ async fn map_unmap_and_chap_on_changed_off(vendor: Vendor) {
     let out = env.reconcile_target("tgt1").await;
     assert_ready(&out, &out.status.common.conditions);
     assert_eq!(reasons(&out.events), ["Created", "Mapped", "Mapped"]);
-    let mapped = out.status.at_array.as_ref().expect("at array").mapped_luns.clone();
-    assert_eq!(mapped.iter().map(|m| m.lun.clone().unwrap_or_default()).collect::<Vec<_>>(), ["l1", "l2"]);
+    let mapped = out
+        .status
+        .at_array
+        .as_ref()
+        .expect("at array")
+        .mapped_luns
+        .clone();
+    assert_eq!(
+        mapped
+            .iter()
+            .map(|m| m.lun.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["l1", "l2"]
+    );
 
     // The mapping shows from the LUN side too after a fresh observation.
     env.resync();
     let out_lun = env.reconcile_lun("l1").await;
     let target_id = env.target_id("tgt1");
-    assert_eq!(out_lun.status.at_array.as_ref().expect("at array").mapped_targets, vec![target_id.clone()]);
+    assert_eq!(
+        out_lun
+            .status
+            .at_array
+            .as_ref()
+            .expect("at array")
+            .mapped_targets,
+        vec![target_id.clone()]
+    );
 
     // A second pass changes nothing.
     env.sim.clear_calls();
     let out = env.reconcile_target("tgt1").await;
     assert!(out.events.is_empty(), "{:?}", out.events);
-    assert!(env.sim.mutating_calls().is_empty(), "{:?}", env.sim.mutating_calls());
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
 
     // CHAP password changed: sent again.
     env.put_chap_secret("chap", "initiator1", "Secret-two-12345", "2");
     let out = env.reconcile_target("tgt1").await;
     assert_eq!(reasons(&out.events), ["Updated"], "{:?}", out.events);
     let notes: String = out.events.iter().map(|e| e.note.clone()).collect();
-    assert!(!notes.contains("Secret-two") && !notes.contains("Secret-one"), "{notes}");
+    assert!(
+        !notes.contains("Secret-two") && !notes.contains("Secret-one"),
+        "{notes}"
+    );
 
     // Unmap l2.
     env.apply_target("tgt1", target_spec(&["l1"], Some("chap")));
@@ -485,7 +550,11 @@ async fn map_unmap_and_chap_on_changed_off(vendor: Vendor) {
     env.sim.clear_calls();
     let out = env.reconcile_target("tgt1").await;
     assert_ready(&out, &out.status.common.conditions);
-    assert!(env.sim.mutating_calls().is_empty(), "{:?}", env.sim.mutating_calls());
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
 }
 
 async fn drift_is_corrected_under_manage_and_only_reported_under_observe(vendor: Vendor) {
@@ -496,7 +565,8 @@ async fn drift_is_corrected_under_manage_and_only_reported_under_observe(vendor:
     env.reconcile_target("t1").await;
 
     // Manage: an out-of-band unmap is undone, with a DriftCorrected Event.
-    env.sim.unmap_out_of_band(&env.target_id("t1"), &env.lun_id("d1"));
+    env.sim
+        .unmap_out_of_band(&env.target_id("t1"), &env.lun_id("d1"));
     env.resync();
     let out = env.reconcile_target("t1").await;
     assert_eq!(reasons(&out.events), ["Mapped"]);
@@ -517,10 +587,17 @@ async fn drift_is_corrected_under_manage_and_only_reported_under_observe(vendor:
     env.resync();
     env.sim.clear_calls();
     let out = env.reconcile_lun("d1").await;
-    assert!(env.sim.mutating_calls().is_empty(), "{:?}", env.sim.mutating_calls());
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
     assert_eq!(env.sim.lun_size("d1"), Some(GIB));
     let ready = condition(&out.status.common.conditions, "Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Drifted"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Drifted")
+    );
     assert!(ready.message.contains("spec.size"), "{}", ready.message);
 }
 
@@ -531,26 +608,44 @@ async fn adoption_by_external_name_and_a_clash_without_it(vendor: Vendor) {
     made.name = Some("legacy".into());
     let foreign = Lun::new("legacy-maker", made);
     let desired = engine::lun::desired(&foreign, vendor, None).expect("desired");
-    let foreign_id = env.handle.backend.create_lun(&desired).await.expect("out-of-band create");
+    let foreign_id = env
+        .handle
+        .backend
+        .create_lun(&desired)
+        .await
+        .expect("out-of-band create");
 
     // Without external-name: AlreadyExists, and nothing is sent.
     env.apply_lun("legacy", env.sim.lun_spec("1Gi"));
     env.sim.clear_calls();
     let out = env.reconcile_lun("legacy").await;
     let synced = condition(&out.status.common.conditions, "Synced");
-    assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "AlreadyExists"));
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "AlreadyExists")
+    );
     assert!(synced.message.contains(&foreign_id), "{}", synced.message);
-    assert!(env.sim.mutating_calls().is_empty(), "{:?}", env.sim.mutating_calls());
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
     assert_eq!(env.sim.luns_named("legacy"), 1);
 
     // With it: adopted.
     env.annotate_lun("legacy", ANNOTATION_EXTERNAL_NAME, &foreign_id);
     let out = env.reconcile_lun("legacy").await;
     assert_ready(&out, &out.status.common.conditions);
-    assert_eq!(out.status.common.external_id.as_deref(), Some(foreign_id.as_str()));
+    assert_eq!(
+        out.status.common.external_id.as_deref(),
+        Some(foreign_id.as_str())
+    );
 
     // An adopted LUN is retained on delete by default.
-    assert!(matches!(env.delete_lun("legacy").await, Cleanup::Done { .. }));
+    assert!(matches!(
+        env.delete_lun("legacy").await,
+        Cleanup::Done { .. }
+    ));
     assert_eq!(env.sim.luns_named("legacy"), 1);
 }
 
@@ -591,16 +686,28 @@ async fn delete_under_each_policy(vendor: Vendor) {
     env.apply_lun("vanished", env.sim.lun_spec("1Gi"));
     env.reconcile_lun("vanished").await;
     let id = env.lun_id("vanished");
-    env.handle.backend.delete_lun(&id).await.expect("out-of-band delete");
+    env.handle
+        .backend
+        .delete_lun(&id)
+        .await
+        .expect("out-of-band delete");
     env.resync();
-    assert!(matches!(env.delete_lun("vanished").await, Cleanup::Done { .. }));
+    assert!(matches!(
+        env.delete_lun("vanished").await,
+        Cleanup::Done { .. }
+    ));
 
     // The target itself: deleted with its mappings.
     env.apply_lun("mapped", env.sim.lun_spec("1Gi"));
     env.reconcile_lun("mapped").await;
     env.apply_target("t1", target_spec(&["mapped"], None));
     let out = env.reconcile_target("t1").await;
-    assert_eq!(reasons(&out.events), ["Mapped"], "{:?}", out.status.common.conditions);
+    assert_eq!(
+        reasons(&out.events),
+        ["Mapped"],
+        "{:?}",
+        out.status.common.conditions
+    );
     match env.delete_target("t1").await {
         Cleanup::Done { events } => assert_eq!(reasons(&events), ["Unmapped", "Deleted"]),
         Cleanup::Held(out) => panic!("held: {:?}", out.status.common.conditions),
@@ -631,7 +738,12 @@ async fn a_crash_between_create_and_status_write_creates_no_duplicate(vendor: Ve
     assert_ready(&out, &out.status.common.conditions);
     assert_eq!(env.sim.luns_named("c1"), 1, "no duplicate");
     let lun = env.cluster.lun(NS, "c1").expect("lun");
-    assert!(lun.metadata.annotations.unwrap_or_default().contains_key(ANNOTATION_EXTERNAL_NAME));
+    assert!(
+        lun.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(ANNOTATION_EXTERNAL_NAME)
+    );
 
     // The operator dies after the create returned, before recording it: the
     // apiserver refuses the "succeeded" write.
@@ -659,7 +771,11 @@ async fn a_crash_between_create_and_status_write_creates_no_duplicate(vendor: Ve
     env.handle.cache.invalidate();
     let out = env.reconcile_lun("c2").await;
     assert_ready(&out, &out.status.common.conditions);
-    assert_eq!(env.sim.luns_named("c2"), 1, "no duplicate after the restart");
+    assert_eq!(
+        env.sim.luns_named("c2"),
+        1,
+        "no duplicate after the restart"
+    );
     let _ = env.sim.create_op();
 }
 
@@ -667,13 +783,21 @@ async fn the_array_down_and_back(vendor: Vendor) {
     let mut env = Env::new(vendor).await;
     env.apply_lun("u1", env.sim.lun_spec("1Gi"));
     env.reconcile_lun("u1").await;
-    let addr = env.sim.config().endpoint.trim_start_matches("https://").to_string();
+    let addr = env
+        .sim
+        .config()
+        .endpoint
+        .trim_start_matches("https://")
+        .to_string();
     env.sim.stop().await;
     env.resync();
     let out = env.reconcile_lun("u1").await;
     assert_eq!(out.progress, Progress::Failed);
     let synced = condition(&out.status.common.conditions, "Synced");
-    assert_eq!((synced.status.as_str(), synced.reason.as_str()), ("False", "ArrayUnreachable"));
+    assert_eq!(
+        (synced.status.as_str(), synced.reason.as_str()),
+        ("False", "ArrayUnreachable")
+    );
     assert_eq!(out.events.first().map(|e| e.reason), Some("ReconcileError"));
 
     env.sim.restart(&addr).await;
@@ -756,6 +880,10 @@ async fn many_luns_share_one_list_call_per_object_type() {
         let total = kinds.len();
         kinds.sort();
         kinds.dedup();
-        assert_eq!(total, kinds.len(), "{vendor:?}: a list call repeated: {lists:?}");
+        assert_eq!(
+            total,
+            kinds.len(),
+            "{vendor:?}: a list call repeated: {lists:?}"
+        );
     }
 }

@@ -466,6 +466,7 @@ pub async fn reconcile(
     let identity = identity::resolve(&record, &desired_spec.name, &view.target_index());
     let names = &resolved.lun_ids;
 
+    let mut list_after = None;
     let id = match identity {
         Identity::Existing { id, recovered } => {
             if recovered {
@@ -534,8 +535,9 @@ pub async fn reconcile(
                         core::apply_model(None, &[TargetOp::Create(desired_spec.clone())], &id, "");
                     let generated_iqn = created.as_ref().map(|c| c.iqn.is_empty()).unwrap_or(false);
                     if generated_iqn {
-                        // The array chose the IQN: learn it from the next list.
-                        array.cache.invalidate();
+                        // The array chose the IQN: learn it from a list made
+                        // after the create (shared with concurrent creates).
+                        list_after = Some(std::time::Instant::now());
                     } else {
                         array.cache.write_through(|v| put_target(v, &id, created));
                     }
@@ -576,12 +578,12 @@ pub async fn reconcile(
     };
     run.external_id = Some(id.clone());
 
-    let view = match array.cache.peek() {
-        Some(v) => v,
-        None => match array.cache.view(&array.backend, array.resync).await {
+    let view = match list_after {
+        Some(since) => match array.cache.view_since(&array.backend, Some(since)).await {
             Ok(v) => v,
             Err(e) => return run.array_error(&e, "Observe", array),
         },
+        None => array.cache.peek().unwrap_or(view),
     };
     let observed = view.target(&id).cloned();
     let Some(observed) = observed else {

@@ -90,12 +90,19 @@ impl MemoryCluster {
 }
 
 impl Cluster for MemoryCluster {
-    async fn lun_external_id(&self, namespace: &str, name: &str) -> Result<Option<String>, ClusterError> {
+    async fn lun_external_id(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, ClusterError> {
         let state = self.lock();
         let Some(lun) = state.luns.get(&key(namespace, name)) else {
             return Ok(None);
         };
-        let from_status = lun.status.as_ref().and_then(|s| s.common.external_id.clone());
+        let from_status = lun
+            .status
+            .as_ref()
+            .and_then(|s| s.common.external_id.clone());
         let from_annotation = lun
             .metadata
             .annotations
@@ -104,7 +111,11 @@ impl Cluster for MemoryCluster {
         Ok(from_status.or(from_annotation).filter(|s| !s.is_empty()))
     }
 
-    async fn targets_listing_lun(&self, namespace: &str, lun: &str) -> Result<Vec<String>, ClusterError> {
+    async fn targets_listing_lun(
+        &self,
+        namespace: &str,
+        lun: &str,
+    ) -> Result<Vec<String>, ClusterError> {
         Ok(self
             .lock()
             .targets
@@ -114,14 +125,24 @@ impl Cluster for MemoryCluster {
             .collect())
     }
 
-    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, ClusterError> {
+    async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<SecretData>, ClusterError> {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
-    async fn annotate(&self, object: &ObjectKey, annotations: BTreeMap<String, String>) -> Result<(), ClusterError> {
+    async fn annotate(
+        &self,
+        object: &ObjectKey,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<(), ClusterError> {
         let mut state = self.lock();
         if state.fail_annotate {
-            return Err(ClusterError("the apiserver is unavailable (injected)".into()));
+            return Err(ClusterError(
+                "the apiserver is unavailable (injected)".into(),
+            ));
         }
         state.annotate_calls += 1;
         let k = key(&object.namespace, &object.name);
@@ -133,7 +154,9 @@ impl Cluster for MemoryCluster {
         let Some(meta) = meta else {
             return Err(ClusterError(format!("{object} not found")));
         };
-        meta.annotations.get_or_insert_with(BTreeMap::new).extend(annotations);
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .extend(annotations);
         Ok(())
     }
 }

@@ -108,14 +108,6 @@ fn lock(m: &Mutex<Cached>) -> MutexGuard<'_, Cached> {
 }
 
 impl ObservationCache {
-    fn fresh(&self, max_age: Duration) -> Option<Arc<ArrayView>> {
-        let c = lock(&self.cached);
-        match (&c.view, c.at) {
-            (Some(v), Some(at)) if at.elapsed() <= max_age => Some(v.clone()),
-            _ => None,
-        }
-    }
-
     /// The view, refreshed when it is older than `max_age`. Callers that
     /// arrive during a refresh wait for it and share its result.
     pub async fn view(
@@ -123,20 +115,41 @@ impl ObservationCache {
         backend: &Backend,
         max_age: Duration,
     ) -> Result<Arc<ArrayView>, BackendError> {
-        if let Some(v) = self.fresh(max_age) {
+        let since = Instant::now().checked_sub(max_age);
+        self.view_since(backend, since).await
+    }
+
+    /// The view, refreshed unless it was listed after `since` (a refresh
+    /// counts from when its list calls started, so a view that might have
+    /// missed a change made at `since` is never taken for one that saw it).
+    pub async fn view_since(
+        &self,
+        backend: &Backend,
+        since: Option<Instant>,
+    ) -> Result<Arc<ArrayView>, BackendError> {
+        if let Some(v) = self.fresh_since(since) {
             return Ok(v);
         }
         let _refresh = self.refreshing.lock().await;
         // Someone may have refreshed while this caller waited.
-        if let Some(v) = self.fresh(max_age) {
+        if let Some(v) = self.fresh_since(since) {
             return Ok(v);
         }
+        let started = Instant::now();
         let (luns, targets) = backend.observe().await?;
         let view = Arc::new(ArrayView { luns, targets });
         let mut c = lock(&self.cached);
         c.view = Some(view.clone());
-        c.at = Some(Instant::now());
+        c.at = Some(started);
         Ok(view)
+    }
+
+    fn fresh_since(&self, since: Option<Instant>) -> Option<Arc<ArrayView>> {
+        let c = lock(&self.cached);
+        match (&c.view, c.at) {
+            (Some(v), Some(at)) if since.is_none_or(|s| at >= s) => Some(v.clone()),
+            _ => None,
+        }
     }
 
     /// Forgets the view: the next reader re-lists.

@@ -235,7 +235,10 @@ impl DsmBackend {
             .iter()
             .map(|l| convert::observed_lun(l, &targets))
             .collect();
-        Ok((observed_luns, targets.iter().map(convert::observed_target).collect()))
+        Ok((
+            observed_luns,
+            targets.iter().map(convert::observed_target).collect(),
+        ))
     }
 
     /// See [`super::Backend::normalize_target`]: nothing to resolve on DSM.

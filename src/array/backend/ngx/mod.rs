@@ -21,6 +21,9 @@ use crate::reconcile::target::{DesiredTarget, TargetOp};
 
 use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
 
+/// A portal group's id and, when it has one, its name.
+type PortalGroupName = (String, Option<String>);
+
 /// A connected NGXStorage array (or HA pair). Cheap to clone: clones share
 /// the client's connection pool, concurrency limit and Master choice.
 #[derive(Clone, Debug)]
@@ -29,7 +32,7 @@ pub struct NgxBackend {
     /// Portal groups as `(id, name)`: they change rarely, and the engine
     /// needs them on every target reconcile to read a spec that names a
     /// group by name, so they are listed once and again only on a miss.
-    portal_groups: std::sync::Arc<tokio::sync::Mutex<Option<Vec<(String, Option<String>)>>>>,
+    portal_groups: std::sync::Arc<tokio::sync::Mutex<Option<Vec<PortalGroupName>>>>,
 }
 
 /// Converts a client error, keeping class, code and API call.
@@ -101,23 +104,30 @@ impl NgxBackend {
         let Some(want) = desired.settings.get(target::PORTAL_GROUP).cloned() else {
             return Ok(());
         };
-        let find = |groups: &[(String, Option<String>)]| {
+        let find = |groups: &[PortalGroupName]| {
             groups
                 .iter()
                 .find(|(id, _)| *id == want)
-                .or_else(|| groups.iter().find(|(_, name)| name.as_deref() == Some(want.as_str())))
+                .or_else(|| {
+                    groups
+                        .iter()
+                        .find(|(_, name)| name.as_deref() == Some(want.as_str()))
+                })
                 .map(|(id, _)| id.clone())
         };
         let mut cache = self.portal_groups.lock().await;
         let mut found = cache.as_deref().and_then(find);
         if found.is_none() {
             let groups = self.client.portal_groups().await.map_err(vendor)?;
-            let pairs: Vec<(String, Option<String>)> = groups.into_iter().map(|g| (g.id, g.name)).collect();
+            let pairs: Vec<(String, Option<String>)> =
+                groups.into_iter().map(|g| (g.id, g.name)).collect();
             found = find(&pairs);
             *cache = Some(pairs);
         }
         if let Some(id) = found {
-            desired.settings.insert(target::PORTAL_GROUP.to_string(), id);
+            desired
+                .settings
+                .insert(target::PORTAL_GROUP.to_string(), id);
         }
         Ok(())
     }
@@ -150,7 +160,10 @@ impl NgxBackend {
         let luns = self.client.luns_detailed().await.map_err(vendor)?;
         let targets = self.client.targets_detailed().await.map_err(vendor)?;
         let groups = self.client.auth_groups_detailed().await.map_err(vendor)?;
-        let observed_luns = luns.into_iter().map(|l| lun::observe(l, &targets)).collect();
+        let observed_luns = luns
+            .into_iter()
+            .map(|l| lun::observe(l, &targets))
+            .collect();
         Ok((observed_luns, target::observe_all(targets, &groups)))
     }
 
