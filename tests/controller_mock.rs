@@ -316,3 +316,121 @@ async fn deleting_a_lun_a_target_still_lists_is_held_with_the_target_named() {
         panic!("unexpected request {} {}", r.method(), r.uri());
     }
 }
+
+/// The whole Apply path against a simulated DSM: the StorageArray and its
+/// Secrets are read, the create is bracketed by the crash-safety
+/// annotations, the status is applied, and the Created Event is published.
+#[tokio::test]
+async fn a_create_records_pending_then_succeeded_then_status_then_the_event() {
+    use array_operator::crd::shared::ANNOTATION_CREATE_PENDING;
+    use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSimConfig};
+    use base64::Engine as _;
+
+    let sim = array_operator::sim::dsm::start(DsmSimConfig::default())
+        .await
+        .expect("simulator");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let storage_array = json!({
+        "apiVersion": "array-operator.io/v1alpha1", "kind": "StorageArray",
+        "metadata": {"name": "dsm1", "namespace": "ns1", "uid": "sa-uid", "generation": 1},
+        "spec": {"vendor": "Synology", "endpoint": sim.base_url(),
+                 "credentialsSecretRef": {"name": "creds"},
+                 "tls": {"caSecretRef": {"name": "ca", "key": "ca.crt"}}}
+    });
+    let creds = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "creds", "namespace": "ns1", "resourceVersion": "7"},
+        "data": {"username": b64(DEFAULT_USERNAME), "password": b64(DEFAULT_PASSWORD)}});
+    let ca = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ca", "namespace": "ns1", "resourceVersion": "8"},
+        "data": {"ca.crt": b64(sim.ca_pem().expect("TLS"))}});
+
+    let (ctx, mut api) = context();
+    let obj = finalized(lun("db"));
+    let server = tokio::spawn(async move {
+        for expected in ["storagearrays/dsm1", "secrets/creds", "secrets/ca"] {
+            let (method, uri, _, send) = next(&mut api).await;
+            assert_eq!(method, http::Method::GET, "{uri}");
+            assert!(uri.contains(expected), "expected {expected}, got {uri}");
+            let body = match expected {
+                "storagearrays/dsm1" => storage_array.clone(),
+                "secrets/creds" => creds.clone(),
+                _ => ca.clone(),
+            };
+            respond(send, StatusCode::OK, &body);
+        }
+        // The pending mark goes in before the create call...
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::PATCH);
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns/db?"),
+            "{uri}"
+        );
+        assert!(
+            body["metadata"]["annotations"][ANNOTATION_CREATE_PENDING].is_string(),
+            "{body}"
+        );
+        assert!(body.get("spec").is_none(), "{body}");
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(finalized(lun("db"))).expect("json"),
+        );
+        // ...and the id and success after it.
+        let (method, _, body, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::PATCH);
+        let id = body["metadata"]["annotations"][ANNOTATION_EXTERNAL_NAME]
+            .as_str()
+            .expect("external-name recorded")
+            .to_string();
+        assert!(
+            body["metadata"]["annotations"][ANNOTATION_CREATE_SUCCEEDED].is_string(),
+            "{body}"
+        );
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(finalized(lun("db"))).expect("json"),
+        );
+
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::PATCH);
+        assert!(uri.contains("/luns/db/status?"), "{uri}");
+        assert_eq!(body["status"]["externalId"], id.as_str());
+        let text = body.to_string();
+        assert!(
+            !text.contains(DEFAULT_PASSWORD),
+            "a credential reached the status"
+        );
+        respond(
+            send,
+            StatusCode::OK,
+            &serde_json::to_value(finalized(lun("db"))).expect("json"),
+        );
+
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::POST);
+        assert!(
+            uri.starts_with("/apis/events.k8s.io/v1/namespaces/ns1/events"),
+            "{uri}"
+        );
+        assert_eq!(body["reason"], "Created");
+        assert_eq!(body["type"], "Normal");
+        assert_eq!(body["regarding"]["name"], "db");
+        assert!(body["note"].as_str().expect("note").contains(&id), "{body}");
+        assert!(
+            !body.to_string().contains(DEFAULT_PASSWORD),
+            "a credential reached an Event"
+        );
+        respond(send, StatusCode::OK, &body);
+    });
+    let action = reconcile(Arc::new(obj), ctx).await.expect("reconcile");
+    server.await.expect("apiserver scenario");
+    assert!(
+        format!("{action:?}").contains("requeue_after: Some"),
+        "{action:?}"
+    );
+    assert_eq!(
+        sim.state().luns().iter().filter(|l| l.name == "db").count(),
+        1
+    );
+}

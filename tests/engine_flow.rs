@@ -887,3 +887,52 @@ async fn many_luns_share_one_list_call_per_object_type() {
         );
     }
 }
+
+/// CHAP secrets and array credentials never reach a status, an Event, an
+/// error or a Debug print.
+#[tokio::test]
+async fn secrets_never_reach_status_events_or_errors() {
+    for vendor in [Vendor::NgxStorage, Vendor::Synology] {
+        let env = Env::new(vendor).await;
+        env.apply_lun("s1", env.sim.lun_spec("1Gi"));
+        env.reconcile_lun("s1").await;
+        env.put_chap_secret("chap", "initiator1", "Leak-me-not-1234", "1");
+        env.apply_target("st", target_spec(&["s1"], Some("chap")));
+        let first = env.reconcile_target("st").await;
+        env.put_chap_secret("chap", "initiator1", "Leak-me-not-5678", "2");
+        let second = env.reconcile_target("st").await;
+        for out in [&first, &second] {
+            let text = format!(
+                "{} {:?} {:?}",
+                serde_json::to_string(&out.status).expect("json"),
+                out.events,
+                out.status
+            );
+            assert!(
+                !text.contains("Leak-me-not"),
+                "{vendor:?}: a CHAP secret leaked: {text}"
+            );
+        }
+        assert!(!format!("{:?}", env.handle).contains(NGX_TOKEN));
+        assert!(!format!("{:?}", env.sim.config()).contains(DEFAULT_PASSWORD));
+
+        // Wrong credentials: the error names the problem, not the secret.
+        let mut bad = env.sim.config();
+        let wrong = "Wrong-Password-or-Token-42";
+        bad.credentials = match vendor {
+            Vendor::NgxStorage => Credentials::Token(SecretString::new(wrong)),
+            Vendor::Synology => Credentials::UserPassword {
+                username: DEFAULT_USERNAME.into(),
+                password: SecretString::new(wrong),
+            },
+        };
+        let err = Backend::connect(bad).await.expect_err("refused");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(wrong), "{vendor:?}: {text}");
+        assert_eq!(
+            err.class,
+            array_operator::array::error::ErrorClass::Unauthorized,
+            "{vendor:?}: {text}"
+        );
+    }
+}
