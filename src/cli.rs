@@ -94,13 +94,11 @@ pub enum SimulateVendor {
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The subcommand belongs to a later issue.
-    #[error("`array-operator {command}` is not implemented yet (issue #{issue})")]
+    /// The subcommand is not written yet.
+    #[error("`array-operator {command}` is not implemented yet")]
     NotImplemented {
         /// The subcommand.
         command: &'static str,
-        /// The issue that implements it.
-        issue: u32,
     },
     /// Serialising the CRDs failed.
     #[error("rendering CRDs: {0}")]

@@ -25,10 +25,9 @@ fn main() -> ExitCode {
             Command::Run(args) => array_operator::operator::run(args)
                 .await
                 .map_err(array_operator::cli::CliError::from_display),
-            Command::Plan(_) => Err(array_operator::cli::CliError::NotImplemented {
-                command: "plan",
-                issue: 5,
-            }),
+            Command::Plan(_) => {
+                Err(array_operator::cli::CliError::NotImplemented { command: "plan" })
+            }
             Command::Simulate { vendor } => match vendor {
                 SimulateVendor::Dsm(args) => array_operator::sim::dsm::run(args)
                     .await
