@@ -9,7 +9,6 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use crate::array::types::SecretString;
-use crate::crd::shared::ANNOTATION_EXTERNAL_NAME;
 use crate::crd::{IscsiTarget, Lun};
 use crate::engine::{Cluster, ClusterError, ObjectKey, SecretData};
 
@@ -37,19 +36,12 @@ impl Cluster for KubeCluster {
         name: &str,
     ) -> Result<Option<String>, ClusterError> {
         let api: Api<Lun> = Api::namespaced(self.client.clone(), namespace);
-        let Some(lun) = api.get_opt(name).await.map_err(api_error)? else {
-            return Ok(None);
-        };
-        let from_status = lun
-            .status
+        Ok(api
+            .get_opt(name)
+            .await
+            .map_err(api_error)?
             .as_ref()
-            .and_then(|s| s.common.external_id.clone());
-        let from_annotation = lun
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_EXTERNAL_NAME).cloned());
-        Ok(from_status.or(from_annotation).filter(|s| !s.is_empty()))
+            .and_then(crate::engine::lun_external_id))
     }
 
     async fn targets_listing_lun(

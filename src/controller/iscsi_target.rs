@@ -12,9 +12,9 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 
 use crate::crd::iscsi_target::IscsiTargetStatus;
-use crate::crd::shared::CommonStatus;
 use crate::crd::{IscsiTarget, Lun};
-use crate::engine::conditions::{ConditionState, set_ready_and_synced};
+use crate::engine::common::common_with;
+use crate::engine::conditions::ConditionState;
 use crate::engine::{self, ArrayHandle, Cleanup, Outcome};
 
 use super::cluster::KubeCluster;
@@ -50,20 +50,15 @@ impl ManagedKind for IscsiTarget {
         ready: Option<ConditionState>,
         synced: ConditionState,
     ) -> IscsiTargetStatus {
-        let mut status = self.status.clone().unwrap_or_default();
-        set_ready_and_synced(
-            &mut status.common.conditions,
-            ready.as_ref(),
-            &synced,
-            self.metadata.generation,
-            &engine::now(),
-        );
+        let previous = self.status.clone().unwrap_or_default();
         IscsiTargetStatus {
-            common: CommonStatus {
-                observed_generation: self.metadata.generation,
-                ..status.common
-            },
-            ..status
+            common: common_with(
+                Some(&previous.common),
+                ready.as_ref(),
+                &synced,
+                self.metadata.generation,
+            ),
+            ..previous
         }
     }
 }

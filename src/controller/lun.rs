@@ -8,8 +8,8 @@ use kube::runtime::{Controller, watcher};
 
 use crate::crd::Lun;
 use crate::crd::lun::LunStatus;
-use crate::crd::shared::CommonStatus;
-use crate::engine::conditions::{ConditionState, set_ready_and_synced};
+use crate::engine::common::common_with;
+use crate::engine::conditions::ConditionState;
 use crate::engine::{self, ArrayHandle, Cleanup, Outcome};
 
 use super::cluster::KubeCluster;
@@ -41,20 +41,15 @@ impl ManagedKind for Lun {
     }
 
     fn status_with(&self, ready: Option<ConditionState>, synced: ConditionState) -> LunStatus {
-        let mut status = self.status.clone().unwrap_or_default();
-        set_ready_and_synced(
-            &mut status.common.conditions,
-            ready.as_ref(),
-            &synced,
-            self.metadata.generation,
-            &engine::now(),
-        );
+        let previous = self.status.clone().unwrap_or_default();
         LunStatus {
-            common: CommonStatus {
-                observed_generation: self.metadata.generation,
-                ..status.common
-            },
-            ..status
+            common: common_with(
+                Some(&previous.common),
+                ready.as_ref(),
+                &synced,
+                self.metadata.generation,
+            ),
+            ..previous
         }
     }
 }

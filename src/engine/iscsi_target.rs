@@ -8,21 +8,22 @@ use crate::array::types::{Chap, ChapCredential, ObservedTarget};
 use crate::crd::IscsiTarget;
 use crate::crd::iscsi_target::{IscsiTargetObserved, IscsiTargetStatus, MappedLun};
 use crate::crd::shared::{
-    ANNOTATION_CREATE_FAILED, ANNOTATION_CREATE_PENDING, ANNOTATION_CREATE_SUCCEEDED,
-    ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CommonStatus, DeletionPolicy, ManagementPolicy,
-    SecretRef, ready_reason, synced_reason,
+    CommonStatus, DeletionPolicy, ManagementPolicy, SecretRef, ready_reason, synced_reason,
 };
 use crate::crd::storage_array::Vendor;
-use crate::reconcile::identity::{self, CreateRecord, Identity};
+use crate::reconcile::identity::{self, CreateRecord};
 use crate::reconcile::target::{self as core, DesiredTarget, TargetOp};
 
-use super::conditions::{ConditionState, set_ready_and_synced};
-use super::lun::error_reason;
+use super::common::{
+    Next, Stop, conditions, paused, record_created, record_failed, record_pending, settle_identity,
+    spec_unchanged,
+};
+use super::conditions::ConditionState;
 use super::observation::{ArrayView, put_target};
 use super::spec_error::InvalidSpec;
 use super::{
     ArrayHandle, Cleanup, Cluster, EngineEvent, ObjectKey, Outcome, Progress,
-    effective_deletion_policy, event_reason, timestamp,
+    effective_deletion_policy, event_reason,
 };
 
 fn key(t: &IscsiTarget) -> ObjectKey {
@@ -63,7 +64,7 @@ pub struct Resolved {
 enum Unresolved {
     Invalid(InvalidSpec),
     Waiting(String),
-    Api(String),
+    Api(super::ClusterError),
 }
 
 async fn credential(
@@ -81,7 +82,7 @@ async fn credential(
                 secret.name
             )));
         }
-        Err(e) => return Err(Unresolved::Api(e.to_string())),
+        Err(e) => return Err(Unresolved::Api(e)),
     };
     let get = |k: &str| {
         data.data
@@ -127,7 +128,7 @@ async fn resolve(t: &IscsiTarget, cluster: &impl Cluster) -> Result<Resolved, Un
         match cluster.lun_external_id(&ns, name).await {
             Ok(Some(id)) => resolved.lun_ids.push((name.clone(), id)),
             Ok(None) => resolved.waiting_for.push(name.clone()),
-            Err(e) => return Err(Unresolved::Api(e.to_string())),
+            Err(e) => return Err(Unresolved::Api(e)),
         }
     }
     Ok(resolved)
@@ -247,24 +248,12 @@ impl<'a> Run<'a> {
         progress: Progress,
     ) -> Outcome<IscsiTargetStatus> {
         let generation = self.target.metadata.generation;
-        let mut conditions = self
-            .target
-            .status
-            .as_ref()
-            .map(|s| s.common.conditions.clone())
-            .unwrap_or_default();
-        set_ready_and_synced(
-            &mut conditions,
-            ready.as_ref(),
-            &synced,
-            generation,
-            &super::now(),
-        );
+        let previous = self.target.status.as_ref().map(|s| &s.common);
         Outcome {
             status: IscsiTargetStatus {
                 common: CommonStatus {
                     observed_generation: generation,
-                    conditions,
+                    conditions: conditions(previous, ready.as_ref(), &synced, generation),
                     external_id: self.external_id,
                 },
                 at_array: self.at_array,
@@ -275,45 +264,10 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn array_error(
-        mut self,
-        e: &crate::array::backend::BackendError,
-        action: &'static str,
-        array: &ArrayHandle,
-    ) -> Outcome<IscsiTargetStatus> {
-        let (reason, progress) = error_reason(e);
-        let text = format!("{action} on {}: {e}", array.key);
-        self.events.push(EngineEvent::warning(
-            event_reason::RECONCILE_ERROR,
-            action,
-            text.clone(),
-        ));
-        let ready = (reason == synced_reason::ARRAY_UNREACHABLE).then(|| {
-            ConditionState::no(
-                ready_reason::UNAVAILABLE,
-                format!("array {} cannot be reached", array.key),
-            )
-        });
-        self.finish(ready, ConditionState::no(reason, text), progress)
+    fn stop(mut self, stop: Stop) -> Outcome<IscsiTargetStatus> {
+        self.events.extend(stop.event);
+        self.finish(stop.ready, stop.synced, stop.progress)
     }
-}
-
-fn paused(t: &IscsiTarget) -> bool {
-    annotations(t)
-        .get(ANNOTATION_PAUSED)
-        .is_some_and(|v| v == "true")
-}
-
-fn spec_unchanged(t: &IscsiTarget) -> bool {
-    let Some(status) = &t.status else {
-        return false;
-    };
-    let synced = status
-        .common
-        .conditions
-        .iter()
-        .any(|c| c.type_ == crate::crd::shared::CONDITION_SYNCED && c.status == "True");
-    synced && status.common.observed_generation == t.metadata.generation
 }
 
 fn action(op: &TargetOp) -> &'static str {
@@ -403,29 +357,13 @@ pub async fn reconcile(
     cluster: &impl Cluster,
 ) -> Outcome<IscsiTargetStatus> {
     let mut run = Run::new(target);
-    if paused(target) {
-        return run.finish(
-            None,
-            ConditionState::no(
-                synced_reason::PAUSED,
-                format!("annotation {ANNOTATION_PAUSED} is \"true\": no array calls"),
-            ),
-            Progress::Converged,
-        );
+    if paused(&target.metadata) {
+        return run.stop(Stop::paused());
     }
     let obj = key(target);
     let resolved = match resolve(target, cluster).await {
         Ok(r) => r,
-        Err(Unresolved::Invalid(i)) => {
-            return run.finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the spec cannot be applied",
-                )),
-                ConditionState::no(i.reason(), i.to_string()),
-                Progress::Converged,
-            );
-        }
+        Err(Unresolved::Invalid(i)) => return run.stop(Stop::invalid(&i)),
         Err(Unresolved::Waiting(why)) => {
             return run.finish(
                 Some(ConditionState::no(ready_reason::UNAVAILABLE, why.clone())),
@@ -433,33 +371,18 @@ pub async fn reconcile(
                 Progress::Waiting,
             );
         }
-        Err(Unresolved::Api(e)) => {
-            return run.finish(
-                None,
-                ConditionState::no(synced_reason::RECONCILE_ERROR, e),
-                Progress::Failed,
-            );
-        }
+        Err(Unresolved::Api(e)) => return run.stop(Stop::cluster(e)),
     };
     let mut desired_spec = match desired(target, array.vendor(), &resolved) {
         Ok(d) => d,
-        Err(invalid) => {
-            return run.finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the spec cannot be applied",
-                )),
-                ConditionState::no(invalid.reason(), invalid.to_string()),
-                Progress::Converged,
-            );
-        }
+        Err(invalid) => return run.stop(Stop::invalid(&invalid)),
     };
     if let Err(e) = array.backend.normalize_target(&mut desired_spec).await {
-        return run.array_error(&e, "Observe", array);
+        return run.stop(Stop::array(&e, "Observe", array));
     }
     let view = match array.cache.view(&array.backend, array.resync).await {
         Ok(v) => v,
-        Err(e) => return run.array_error(&e, "Observe", array),
+        Err(e) => return run.stop(Stop::array(&e, "Observe", array)),
     };
     let record = CreateRecord::from_annotations(&annotations(target));
     let manage = target.spec.management_policy == ManagementPolicy::Manage;
@@ -467,74 +390,28 @@ pub async fn reconcile(
     let names = &resolved.lun_ids;
 
     let mut list_after = None;
-    let id = match identity {
-        Identity::Existing { id, recovered } => {
-            if recovered {
-                let mut a = BTreeMap::new();
-                a.insert(ANNOTATION_EXTERNAL_NAME.to_string(), id.clone());
-                a.insert(ANNOTATION_CREATE_SUCCEEDED.to_string(), timestamp());
-                if let Err(e) = cluster.annotate(&obj, a).await {
-                    return run.finish(
-                        None,
-                        ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                        Progress::Failed,
-                    );
-                }
-            }
-            id
-        }
-        Identity::AlreadyExists { existing_id } => {
-            return run.finish(
-                Some(ConditionState::no(ready_reason::UNAVAILABLE, "not adopted")),
-                ConditionState::no(
-                    synced_reason::ALREADY_EXISTS,
-                    format!(
-                        "a target named {:?} already exists on {} (id {existing_id}); it is not taken over silently: to adopt it, set annotation {ANNOTATION_EXTERNAL_NAME}: {existing_id}",
-                        desired_spec.name, array.key
-                    ),
-                ),
-                Progress::Converged,
-            );
-        }
-        Identity::AdoptedMissing { id } => {
-            return run.finish(
-                Some(ConditionState::no(ready_reason::UNAVAILABLE, format!("target {id} is not on the array"))),
-                ConditionState::no(
-                    synced_reason::RECONCILE_ERROR,
-                    format!("annotation {ANNOTATION_EXTERNAL_NAME} names target id {id}, which {} does not have; it is adopted, so it is not recreated", array.key),
-                ),
-                Progress::Failed,
-            );
-        }
-        Identity::Create | Identity::Recreate { .. } if !manage => {
-            return run.finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    format!("no target named {:?} on {}", desired_spec.name, array.key),
-                )),
-                ConditionState::yes(
-                    synced_reason::RECONCILE_SUCCESS,
-                    "managementPolicy is Observe: the operator never creates",
-                ),
-                Progress::Converged,
-            );
-        }
-        Identity::Create | Identity::Recreate { .. } => {
-            let mut pending = BTreeMap::new();
-            pending.insert(ANNOTATION_CREATE_PENDING.to_string(), timestamp());
-            if let Err(e) = cluster.annotate(&obj, pending).await {
-                return run.finish(
-                    None,
-                    ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                    Progress::Failed,
-                );
+    let id = match settle_identity(
+        identity,
+        "target",
+        &desired_spec.name,
+        manage,
+        array,
+        &obj,
+        cluster,
+    )
+    .await
+    {
+        Next::Use(id) => id,
+        Next::Stop(stop) => return run.stop(stop),
+        Next::Create { .. } => {
+            if let Err(e) = record_pending(cluster, &obj).await {
+                return run.stop(Stop::cluster(e));
             }
             match array.backend.create_target(&desired_spec).await {
                 Ok(id) => {
                     let created =
                         core::apply_model(None, &[TargetOp::Create(desired_spec.clone())], &id, "");
-                    let generated_iqn = created.as_ref().map(|c| c.iqn.is_empty()).unwrap_or(false);
-                    if generated_iqn {
+                    if created.as_ref().is_some_and(|c| c.iqn.is_empty()) {
                         // The array chose the IQN: learn it from a list made
                         // after the create (shared with concurrent creates).
                         list_after = Some(std::time::Instant::now());
@@ -550,16 +427,9 @@ pub async fn reconcile(
                         ),
                     ));
                     run.chap_version = resolved.chap_version.clone();
-                    let mut done = BTreeMap::new();
-                    done.insert(ANNOTATION_EXTERNAL_NAME.to_string(), id.clone());
-                    done.insert(ANNOTATION_CREATE_SUCCEEDED.to_string(), timestamp());
-                    if let Err(e) = cluster.annotate(&obj, done).await {
+                    if let Err(e) = record_created(cluster, &obj, &id).await {
                         run.external_id = Some(id);
-                        return run.finish(
-                            None,
-                            ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                            Progress::Failed,
-                        );
+                        return run.stop(Stop::cluster(e));
                     }
                     id
                 }
@@ -567,11 +437,9 @@ pub async fn reconcile(
                     if e.class == ErrorClass::Unreachable {
                         array.cache.invalidate();
                     } else {
-                        let mut failed = BTreeMap::new();
-                        failed.insert(ANNOTATION_CREATE_FAILED.to_string(), timestamp());
-                        let _ = cluster.annotate(&obj, failed).await;
+                        record_failed(cluster, &obj).await;
                     }
-                    return run.array_error(&e, "Create", array);
+                    return run.stop(Stop::array(&e, "Create", array));
                 }
             }
         }
@@ -581,7 +449,7 @@ pub async fn reconcile(
     let view = match list_after {
         Some(since) => match array.cache.view_since(&array.backend, Some(since)).await {
             Ok(v) => v,
-            Err(e) => return run.array_error(&e, "Observe", array),
+            Err(e) => return run.stop(Stop::array(&e, "Observe", array)),
         },
         None => array.cache.peek().unwrap_or(view),
     };
@@ -602,7 +470,10 @@ pub async fn reconcile(
     };
     let chap_rotated = resolved.chap.is_some() && resolved.chap_version != run.chap_version;
     let plan = core::diff(&desired_spec, Some(&observed), chap_rotated);
-    let drift_reason = if spec_unchanged(target) {
+    let drift_reason = if spec_unchanged(
+        target.status.as_ref().map(|s| &s.common),
+        target.metadata.generation,
+    ) {
         event_reason::DRIFT_CORRECTED
     } else {
         event_reason::UPDATED
@@ -618,7 +489,7 @@ pub async fn reconcile(
                     array.cache.invalidate();
                 }
                 run.at_array = current.as_ref().map(|c| observed_status(c, names));
-                return run.array_error(&e, action(op), array);
+                return run.stop(Stop::array(&e, action(op), array));
             }
             current = core::apply_model(current, std::slice::from_ref(op), &id, "");
             write_through(array, &id, &current, op);
@@ -706,32 +577,15 @@ pub async fn cleanup(
         return Cleanup::Done { events: Vec::new() };
     }
     let mut run = Run::new(target);
-    if paused(target) {
-        return Cleanup::Held(run.finish(
-            Some(ConditionState::no(
-                ready_reason::DELETING,
-                "deletion waits for the pause annotation to be removed",
-            )),
-            ConditionState::no(
-                synced_reason::PAUSED,
-                format!("annotation {ANNOTATION_PAUSED} is \"true\": no array calls"),
-            ),
-            Progress::Converged,
-        ));
+    if paused(&target.metadata) {
+        return Cleanup::Held(run.stop(Stop::paused_deletion()));
     }
     let Some(array) = array else {
-        return Cleanup::Held(run.finish(
-            Some(ConditionState::no(ready_reason::DELETING, "the array is not reachable")),
-            ConditionState::no(
-                synced_reason::ARRAY_UNREACHABLE,
-                "the StorageArray is not ready, so the target cannot be deleted; to leave it on the array instead, set spec.deletionPolicy: Retain",
-            ),
-            Progress::Failed,
-        ));
+        return Cleanup::Held(run.stop(Stop::no_array_for_deletion("target")));
     };
     let view = match array.cache.view(&array.backend, array.resync).await {
         Ok(v) => v,
-        Err(e) => return Cleanup::Held(run.array_error(&e, "Observe", array)),
+        Err(e) => return Cleanup::Held(run.stop(Stop::array(&e, "Observe", array))),
     };
     let observed = match &id {
         Some(id) => view.target(id).cloned(),
@@ -751,24 +605,16 @@ pub async fn cleanup(
             && e.class != ErrorClass::NotFound
         {
             array.cache.invalidate();
-            run.events = events;
-            let text = format!(
-                "{e}; the target is kept until this succeeds (to leave it on the array instead, set spec.deletionPolicy: Retain)"
+            let mut stop = Stop::array(&e, action(&op), array);
+            stop.ready = Some(ConditionState::no(
+                ready_reason::DELETING,
+                "deleting the target from the array",
+            ));
+            stop.synced.message.push_str(
+                "; the target is kept until this succeeds (to leave it on the array instead, set spec.deletionPolicy: Retain)",
             );
-            let (reason, progress) = error_reason(&e);
-            run.events.push(EngineEvent::warning(
-                event_reason::RECONCILE_ERROR,
-                action(&op),
-                text.clone(),
-            ));
-            return Cleanup::Held(run.finish(
-                Some(ConditionState::no(
-                    ready_reason::DELETING,
-                    "deleting the target from the array",
-                )),
-                ConditionState::no(reason, text),
-                progress,
-            ));
+            run.events = events;
+            return Cleanup::Held(run.stop(stop));
         }
         current = core::apply_model(current, std::slice::from_ref(&op), &tid, "");
         write_through(array, &tid, &current, &op);

@@ -2,26 +2,27 @@
 
 use std::collections::BTreeMap;
 
-use crate::array::backend::BackendError;
 use crate::array::error::ErrorClass;
 use crate::array::types::{ObservedLun, Placement};
 use crate::crd::Lun;
 use crate::crd::lun::{LunObserved, LunStatus};
 use crate::crd::shared::{
-    ANNOTATION_CREATE_FAILED, ANNOTATION_CREATE_PENDING, ANNOTATION_CREATE_SUCCEEDED,
-    ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CommonStatus, DeletionPolicy, ManagementPolicy,
-    ready_reason, size_bytes, synced_reason,
+    CommonStatus, DeletionPolicy, ManagementPolicy, ready_reason, size_bytes, synced_reason,
 };
 use crate::crd::storage_array::Vendor;
-use crate::reconcile::identity::{self, CreateRecord, Identity};
+use crate::reconcile::identity::{self, CreateRecord};
 use crate::reconcile::lun::{self as core, CloneSource, DesiredLun, LunOp, LunPlan};
 
-use super::conditions::{ConditionState, set_ready_and_synced};
+use super::common::{
+    Next, Stop, conditions, paused, record_created, record_failed, record_pending, settle_identity,
+    spec_unchanged,
+};
+use super::conditions::ConditionState;
 use super::observation::put_lun;
 use super::spec_error::InvalidSpec;
 use super::{
     ArrayHandle, Cleanup, Cluster, EngineEvent, ObjectKey, Outcome, Progress,
-    effective_deletion_policy, event_reason, timestamp,
+    effective_deletion_policy, event_reason,
 };
 
 /// NGXStorage accepts LUN names of 1-30 letters, digits, `_` and `-`.
@@ -240,24 +241,12 @@ impl<'a> Run<'a> {
         progress: Progress,
     ) -> Outcome<LunStatus> {
         let generation = self.lun.metadata.generation;
-        let mut conditions = self
-            .lun
-            .status
-            .as_ref()
-            .map(|s| s.common.conditions.clone())
-            .unwrap_or_default();
-        set_ready_and_synced(
-            &mut conditions,
-            ready.as_ref(),
-            &synced,
-            generation,
-            &super::now(),
-        );
+        let previous = self.lun.status.as_ref().map(|s| &s.common);
         Outcome {
             status: LunStatus {
                 common: CommonStatus {
                     observed_generation: generation,
-                    conditions,
+                    conditions: conditions(previous, ready.as_ref(), &synced, generation),
                     external_id: self.external_id,
                 },
                 at_array: self.at_array,
@@ -267,63 +256,10 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn array_error(
-        mut self,
-        e: &BackendError,
-        action: &'static str,
-        array: &ArrayHandle,
-    ) -> Outcome<LunStatus> {
-        let (reason, progress) = error_reason(e);
-        let text = format!("{action} on {}: {e}", array.key);
-        self.events.push(EngineEvent::warning(
-            event_reason::RECONCILE_ERROR,
-            action,
-            text.clone(),
-        ));
-        let ready = (reason == synced_reason::ARRAY_UNREACHABLE).then(|| {
-            ConditionState::no(
-                ready_reason::UNAVAILABLE,
-                format!("array {} cannot be reached", array.key),
-            )
-        });
-        self.finish(ready, ConditionState::no(reason, text), progress)
+    fn stop(mut self, stop: Stop) -> Outcome<LunStatus> {
+        self.events.extend(stop.event);
+        self.finish(stop.ready, stop.synced, stop.progress)
     }
-}
-
-/// The `Synced` reason and the progress an array error means.
-pub fn error_reason(e: &BackendError) -> (&'static str, Progress) {
-    match e.class {
-        ErrorClass::Unreachable
-        | ErrorClass::Unauthorized
-        | ErrorClass::SessionExpired
-        | ErrorClass::Busy => (synced_reason::ARRAY_UNREACHABLE, Progress::Failed),
-        ErrorClass::Unsupported => (synced_reason::UNSUPPORTED, Progress::Converged),
-        ErrorClass::InvalidRequest if e.vendor_code.is_none() => {
-            (synced_reason::INVALID_SPEC, Progress::Converged)
-        }
-        ErrorClass::AlreadyExists => (synced_reason::ALREADY_EXISTS, Progress::Failed),
-        _ => (synced_reason::RECONCILE_ERROR, Progress::Failed),
-    }
-}
-
-fn paused(lun: &Lun) -> bool {
-    annotations(lun)
-        .get(ANNOTATION_PAUSED)
-        .is_some_and(|v| v == "true")
-}
-
-/// True when the spec has not changed since the last successful reconcile,
-/// so a difference on the array is drift rather than a spec change.
-fn spec_unchanged(lun: &Lun) -> bool {
-    let Some(status) = &lun.status else {
-        return false;
-    };
-    let synced = status
-        .common
-        .conditions
-        .iter()
-        .any(|c| c.type_ == crate::crd::shared::CONDITION_SYNCED && c.status == "True");
-    synced && status.common.observed_generation == lun.metadata.generation
 }
 
 fn describe(op: &LunOp) -> String {
@@ -350,6 +286,17 @@ fn describe(op: &LunOp) -> String {
     }
 }
 
+fn action(op: &LunOp) -> &'static str {
+    match op {
+        LunOp::Create(_) => "Create",
+        LunOp::Rename { .. } => "Rename",
+        LunOp::Grow { .. } => "Resize",
+        LunOp::SetDescription(_) | LunOp::SetSettings(_) => "Update",
+        LunOp::Unmap { .. } => "Unmap",
+        LunOp::Delete { .. } => "Delete",
+    }
+}
+
 /// Reconciles one Lun (not being deleted) against its array.
 pub async fn reconcile(
     lun: &Lun,
@@ -357,106 +304,48 @@ pub async fn reconcile(
     cluster: &impl Cluster,
 ) -> Outcome<LunStatus> {
     let mut run = Run::new(lun);
-    if paused(lun) {
-        return run.finish(
-            None,
-            ConditionState::no(
-                synced_reason::PAUSED,
-                format!("annotation {ANNOTATION_PAUSED} is \"true\": no array calls"),
-            ),
-            Progress::Converged,
-        );
+    if paused(&lun.metadata) {
+        return run.stop(Stop::paused());
     }
     let obj = key(lun);
-    let vendor = array.vendor();
-    let desired_spec = match desired(lun, vendor, None) {
+    let desired_spec = match desired(lun, array.vendor(), None) {
         Ok(d) => d,
-        Err(invalid) => {
-            return run.finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the spec cannot be applied",
-                )),
-                ConditionState::no(invalid.reason(), invalid.to_string()),
-                Progress::Converged,
-            );
-        }
+        Err(invalid) => return run.stop(Stop::invalid(&invalid)),
     };
     let view = match array.cache.view(&array.backend, array.resync).await {
         Ok(v) => v,
-        Err(e) => return run.array_error(&e, "Observe", array),
+        Err(e) => return run.stop(Stop::array(&e, "Observe", array)),
     };
     let record = CreateRecord::from_annotations(&annotations(lun));
     let manage = lun.spec.management_policy == ManagementPolicy::Manage;
     let identity = identity::resolve(&record, &desired_spec.name, &view.lun_index());
-
-    let id = match identity {
-        Identity::Existing { id, recovered } => {
-            if recovered {
-                // The create before a crash did happen: record it now.
-                let mut a = BTreeMap::new();
-                a.insert(ANNOTATION_EXTERNAL_NAME.to_string(), id.clone());
-                a.insert(ANNOTATION_CREATE_SUCCEEDED.to_string(), timestamp());
-                if let Err(e) = cluster.annotate(&obj, a).await {
-                    return run.finish(
-                        None,
-                        ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                        Progress::Failed,
-                    );
-                }
-            }
-            id
-        }
-        Identity::AlreadyExists { existing_id } => {
-            return run.finish(
-                Some(ConditionState::no(ready_reason::UNAVAILABLE, "not adopted")),
-                ConditionState::no(
-                    synced_reason::ALREADY_EXISTS,
-                    format!(
-                        "a LUN named {:?} already exists on {} (id {existing_id}); it is not taken over silently: to adopt it, set annotation {ANNOTATION_EXTERNAL_NAME}: {existing_id}",
-                        desired_spec.name, array.key
-                    ),
-                ),
-                Progress::Converged,
-            );
-        }
-        Identity::AdoptedMissing { id } => {
-            return run.finish(
-                Some(ConditionState::no(ready_reason::UNAVAILABLE, format!("LUN {id} is not on the array"))),
-                ConditionState::no(
-                    synced_reason::RECONCILE_ERROR,
-                    format!("annotation {ANNOTATION_EXTERNAL_NAME} names LUN id {id}, which {} does not have; it is adopted, so it is not recreated", array.key),
-                ),
-                Progress::Failed,
-            );
-        }
-        Identity::Create | Identity::Recreate { .. } if !manage => {
-            return run.finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    format!("no LUN named {:?} on {}", desired_spec.name, array.key),
-                )),
-                ConditionState::yes(
-                    synced_reason::RECONCILE_SUCCESS,
-                    "managementPolicy is Observe: the operator never creates",
-                ),
-                Progress::Converged,
-            );
-        }
-        Identity::Create | Identity::Recreate { .. } => {
-            let lost = matches!(identity, Identity::Recreate { .. });
-            match create(lun, &desired_spec, array, cluster, &obj, lost, &mut run).await {
-                Ok(id) => id,
-                Err(outcome) => return *outcome,
-            }
-        }
+    let id = match settle_identity(
+        identity,
+        "LUN",
+        &desired_spec.name,
+        manage,
+        array,
+        &obj,
+        cluster,
+    )
+    .await
+    {
+        Next::Use(id) => id,
+        Next::Stop(stop) => return run.stop(stop),
+        Next::Create { lost } => match create(lun, array, cluster, &obj, lost, &mut run).await {
+            Ok(id) => id,
+            Err(stop) => return run.stop(stop),
+        },
     };
     run.external_id = Some(id.clone());
 
     let view = array.cache.peek().unwrap_or(view);
     let observed = view.lun(&id).cloned();
     let plan: LunPlan = core::diff(&desired_spec, observed.as_ref());
-    let drift_event_reason = if spec_unchanged(lun) {
+    let drift_event_reason = if spec_unchanged(
+        lun.status.as_ref().map(|s| &s.common),
+        lun.metadata.generation,
+    ) {
         event_reason::DRIFT_CORRECTED
     } else {
         event_reason::UPDATED
@@ -487,7 +376,7 @@ pub async fn reconcile(
                     array.cache.invalidate();
                 }
                 run.at_array = current.as_ref().map(observed_status);
-                return run.array_error(&e, action(op), array);
+                return run.stop(Stop::array(&e, action(op), array));
             }
             current = core::apply_model(current, std::slice::from_ref(op), &id);
             let after = current.clone();
@@ -536,28 +425,15 @@ pub async fn reconcile(
     )
 }
 
-fn action(op: &LunOp) -> &'static str {
-    match op {
-        LunOp::Create(_) => "Create",
-        LunOp::Rename { .. } => "Rename",
-        LunOp::Grow { .. } => "Resize",
-        LunOp::SetDescription(_) | LunOp::SetSettings(_) => "Update",
-        LunOp::Unmap { .. } => "Unmap",
-        LunOp::Delete { .. } => "Delete",
-    }
-}
-
 /// The crash-safe create: record pending, create, record the result.
 async fn create(
     lun: &Lun,
-    desired_spec: &DesiredLun,
     array: &ArrayHandle,
     cluster: &impl Cluster,
     obj: &ObjectKey,
     lost: bool,
     run: &mut Run<'_>,
-) -> Result<String, Box<Outcome<LunStatus>>> {
-    let vendor = array.vendor();
+) -> Result<String, Stop> {
     // The clone source only matters now, at create.
     let source = match &lun.spec.source {
         None => None,
@@ -565,63 +441,32 @@ async fn create(
             (Some(r), _) => match cluster.lun_external_id(&obj.namespace, &r.name).await {
                 Ok(Some(id)) => Some(CloneSource::Lun(id)),
                 Ok(None) => {
-                    return Err(Box::new(take(run).finish(
-                        Some(ConditionState::no(
+                    return Err(Stop {
+                        ready: Some(ConditionState::no(
                             ready_reason::CREATING,
                             "waiting for the clone source",
                         )),
-                        ConditionState::no(
+                        synced: ConditionState::no(
                             synced_reason::RECONCILE_ERROR,
                             format!(
                                 "spec.source.lunRef: Lun {:?} is not on the array yet",
                                 r.name
                             ),
                         ),
-                        Progress::Waiting,
-                    )));
+                        progress: Progress::Waiting,
+                        event: None,
+                    });
                 }
-                Err(e) => {
-                    return Err(Box::new(take(run).finish(
-                        None,
-                        ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                        Progress::Failed,
-                    )));
-                }
+                Err(e) => return Err(Stop::cluster(e)),
             },
             (None, Some(snap)) => Some(CloneSource::Snapshot(snap.clone())),
             (None, None) => None,
         },
     };
-    let with_source = match desired(lun, vendor, source) {
-        Ok(d) => d,
-        Err(invalid) => {
-            return Err(Box::new(take(run).finish(
-                Some(ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the spec cannot be applied",
-                )),
-                ConditionState::no(invalid.reason(), invalid.to_string()),
-                Progress::Converged,
-            )));
-        }
-    };
-    debug_assert_eq!(with_source.name, desired_spec.name);
-
-    let mut pending = BTreeMap::new();
-    pending.insert(ANNOTATION_CREATE_PENDING.to_string(), timestamp());
-    if let Err(e) = cluster.annotate(obj, pending).await {
-        // Without the pending mark a crash could leak the LUN: do not create.
-        return Err(Box::new(take(run).finish(
-            None,
-            ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-            Progress::Failed,
-        )));
-    }
+    let with_source = desired(lun, array.vendor(), source).map_err(|i| Stop::invalid(&i))?;
+    record_pending(cluster, obj).await.map_err(Stop::cluster)?;
     match array.backend.create_lun(&with_source).await {
         Ok(id) => {
-            let mut done = BTreeMap::new();
-            done.insert(ANNOTATION_EXTERNAL_NAME.to_string(), id.clone());
-            done.insert(ANNOTATION_CREATE_SUCCEEDED.to_string(), timestamp());
             let created = core::apply_model(None, &[LunOp::Create(with_source.clone())], &id);
             array.cache.write_through(|v| put_lun(v, &id, created));
             let verb = if with_source.source.is_some() {
@@ -643,14 +488,10 @@ async fn create(
             );
             run.events
                 .push(EngineEvent::normal(event_reason::CREATED, "Create", note));
-            if let Err(e) = cluster.annotate(obj, done).await {
+            if let Err(e) = record_created(cluster, obj, &id).await {
                 // The LUN exists; the pending mark makes the next pass find it by name.
                 run.external_id = Some(id);
-                return Err(Box::new(take(run).finish(
-                    None,
-                    ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                    Progress::Failed,
-                )));
+                return Err(Stop::cluster(e));
             }
             Ok(id)
         }
@@ -661,26 +502,13 @@ async fn create(
                 // creating again.
                 array.cache.invalidate();
             } else {
-                let mut failed = BTreeMap::new();
-                failed.insert(ANNOTATION_CREATE_FAILED.to_string(), timestamp());
-                // Best effort: without it the next pass looks the name up,
-                // which is safe too.
-                let _ = cluster.annotate(obj, failed).await;
+                record_failed(cluster, obj).await;
                 if e.class == ErrorClass::AlreadyExists {
                     array.cache.invalidate();
                 }
             }
-            Err(Box::new(take(run).array_error(&e, "Create", array)))
+            Err(Stop::array(&e, "Create", array))
         }
-    }
-}
-
-fn take<'a>(run: &mut Run<'a>) -> Run<'a> {
-    Run {
-        lun: run.lun,
-        events: std::mem::take(&mut run.events),
-        external_id: run.external_id.take(),
-        at_array: run.at_array.take(),
     }
 }
 
@@ -706,19 +534,9 @@ pub async fn cleanup(
     if policy == DeletionPolicy::Retain || (id.is_none() && !record.create_in_doubt()) {
         return Cleanup::Done { events: Vec::new() };
     }
-    let mut run = Run::new(lun);
-    if paused(lun) {
-        return Cleanup::Held(run.finish(
-            Some(ConditionState::no(
-                ready_reason::DELETING,
-                "deletion waits for the pause annotation to be removed",
-            )),
-            ConditionState::no(
-                synced_reason::PAUSED,
-                format!("annotation {ANNOTATION_PAUSED} is \"true\": no array calls"),
-            ),
-            Progress::Converged,
-        ));
+    let run = Run::new(lun);
+    if paused(&lun.metadata) {
+        return Cleanup::Held(run.stop(Stop::paused_deletion()));
     }
     let obj = key(lun);
     match cluster.targets_listing_lun(&obj.namespace, &obj.name).await {
@@ -726,34 +544,24 @@ pub async fn cleanup(
             return Cleanup::Held(run.finish(
                 Some(ConditionState::no(
                     ready_reason::DELETING,
-                    format!("held: IscsiTarget {} still lists this Lun in spec.luns; remove it there first", holders.join(", ")),
+                    format!(
+                        "held: IscsiTarget {} still lists this Lun in spec.luns; remove it there first",
+                        holders.join(", ")
+                    ),
                 )),
                 ConditionState::yes(synced_reason::RECONCILE_SUCCESS, "waiting for the targets to release the LUN"),
                 Progress::Waiting,
             ));
         }
         Ok(_) => {}
-        Err(e) => {
-            return Cleanup::Held(run.finish(
-                None,
-                ConditionState::no(synced_reason::RECONCILE_ERROR, e.to_string()),
-                Progress::Failed,
-            ));
-        }
+        Err(e) => return Cleanup::Held(run.stop(Stop::cluster(e))),
     }
     let Some(array) = array else {
-        return Cleanup::Held(run.finish(
-            Some(ConditionState::no(ready_reason::DELETING, "the array is not reachable")),
-            ConditionState::no(
-                synced_reason::ARRAY_UNREACHABLE,
-                "the StorageArray is not ready, so the LUN cannot be deleted; to leave it on the array instead, set spec.deletionPolicy: Retain",
-            ),
-            Progress::Failed,
-        ));
+        return Cleanup::Held(run.stop(Stop::no_array_for_deletion("LUN")));
     };
     let view = match array.cache.view(&array.backend, array.resync).await {
         Ok(v) => v,
-        Err(e) => return Cleanup::Held(run.array_error(&e, "Observe", array)),
+        Err(e) => return Cleanup::Held(run.stop(Stop::array(&e, "Observe", array))),
     };
     let observed = match &id {
         Some(id) => view.lun(id).cloned(),
@@ -761,38 +569,27 @@ pub async fn cleanup(
         None => view.lun_by_name(&array_name(lun)).cloned(),
     };
     let mut events = Vec::new();
-    let ops = core::delete_ops(observed.as_ref());
-    for op in &ops {
-        let result = match op {
-            LunOp::Delete { id } => array.backend.delete_lun(id).await,
-            LunOp::Unmap { .. } => match &observed {
-                Some(o) => array.backend.update_lun(&o.id, op).await,
-                None => Ok(()),
-            },
+    for op in &core::delete_ops(observed.as_ref()) {
+        let result = match (op, &observed) {
+            (LunOp::Delete { id }, _) => array.backend.delete_lun(id).await,
+            (LunOp::Unmap { .. }, Some(o)) => array.backend.update_lun(&o.id, op).await,
             _ => Ok(()),
         };
         if let Err(e) = result
             && e.class != ErrorClass::NotFound
         {
             array.cache.invalidate();
-            run.events = events;
-            let text = format!(
-                "{e}; the LUN is kept until this succeeds (to leave it on the array instead, set spec.deletionPolicy: Retain)"
+            let mut stop = Stop::array(&e, action(op), array);
+            stop.ready = Some(ConditionState::no(
+                ready_reason::DELETING,
+                "deleting the LUN from the array",
+            ));
+            stop.synced.message.push_str(
+                "; the LUN is kept until this succeeds (to leave it on the array instead, set spec.deletionPolicy: Retain)",
             );
-            let (reason, progress) = error_reason(&e);
-            run.events.push(EngineEvent::warning(
-                event_reason::RECONCILE_ERROR,
-                action(op),
-                text.clone(),
-            ));
-            return Cleanup::Held(run.finish(
-                Some(ConditionState::no(
-                    ready_reason::DELETING,
-                    "deleting the LUN from the array",
-                )),
-                ConditionState::no(reason, text),
-                progress,
-            ));
+            let mut run = run;
+            run.events = events;
+            return Cleanup::Held(run.stop(stop));
         }
         let reason = match op {
             LunOp::Unmap { .. } => event_reason::UNMAPPED,

@@ -96,19 +96,10 @@ impl Cluster for MemoryCluster {
         name: &str,
     ) -> Result<Option<String>, ClusterError> {
         let state = self.lock();
-        let Some(lun) = state.luns.get(&key(namespace, name)) else {
-            return Ok(None);
-        };
-        let from_status = lun
-            .status
-            .as_ref()
-            .and_then(|s| s.common.external_id.clone());
-        let from_annotation = lun
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(crate::crd::shared::ANNOTATION_EXTERNAL_NAME).cloned());
-        Ok(from_status.or(from_annotation).filter(|s| !s.is_empty()))
+        Ok(state
+            .luns
+            .get(&key(namespace, name))
+            .and_then(super::lun_external_id))
     }
 
     async fn targets_listing_lun(

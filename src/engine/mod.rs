@@ -9,6 +9,7 @@
 //! the [`Cluster`] trait, so the same code runs under the controllers, in the
 //! full-flow tests against the simulators, and in the benchmark.
 
+pub mod common;
 pub mod conditions;
 pub mod iscsi_target;
 pub mod lun;
@@ -229,6 +230,21 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         .ok()
         .filter(|d| !d.is_negative())
         .map(Duration::from)
+}
+
+/// The array-side id a Lun object records: `status.externalId`, else its
+/// external-name annotation.
+pub fn lun_external_id(lun: &crate::crd::Lun) -> Option<String> {
+    let from_status = lun
+        .status
+        .as_ref()
+        .and_then(|s| s.common.external_id.clone());
+    let from_annotation = lun
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::crd::shared::ANNOTATION_EXTERNAL_NAME).cloned());
+    from_status.or(from_annotation).filter(|s| !s.is_empty())
 }
 
 /// The default deletion policy: Delete for objects the operator created,
