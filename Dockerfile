@@ -6,12 +6,14 @@ RUN apk add --no-cache musl-dev
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src
+RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/engine.rs \
+    && cargo build --release --locked --bin array-operator \
+    && rm -rf src benches
 COPY src ./src
+COPY benches ./benches
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --release --locked --bin array-operator \
     && strip target/release/array-operator
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -6,7 +6,8 @@
 //! simulator runs in the same process, so the RSS covers both.
 //!
 //! Flags (after `--`): `--luns N`, `--targets N`, `--vendor ngx|dsm|both`,
-//! `--concurrency N`.
+//! `--concurrency N`. Run by `cargo test` (without `--bench`) it does 20
+//! Luns and 2 targets, as a smoke test.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -38,13 +39,16 @@ struct Args {
 }
 
 fn args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    // `cargo bench` passes --bench; under `cargo test` the same program runs
+    // as a quick smoke test of the whole path.
+    let full = argv.iter().any(|a| a == "--bench");
     let mut a = Args {
-        luns: 1000,
-        targets: 100,
+        luns: if full { 1000 } else { 20 },
+        targets: if full { 100 } else { 2 },
         vendors: vec![Vendor::NgxStorage, Vendor::Synology],
         concurrency: 16,
     };
-    let argv: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < argv.len() {
         let value = argv.get(i + 1).cloned().unwrap_or_default();
@@ -293,7 +297,9 @@ async fn pass(
     (durations, all_converged)
 }
 
-async fn bench(vendor: Vendor, a: &Args) {
+/// Runs one vendor; returns whether it converged in one pass and resynced
+/// with no change and one list per object type.
+async fn bench(vendor: Vendor, a: &Args) -> bool {
     let running = start(vendor, a.luns, a.targets, a.concurrency).await;
     let backend = Backend::connect(running.config.clone())
         .await
@@ -411,6 +417,7 @@ async fn bench(vendor: Vendor, a: &Args) {
         peak_rss_kib() as f64 / 1024.0
     );
     handle.backend.close().await;
+    passes == 1 && steady_converged && mutating == 0 && lists.values().all(|n| *n == 1)
 }
 
 fn main() {
@@ -419,9 +426,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(async {
+    let ok = rt.block_on(async {
+        let mut ok = true;
         for v in a.vendors.clone() {
-            bench(v, &a).await;
+            ok &= bench(v, &a).await;
         }
+        ok
     });
+    if !ok {
+        eprintln!(
+            "FAILED: a run did not converge in one pass, or its resync changed something or listed a type twice"
+        );
+        std::process::exit(1);
+    }
 }
