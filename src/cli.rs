@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// Seconds before expiry the leader renews.
     #[arg(long, default_value_t = 5)]
     pub lease_grace_secs: u64,
+    /// Watch only this namespace (default: every namespace).
+    #[arg(long, env = "ARRAY_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 /// Flags of `crds`.

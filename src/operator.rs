@@ -84,6 +84,8 @@ pub struct LeaderOptions {
     pub lease_grace_secs: u64,
     /// This replica's identity.
     pub instance: String,
+    /// Only watch this namespace; `None` watches every namespace.
+    pub watch_namespace: Option<String>,
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` router.
@@ -167,6 +169,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lease_duration_secs: args.lease_duration_secs,
         lease_grace_secs: args.lease_grace_secs,
         instance: instance_name(),
+        watch_namespace: args.watch_namespace.clone(),
     };
     run_with_client(client, options, health, shutdown_signal()).await
 }
@@ -226,7 +229,7 @@ pub async fn run_with_client(
     health.set_leading(true);
     tracing::info!(%instance, %lease, "leading: starting the controllers");
 
-    let ctx = Arc::new(Context::new(client, &instance));
+    let ctx = Arc::new(Context::new(client, &instance).watching(options.watch_namespace.clone()));
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let mut watch_leading = leading.clone();
     tokio::spawn(async move {

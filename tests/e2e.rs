@@ -421,6 +421,9 @@ async fn operator_flow(client: Client, ns: String) {
         lease_duration_secs: 15,
         lease_grace_secs: 5,
         instance: instance.into(),
+        // Other e2e tests run at the same time in other namespaces: this
+        // operator must not put finalizers on their objects.
+        watch_namespace: Some(ns.clone()),
     };
     let (stop_a, stop_a_rx) = tokio::sync::oneshot::channel::<()>();
     let (stop_b, stop_b_rx) = tokio::sync::oneshot::channel::<()>();

@@ -26,6 +26,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Metrics.
     pub metrics: &'static Metrics,
+    /// Only watch this namespace; `None` watches every namespace.
+    pub watch_namespace: Option<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -48,7 +50,25 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             backoff: Backoff::default(),
             metrics: crate::metrics::global(),
+            watch_namespace: None,
             client,
+        }
+    }
+
+    /// Restricts the controllers to one namespace.
+    pub fn watching(mut self, namespace: Option<String>) -> Self {
+        self.watch_namespace = namespace;
+        self
+    }
+
+    /// The API of `K` the controllers watch: one namespace or all.
+    pub fn api<K>(&self) -> kube::Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.watch_namespace {
+            Some(ns) => kube::Api::namespaced(self.client.clone(), ns),
+            None => kube::Api::all(self.client.clone()),
         }
     }
 }

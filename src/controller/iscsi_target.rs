@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, ResourceExt};
 
 use crate::crd::iscsi_target::IscsiTargetStatus;
 use crate::crd::{IscsiTarget, Lun};
@@ -104,30 +104,25 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
     let controller = Controller::new(
-        Api::<IscsiTarget>::all(client.clone()),
+        ctx.api::<IscsiTarget>(),
         watcher::Config::default().any_semantic(),
     );
     let by_lun = controller.store();
     let by_secret = controller.store();
     controller
-        .watches(
-            Api::<Lun>::all(client.clone()),
-            watcher::Config::default(),
-            move |lun| {
-                targets_listing(
-                    &by_lun.state(),
-                    &lun.namespace().unwrap_or_default(),
-                    &lun.name_any(),
-                )
-            },
-        )
+        .watches(ctx.api::<Lun>(), watcher::Config::default(), move |lun| {
+            targets_listing(
+                &by_lun.state(),
+                &lun.namespace().unwrap_or_default(),
+                &lun.name_any(),
+            )
+        })
         // Secrets are watched by metadata only: the operator reads a CHAP
         // Secret's data when it reconciles and never keeps every Secret in
         // memory.
         .watches(
-            Api::<PartialObjectMeta<Secret>>::all(client),
+            ctx.api::<PartialObjectMeta<Secret>>(),
             watcher::Config::default(),
             move |secret| {
                 targets_using_secret(

@@ -59,7 +59,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<Lun> = Api::all(ctx.client.clone());
+    let api: Api<Lun> = ctx.api();
     Controller::new(api, watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<Lun>, error_policy::<Lun>, ctx)

@@ -154,7 +154,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<StorageArray> = Api::all(ctx.client.clone());
+    let api: Api<StorageArray> = ctx.api();
     Controller::new(api, watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
