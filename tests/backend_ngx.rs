@@ -2,7 +2,7 @@
 //! simulator over real HTTPS on loopback, once per dialect. Convergence goes
 //! through the pure core: observe, diff, apply, observe, diff again (empty).
 
-#[path = "ngx_support.rs"]
+#[path = "ngx_support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;

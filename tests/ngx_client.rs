@@ -1,7 +1,7 @@
 //! The NGXStorage client against the simulator over real HTTPS on loopback,
 //! every endpoint, once per dialect.
 
-#[path = "ngx_support.rs"]
+#[path = "ngx_support/mod.rs"]
 mod support;
 
 use array_operator::array::error::{ArrayError, ErrorClass};

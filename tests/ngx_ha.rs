@@ -2,7 +2,7 @@
 //! the Master, re-selects after the interval, and fails over when the Master
 //! cannot be reached.
 
-#[path = "ngx_support.rs"]
+#[path = "ngx_support/mod.rs"]
 mod support;
 
 use std::time::Duration;

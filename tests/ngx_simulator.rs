@@ -1,7 +1,7 @@
 //! The simulator itself: the `simulate ngx` command, fault flags, restarts,
 //! and the out-of-band state accessor.
 
-#[path = "ngx_support.rs"]
+#[path = "ngx_support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};

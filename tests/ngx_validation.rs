@@ -1,7 +1,7 @@
 //! Every validation rule: the client refuses before sending anything, and the
 //! simulator refuses the same body sent raw, naming the field. Plus the 401.
 
-#[path = "ngx_support.rs"]
+#[path = "ngx_support/mod.rs"]
 mod support;
 
 use array_operator::array::error::{ArrayError, ErrorClass};

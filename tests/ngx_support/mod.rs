@@ -1,5 +1,5 @@
 //! Shared helpers for the NGXStorage client and simulator tests (included
-//! with `#[path]` by each `ngx_*` test file).
+//! with `#[path]` by each NGX test file).
 #![allow(dead_code)]
 
 use std::time::Duration;
