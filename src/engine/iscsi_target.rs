@@ -27,11 +27,7 @@ use super::{
 };
 
 fn key(t: &IscsiTarget) -> ObjectKey {
-    ObjectKey {
-        kind: "IscsiTarget",
-        namespace: t.metadata.namespace.clone().unwrap_or_default(),
-        name: t.metadata.name.clone().unwrap_or_default(),
-    }
+    ObjectKey::of("IscsiTarget", &t.metadata)
 }
 
 fn annotations(t: &IscsiTarget) -> BTreeMap<String, String> {
@@ -40,11 +36,7 @@ fn annotations(t: &IscsiTarget) -> BTreeMap<String, String> {
 
 /// The array-side name: `spec.name`, else `metadata.name`.
 pub fn array_name(t: &IscsiTarget) -> String {
-    t.spec
-        .name
-        .clone()
-        .or_else(|| t.metadata.name.clone())
-        .unwrap_or_default()
+    super::array_side_name(t.spec.name.as_ref(), &t.metadata)
 }
 
 /// Everything the spec names outside itself, resolved.

@@ -29,11 +29,7 @@ use super::{
 const NGX_NAME_MAX: usize = 30;
 
 fn key(lun: &Lun) -> ObjectKey {
-    ObjectKey {
-        kind: "Lun",
-        namespace: lun.metadata.namespace.clone().unwrap_or_default(),
-        name: lun.metadata.name.clone().unwrap_or_default(),
-    }
+    ObjectKey::of("Lun", &lun.metadata)
 }
 
 fn annotations(lun: &Lun) -> BTreeMap<String, String> {
@@ -42,11 +38,7 @@ fn annotations(lun: &Lun) -> BTreeMap<String, String> {
 
 /// The array-side name: `spec.name`, else `metadata.name`.
 pub fn array_name(lun: &Lun) -> String {
-    lun.spec
-        .name
-        .clone()
-        .or_else(|| lun.metadata.name.clone())
-        .unwrap_or_default()
+    super::array_side_name(lun.spec.name.as_ref(), &lun.metadata)
 }
 
 fn flag(settings: &mut BTreeMap<String, String>, key: &str, value: Option<bool>) {
