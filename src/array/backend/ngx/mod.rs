@@ -104,27 +104,7 @@ impl NgxBackend {
         let Some(want) = desired.settings.get(target::PORTAL_GROUP).cloned() else {
             return Ok(());
         };
-        let find = |groups: &[PortalGroupName]| {
-            groups
-                .iter()
-                .find(|(id, _)| *id == want)
-                .or_else(|| {
-                    groups
-                        .iter()
-                        .find(|(_, name)| name.as_deref() == Some(want.as_str()))
-                })
-                .map(|(id, _)| id.clone())
-        };
-        let mut cache = self.portal_groups.lock().await;
-        let mut found = cache.as_deref().and_then(find);
-        if found.is_none() {
-            let groups = self.client.portal_groups().await.map_err(vendor)?;
-            let pairs: Vec<(String, Option<String>)> =
-                groups.into_iter().map(|g| (g.id, g.name)).collect();
-            found = find(&pairs);
-            *cache = Some(pairs);
-        }
-        if let Some(id) = found {
+        if let Some(id) = self.portal_group_id(Some(&want)).await? {
             desired
                 .settings
                 .insert(target::PORTAL_GROUP.to_string(), id);
@@ -189,7 +169,44 @@ impl NgxBackend {
 
     /// See [`super::Backend::create_target`].
     pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
-        target::create(&self.client, desired).await
+        // A group the spec names is taken from the portal groups already
+        // listed for this array, so a burst of creates costs no read each.
+        // An unknown or ambiguous choice falls back to the listing, which
+        // explains itself.
+        let want = desired
+            .settings
+            .get(target::PORTAL_GROUP)
+            .map(String::as_str);
+        let known = self.portal_group_id(want).await?;
+        target::create(&self.client, desired, known).await
+    }
+
+    /// The portal group id for `want` (an id or a name; from the cache, listed
+    /// again on a miss) or, without one, the array's only group (always from
+    /// a fresh list).
+    async fn portal_group_id(&self, want: Option<&str>) -> Result<Option<String>, BackendError> {
+        let pick = |groups: &[PortalGroupName]| match want {
+            Some(w) => groups
+                .iter()
+                .find(|(id, _)| id == w)
+                .or_else(|| groups.iter().find(|(_, name)| name.as_deref() == Some(w)))
+                .map(|(id, _)| id.clone()),
+            None if groups.len() == 1 => Some(groups[0].0.clone()),
+            None => None,
+        };
+        let mut cache = self.portal_groups.lock().await;
+        // Only a named group is taken from the cache: "the only group" must
+        // be decided on a fresh list, since an admin may have added another.
+        if want.is_some()
+            && let Some(found) = cache.as_deref().and_then(pick)
+        {
+            return Ok(Some(found));
+        }
+        let groups = self.client.portal_groups().await.map_err(vendor)?;
+        let pairs: Vec<PortalGroupName> = groups.into_iter().map(|g| (g.id, g.name)).collect();
+        let found = pick(&pairs);
+        *cache = Some(pairs);
+        Ok(found)
     }
 
     /// See [`super::Backend::update_target`].

@@ -177,7 +177,13 @@ async fn resolve_portal_group(
 
 /// Creates the target (without mappings; the diff maps LUNs next) and, when
 /// the spec asks for CHAP or initiators, its own auth group.
-pub(crate) async fn create(client: &NgxClient, d: &DesiredTarget) -> Result<String, BackendError> {
+/// Creates the target. `known_portal` is a portal group id the caller has
+/// already resolved (from its cache); without it the groups are listed.
+pub(crate) async fn create(
+    client: &NgxClient,
+    d: &DesiredTarget,
+    known_portal: Option<String>,
+) -> Result<String, BackendError> {
     // Everything that can be refused is refused before the first call.
     let create_call = call(client, Endpoint::TargetCreate);
     let chap = check_chap(&create_call, d.chap.as_ref())?;
@@ -191,12 +197,17 @@ pub(crate) async fn create(client: &NgxClient, d: &DesiredTarget) -> Result<Stri
             return Err(unsupported_setting(&create_call, key));
         }
     }
-    let portal = resolve_portal_group(
-        client,
-        &create_call,
-        d.settings.get(PORTAL_GROUP).map(String::as_str),
-    )
-    .await?;
+    let portal = match known_portal {
+        Some(id) => id,
+        None => {
+            resolve_portal_group(
+                client,
+                &create_call,
+                d.settings.get(PORTAL_GROUP).map(String::as_str),
+            )
+            .await?
+        }
+    };
     let created = client
         .create_target(&TargetCreate {
             name: d.name.clone(),
