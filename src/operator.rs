@@ -263,3 +263,50 @@ pub async fn run_with_client(
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let resp = router
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_process_and_metrics_are_prometheus_text() {
+        let health = Arc::new(Health::default());
+        let router = endpoints(health.clone());
+        assert_eq!(get(router.clone(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(router.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set_ready();
+        assert_eq!(
+            get(router.clone(), "/readyz").await,
+            (StatusCode::OK, "ready (follower)".into())
+        );
+        health.set_leading(true);
+        assert_eq!(get(router.clone(), "/readyz").await.1, "ready (leader)");
+        crate::metrics::global().reconciled("Lun", std::time::Duration::from_millis(3));
+        let (status, text) = get(router, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains("array_operator_reconciles_total{kind=\"Lun\"}"),
+            "{text}"
+        );
+    }
+}

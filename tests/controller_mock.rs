@@ -434,3 +434,165 @@ async fn a_create_records_pending_then_succeeded_then_status_then_the_event() {
         1
     );
 }
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn storage_array(endpoint: &str, ca: bool) -> Value {
+    let mut spec = json!({"vendor": "Synology", "endpoint": endpoint, "credentialsSecretRef": {"name": "creds"}});
+    if ca {
+        spec["tls"] = json!({"caSecretRef": {"name": "ca", "key": "ca.crt"}});
+    }
+    json!({
+        "apiVersion": "array-operator.io/v1alpha1", "kind": "StorageArray",
+        "metadata": {"name": "dsm1", "namespace": "ns1", "uid": "sa-uid", "generation": 1},
+        "spec": spec
+    })
+}
+
+fn secret(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": name, "namespace": "ns1", "resourceVersion": "7"}, "data": data})
+}
+
+fn credentials() -> Value {
+    use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME};
+    secret(
+        "creds",
+        json!({"username": b64(DEFAULT_USERNAME), "password": b64(DEFAULT_PASSWORD)}),
+    )
+}
+
+/// An array that cannot be reached is not asked again until its backoff
+/// has passed, however many objects reconcile in between.
+#[tokio::test]
+async fn an_unreachable_array_is_not_hammered() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Something that accepts connections and hangs up: every attempt counts.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = attempts.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let (ctx, mut api) = context();
+    let sa = storage_array(&format!("https://{addr}"), false);
+    let server = tokio::spawn(async move {
+        let mut messages = Vec::new();
+        for _ in 0..2 {
+            // Each reconcile reads the StorageArray and its Secret...
+            for body in [sa.clone(), credentials()] {
+                let (method, _, _, send) = next(&mut api).await;
+                assert_eq!(method, http::Method::GET);
+                respond(send, StatusCode::OK, &body);
+            }
+            // ...and reports the array unreachable.
+            let (method, uri, body, send) = next(&mut api).await;
+            assert_eq!(method, http::Method::PATCH);
+            assert!(uri.contains("/luns/db/status?"), "{uri}");
+            let synced = body["status"]["conditions"]
+                .as_array()
+                .expect("conditions")
+                .iter()
+                .find(|c| c["type"] == "Synced")
+                .expect("Synced")
+                .clone();
+            assert_eq!(synced["reason"], "ArrayUnreachable");
+            messages.push(synced["message"].as_str().expect("message").to_string());
+            respond(
+                send,
+                StatusCode::OK,
+                &serde_json::to_value(finalized(lun("db"))).expect("json"),
+            );
+        }
+        messages
+    });
+    reconcile(Arc::new(finalized(lun("db"))), ctx.clone())
+        .await
+        .expect("first");
+    let after_first = attempts.load(Ordering::SeqCst);
+    assert!(after_first >= 1, "the first reconcile tried to connect");
+    reconcile(Arc::new(finalized(lun("db"))), ctx)
+        .await
+        .expect("second");
+    let messages = server.await.expect("scenario");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        after_first,
+        "the second reconcile connected again"
+    );
+    assert!(
+        messages[0].contains("StorageArray ns1/dsm1"),
+        "{}",
+        messages[0]
+    );
+    assert!(messages[1].contains("not retrying"), "{}", messages[1]);
+}
+
+/// The StorageArray controller connects, writes `Ready=True` with what the
+/// array says about itself, and a shutdown logs out of the session.
+#[tokio::test]
+async fn a_storage_array_becomes_ready_and_shutdown_logs_out() {
+    use array_operator::crd::StorageArray;
+    use array_operator::sim::dsm::DsmSimConfig;
+    let sim = array_operator::sim::dsm::start(DsmSimConfig::default())
+        .await
+        .expect("simulator");
+    let sa_json = storage_array(&sim.base_url(), true);
+    let ca = secret("ca", json!({"ca.crt": b64(sim.ca_pem().expect("TLS"))}));
+    let (ctx, mut api) = context();
+    let sa: StorageArray = serde_json::from_value(sa_json.clone()).expect("StorageArray");
+    let mut served = sa_json.clone();
+    let server = tokio::spawn(async move {
+        for body in [sa_json, credentials(), ca] {
+            let (method, _, _, send) = next(&mut api).await;
+            assert_eq!(method, http::Method::GET);
+            respond(send, StatusCode::OK, &body);
+        }
+        let (method, uri, body, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::PATCH);
+        assert!(
+            uri.contains("/storagearrays/dsm1/status?")
+                && uri.contains("fieldManager=array-operator"),
+            "{uri}"
+        );
+        let ready = body["status"]["conditions"][0].clone();
+        assert_eq!(
+            (ready["type"].as_str(), ready["status"].as_str()),
+            (Some("Ready"), Some("True")),
+            "{body}"
+        );
+        assert!(
+            body["status"]["atArray"]["pools"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{body}"
+        );
+        served["status"] = body["status"].clone();
+        respond(send, StatusCode::OK, &served);
+    });
+    array_operator::controller::storage_array::reconcile(Arc::new(sa), ctx.clone())
+        .await
+        .expect("reconcile");
+    server.await.expect("scenario");
+    assert!(sim.state().session_count() > 0);
+    ctx.arrays.close_all().await;
+    assert_eq!(
+        sim.calls().count("SYNO.API.Auth.logout"),
+        1,
+        "{:?}",
+        sim.calls()
+            .calls()
+            .iter()
+            .map(|c| c.operation.clone())
+            .collect::<Vec<_>>()
+    );
+}

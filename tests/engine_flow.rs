@@ -936,3 +936,89 @@ async fn secrets_never_reach_status_events_or_errors() {
         );
     }
 }
+
+/// Target fields the array's vendor cannot serve are refused before any
+/// call: `Unsupported` for a feature the vendor lacks, `InvalidSpec` for the
+/// other vendor's fields.
+#[tokio::test]
+async fn vendor_only_target_fields_never_reach_the_array() {
+    let env = Env::new(Vendor::Synology).await;
+    let mut spec = target_spec(&[], None);
+    spec.initiators = vec!["iqn.1998-01.com.vmware:esx01".into()];
+    env.apply_target("acl", spec);
+    env.sim.clear_calls();
+    let out = env.reconcile_target("acl").await;
+    assert!(env.sim.calls().is_empty(), "{:?}", env.sim.calls());
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.reason, "Unsupported");
+    assert!(
+        synced.message.starts_with("spec.initiators"),
+        "{}",
+        synced.message
+    );
+
+    let env = Env::new(Vendor::NgxStorage).await;
+    let mut spec = target_spec(&[], None);
+    spec.max_recv_seg_bytes = Some(65536);
+    env.apply_target("seg", spec);
+    env.sim.clear_calls();
+    let out = env.reconcile_target("seg").await;
+    assert!(env.sim.calls().is_empty(), "{:?}", env.sim.calls());
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.reason, "InvalidSpec");
+    assert!(
+        synced.message.starts_with("spec.maxRecvSegBytes"),
+        "{}",
+        synced.message
+    );
+}
+
+/// A clone waits for its source Lun to exist on the array, then is made
+/// from it (DSM clones LUNs; NGX clones snapshots only).
+#[tokio::test]
+async fn a_clone_waits_for_its_source_then_is_made_from_it() {
+    use array_operator::crd::lun::LunSource;
+    use array_operator::crd::shared::LocalObjectRef;
+    let env = Env::new(Vendor::Synology).await;
+    let mut spec = env.sim.lun_spec("1Gi");
+    spec.source = Some(LunSource {
+        lun_ref: Some(LocalObjectRef {
+            name: "base".into(),
+        }),
+        snapshot: None,
+    });
+    env.apply_lun("copy", spec);
+    env.sim.clear_calls();
+    let out = env.reconcile_lun("copy").await;
+    assert_eq!(out.progress, Progress::Waiting);
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert!(
+        synced.message.contains("spec.source.lunRef"),
+        "{}",
+        synced.message
+    );
+
+    env.apply_lun("base", env.sim.lun_spec("1Gi"));
+    env.reconcile_lun("base").await;
+    let out = env.reconcile_lun("copy").await;
+    assert_ready(&out, &out.status.common.conditions);
+    assert!(
+        out.events[0].note.starts_with("cloned LUN"),
+        "{:?}",
+        out.events
+    );
+    assert!(
+        env.sim
+            .mutating_calls()
+            .iter()
+            .any(|c| c == "SYNO.Core.ISCSI.LUN.clone"),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+    assert_eq!(env.sim.luns_named("copy"), 1);
+}

@@ -141,3 +141,60 @@ pub async fn run(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::iscsi_target::ChapSettings;
+    use crate::crd::shared::SecretRef;
+    use kube::Resource;
+
+    fn target(
+        ns: &str,
+        name: &str,
+        luns: &[&str],
+        chap: Option<(&str, Option<&str>)>,
+    ) -> Arc<IscsiTarget> {
+        let spec: crate::crd::IscsiTargetSpec = serde_json::from_value(serde_json::json!({
+            "arrayRef": {"name": "a"}, "luns": luns
+        }))
+        .expect("spec");
+        let mut t = IscsiTarget::new(name, spec);
+        t.meta_mut().namespace = Some(ns.into());
+        t.spec.chap = chap.map(|(s, m)| ChapSettings {
+            secret_ref: SecretRef { name: s.into() },
+            mutual_secret_ref: m.map(|m| SecretRef { name: m.into() }),
+        });
+        Arc::new(t)
+    }
+
+    fn names(refs: Vec<ObjectRef<IscsiTarget>>) -> Vec<String> {
+        let mut n: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_lun_change_wakes_the_targets_of_its_namespace_that_list_it() {
+        let all = vec![
+            target("a", "t1", &["l1", "l2"], None),
+            target("a", "t2", &["l2"], None),
+            target("b", "t3", &["l1"], None),
+        ];
+        assert_eq!(names(targets_listing(&all, "a", "l1")), ["t1"]);
+        assert_eq!(names(targets_listing(&all, "a", "l2")), ["t1", "t2"]);
+        assert!(targets_listing(&all, "a", "l9").is_empty());
+    }
+
+    #[test]
+    fn a_secret_change_wakes_the_targets_whose_chap_uses_it() {
+        let all = vec![
+            target("a", "t1", &[], Some(("chap", None))),
+            target("a", "t2", &[], Some(("other", Some("chap")))),
+            target("a", "t3", &[], None),
+            target("b", "t4", &[], Some(("chap", None))),
+        ];
+        assert_eq!(names(targets_using_secret(&all, "a", "chap")), ["t1", "t2"]);
+        assert!(targets_using_secret(&all, "a", "unrelated").is_empty());
+    }
+}

@@ -67,7 +67,11 @@ fn status(
     }
 }
 
-async fn reconcile(sa: Arc<StorageArray>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+/// Reconciles one StorageArray: connect, observe, write `Ready` and `atArray`.
+pub async fn reconcile(
+    sa: Arc<StorageArray>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let ns = sa.namespace().unwrap_or_default();
     let name = sa.name_any();
