@@ -122,10 +122,18 @@ pub struct Driver {
     handle: ArrayHandle,
 }
 
+/// Connects as the StorageArray controller does: a refused connect (an
+/// injected fault can hit the probes a connect makes) is tried again.
 async fn handle(config: &BackendConfig) -> ArrayHandle {
-    let backend = Backend::connect(config.clone())
-        .await
-        .expect("the operator connects to the simulator");
+    let mut attempt = 0;
+    let backend = loop {
+        attempt += 1;
+        match Backend::connect(config.clone()).await {
+            Ok(b) => break b,
+            Err(e) if attempt >= 50 => panic!("the operator cannot connect: {e}"),
+            Err(_) => continue,
+        }
+    };
     ArrayHandle {
         key: "default/array".into(),
         backend,
