@@ -402,7 +402,7 @@ struct RunReport {
 }
 
 async fn run(seed: u64, logs: &Captured) -> RunReport {
-    let vendor = if seed % 2 == 0 {
+    let vendor = if seed.is_multiple_of(2) {
         Vendor::NgxStorage
     } else {
         Vendor::Synology

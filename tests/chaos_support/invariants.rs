@@ -277,7 +277,8 @@ pub fn check(sim: &Sim, cluster: &FakeCluster, ledger: &Ledger) -> Vec<Violation
         let conflict = synced
             .as_ref()
             .is_some_and(|s| s.0 == "False" && s.1 == "Conflict");
-        if !ok && !(conflict_allowed && conflict) {
+        let settled = ok || (conflict_allowed && conflict);
+        if !settled {
             flag(
                 Invariant::Convergence,
                 format!(
