@@ -309,6 +309,17 @@ impl Driver {
     /// Makes a LUN on the array outside the operator (another admin's), in
     /// the placement the simulator has. Returns its id.
     pub async fn create_foreign_lun(&self, name: &str, size_bytes: u64) -> String {
+        self.try_create_foreign_lun(name, size_bytes)
+            .await
+            .expect("an out-of-band LUN create")
+    }
+
+    /// [`Driver::create_foreign_lun`], with the array's refusal as text.
+    pub async fn try_create_foreign_lun(
+        &self,
+        name: &str,
+        size_bytes: u64,
+    ) -> Result<String, String> {
         let placement = match self.vendor() {
             Vendor::NgxStorage => Placement::Pool("pool1".into()),
             Vendor::Synology => Placement::Volume("/volume1".into()),
@@ -326,7 +337,7 @@ impl Driver {
             .backend
             .create_lun(&desired)
             .await
-            .expect("an out-of-band LUN create")
+            .map_err(|e| e.to_string())
     }
 
     /// Makes a target on the array outside the operator. Returns its id.
