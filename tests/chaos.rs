@@ -13,8 +13,10 @@
 //! - session expiry (DSM);
 //! - annotation writes refused, or applied with the answer lost;
 //! - operator crashes between any two steps: a pass is dropped after a
-//!   random number of polls and the operator restarts from the Kubernetes
-//!   state alone (new client, new session, empty observation cache).
+//!   random number of polls, or loses its last write (the status, or the
+//!   finalizer removal after cleanup), and the operator restarts from the
+//!   Kubernetes state alone (new client, new session, empty observation
+//!   cache).
 //!
 //! The arrays are seeded with foreign LUNs and a foreign target first. When
 //! the run ends, the faults stop, the system is given a few resync rounds to
@@ -63,6 +65,10 @@ const CRASH_PERCENT: u32 = 20;
 /// reaches the array completes in about 2 to 12 polls on loopback, so
 /// every step of it can be the last.
 const CRASH_MAX_POLLS: u32 = 12;
+/// Chance, in percent, that a pass that does not crash loses its last
+/// write (the status, or the finalizer removal) to a crash right after the
+/// engine returned.
+const LOST_WRITE_PERCENT: u32 = 5;
 /// Resync rounds allowed to settle after the faults stop.
 const SETTLE_ROUNDS: usize = 8;
 
@@ -87,6 +93,7 @@ struct World {
     next: usize,
     chap_password: String,
     crashes: usize,
+    lost_writes: usize,
     passes: usize,
     /// What happened, step by step, printed when one seed is rerun.
     journal: Vec<String>,
@@ -317,6 +324,15 @@ impl World {
             .then(|| self.rng.random_range(1..=CRASH_MAX_POLLS));
         self.passes += 1;
         let fired = self.sim.faults().fired().len();
+        if crash.is_none() && self.rng.random_range(0..100) < LOST_WRITE_PERCENT {
+            let p = self.d.pass_losing_its_last_write(kind, &name).await;
+            self.lost_writes += 1;
+            self.note(format!(
+                "pass {kind:?} {name}: {:?}, then CRASH before its status or finalizer write",
+                p.map(|p| p.verdict)
+            ));
+            return;
+        }
         let result = self.d.pass_or_crash(kind, &name, crash).await;
         let faults: Vec<String> = self.sim.faults().fired()[fired..]
             .iter()
@@ -397,6 +413,7 @@ struct RunReport {
     faults: usize,
     annotation_faults: usize,
     crashes: usize,
+    lost_writes: usize,
     passes: usize,
     fault_kinds: BTreeMap<String, usize>,
     log_lines: usize,
@@ -422,6 +439,7 @@ async fn run(seed: u64, logs: &Captured) -> RunReport {
         next: 0,
         chap_password,
         crashes: 0,
+        lost_writes: 0,
         passes: 0,
         journal: Vec::new(),
     };
@@ -502,6 +520,7 @@ async fn run(seed: u64, logs: &Captured) -> RunReport {
         faults,
         annotation_faults,
         crashes: w.crashes,
+        lost_writes: w.lost_writes,
         passes: w.passes,
         fault_kinds,
         log_lines,
@@ -519,6 +538,7 @@ async fn seeded_chaos_runs_keep_the_ownership_invariants() {
     let mut by_invariant: BTreeMap<Invariant, BTreeSet<u64>> = BTreeMap::new();
     let (mut faults, mut annotation_faults, mut crashes, mut passes) = (0, 0, 0, 0);
     let mut log_lines = 0;
+    let mut lost_writes = 0;
     let mut fault_kinds: BTreeMap<String, usize> = BTreeMap::new();
     for &seed in &seeds {
         let report = run(seed, &logs).await;
@@ -527,6 +547,7 @@ async fn seeded_chaos_runs_keep_the_ownership_invariants() {
         crashes += report.crashes;
         passes += report.passes;
         log_lines += report.log_lines;
+        lost_writes += report.lost_writes;
         for (k, n) in &report.fault_kinds {
             *fault_kinds.entry(k.clone()).or_default() += n;
         }
@@ -539,7 +560,7 @@ async fn seeded_chaos_runs_keep_the_ownership_invariants() {
     }
     let elapsed = started.elapsed();
     println!(
-        "chaos: {} seeds in {:.1}s: {passes} passes, {faults} array faults, {annotation_faults} failed annotation writes, {crashes} crashes, {log_lines} log lines searched; {} seeds broke an invariant",
+        "chaos: {} seeds in {:.1}s: {passes} passes, {faults} array faults, {annotation_faults} failed annotation writes, {crashes} crashes mid-pass, {lost_writes} crashes before the last write, {log_lines} log lines searched; {} seeds broke an invariant",
         seeds.len(),
         elapsed.as_secs_f64(),
         failed.len()

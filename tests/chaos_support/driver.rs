@@ -172,9 +172,22 @@ impl Driver {
 
     /// One controller pass over one object; `None` when it does not exist.
     pub async fn pass(&self, kind: Kind, name: &str) -> Option<Pass> {
+        self.pass_with(kind, name, true).await
+    }
+
+    /// A pass whose last step (the status write, or the finalizer removal
+    /// after cleanup) is lost: the operator died after the engine returned,
+    /// or the apiserver refused the write. Then the operator restarts.
+    pub async fn pass_losing_its_last_write(&mut self, kind: Kind, name: &str) -> Option<Pass> {
+        let p = self.pass_with(kind, name, false).await;
+        self.restart().await;
+        p
+    }
+
+    async fn pass_with(&self, kind: Kind, name: &str, write: bool) -> Option<Pass> {
         match kind {
-            Kind::Lun => self.lun_pass(name).await,
-            Kind::Target => self.target_pass(name).await,
+            Kind::Lun => self.lun_pass(name, write).await,
+            Kind::Target => self.target_pass(name, write).await,
         }
     }
 
@@ -196,7 +209,7 @@ impl Driver {
         }
     }
 
-    async fn lun_pass(&self, name: &str) -> Option<Pass> {
+    async fn lun_pass(&self, name: &str, write: bool) -> Option<Pass> {
         let lun = self.cluster.lun(NS, name)?;
         let before = watch_key(&lun.metadata);
         let uid = lun.metadata.uid.clone().unwrap_or_default();
@@ -206,7 +219,9 @@ impl Driver {
             }
             match engine::lun::cleanup(&lun, Some(&self.handle), &self.cluster).await {
                 Cleanup::Done { events: ev } => {
-                    self.cluster.remove_lun_finalizer(NS, name, &uid);
+                    if write {
+                        self.cluster.remove_lun_finalizer(NS, name, &uid);
+                    }
                     Pass {
                         verdict: Verdict::Removed,
                         ready: None,
@@ -225,7 +240,9 @@ impl Driver {
                         events: events(&out.events),
                         woke: false,
                     };
-                    self.cluster.write_lun_status(NS, name, &uid, out.status);
+                    if write {
+                        self.cluster.write_lun_status(NS, name, &uid, out.status);
+                    }
                     p
                 }
             }
@@ -241,7 +258,9 @@ impl Driver {
                 events: events(&out.events),
                 woke: false,
             };
-            self.cluster.write_lun_status(NS, name, &uid, out.status);
+            if write {
+                self.cluster.write_lun_status(NS, name, &uid, out.status);
+            }
             p
         };
         pass.woke = self
@@ -251,7 +270,7 @@ impl Driver {
         Some(pass)
     }
 
-    async fn target_pass(&self, name: &str) -> Option<Pass> {
+    async fn target_pass(&self, name: &str, write: bool) -> Option<Pass> {
         let t = self.cluster.target(NS, name)?;
         let before = watch_key(&t.metadata);
         let uid = t.metadata.uid.clone().unwrap_or_default();
@@ -261,7 +280,9 @@ impl Driver {
             }
             match engine::iscsi_target::cleanup(&t, Some(&self.handle)).await {
                 Cleanup::Done { events: ev } => {
-                    self.cluster.remove_target_finalizer(NS, name, &uid);
+                    if write {
+                        self.cluster.remove_target_finalizer(NS, name, &uid);
+                    }
                     Pass {
                         verdict: Verdict::Removed,
                         ready: None,
@@ -280,7 +301,9 @@ impl Driver {
                         events: events(&out.events),
                         woke: false,
                     };
-                    self.cluster.write_target_status(NS, name, &uid, out.status);
+                    if write {
+                        self.cluster.write_target_status(NS, name, &uid, out.status);
+                    }
                     p
                 }
             }
@@ -296,7 +319,9 @@ impl Driver {
                 events: events(&out.events),
                 woke: false,
             };
-            self.cluster.write_target_status(NS, name, &uid, out.status);
+            if write {
+                self.cluster.write_target_status(NS, name, &uid, out.status);
+            }
             p
         };
         pass.woke = self
