@@ -511,10 +511,14 @@ async fn run(seed: u64, hazards: bool, logs: &Captured) -> RunReport {
     w.settle().await;
 
     let mut violations = invariants::check(&w.sim, &w.d.cluster, &w.ledger);
+    // Sessions are credentials too: every one still open (the crashed
+    // operators' were never logged out) must be absent from the logs.
+    let sessions = w.sim.session_ids();
     w.d.close().await;
     let text = logs.take();
     let log_lines = text.lines().count();
-    let secrets = [NGX_TOKEN, DSM_PASSWORD, w.chap_password.as_str()];
+    let mut secrets = vec![NGX_TOKEN, DSM_PASSWORD, w.chap_password.as_str()];
+    secrets.extend(sessions.iter().map(String::as_str));
     for line in Captured::leaks(&text, &secrets).into_iter().take(3) {
         violations.push(Violation {
             invariant: Invariant::NoSecretInLogs,

@@ -404,3 +404,14 @@ impl Sim {
         self.luns().into_iter().find(|l| l.id == id)
     }
 }
+
+impl Sim {
+    /// The DSM session ids open now (bearer credentials, like the
+    /// password); NGX has none.
+    pub fn session_ids(&self) -> Vec<String> {
+        match self {
+            Sim::Ngx(_) => Vec::new(),
+            Sim::Dsm(s) => s.state().session_ids(),
+        }
+    }
+}
