@@ -15,7 +15,9 @@
 //! - a recreate after the LUN vanished makes one LUN, even when its record
 //!   is lost;
 //! - an old unresolved `pending` never adopts a same-named LUN made later by
-//!   someone else.
+//!   someone else;
+//! - a vendor rule (NGX cannot clone a Lun) refuses the spec before any
+//!   write, annotations included.
 
 mod chaos_support;
 
@@ -435,4 +437,39 @@ async fn a_failing_create_backs_off_exponentially_ngx() {
 #[tokio::test(start_paused = true)]
 async fn a_failing_create_backs_off_exponentially_synology() {
     a_failing_create_backs_off_exponentially(Vendor::Synology).await;
+}
+
+/// NGXStorage clones snapshots, not LUNs: a Lun cloning another Lun is
+/// refused by the vendor's rules before any write, the pending annotation
+/// included, with a condition naming the field.
+#[tokio::test]
+async fn an_ngx_clone_of_a_lun_is_refused_before_any_write() {
+    use array_operator::crd::lun::LunSource;
+    use array_operator::crd::shared::LocalObjectRef;
+    let env = Env::new(Vendor::NgxStorage).await;
+    env.d.cluster.apply_lun(NS, "base", specs::lun(&env.sim, 1));
+    assert_ready(&env.pass(Kind::Lun, "base").await, "the source Lun");
+    let mut spec = specs::lun(&env.sim, 1);
+    spec.source = Some(LunSource {
+        lun_ref: Some(LocalObjectRef {
+            name: "base".into(),
+        }),
+        snapshot: None,
+    });
+    env.d.cluster.apply_lun(NS, "clone", spec);
+    let writes = env.d.cluster.annotate_calls();
+    let before = env.sim.mutating_calls().len();
+    let p = env.pass(Kind::Lun, "clone").await;
+    assert_eq!(
+        env.d.cluster.annotate_calls(),
+        writes,
+        "an annotation was written for a spec the vendor refuses: {p:?}"
+    );
+    assert_eq!(env.sim.mutating_calls().len(), before, "{p:?}");
+    let synced = p.synced.clone().expect("Synced");
+    assert_eq!(synced.status, "False", "{p:?}");
+    assert!(
+        synced.message.contains("spec.source"),
+        "the condition names the field: {synced:?}"
+    );
 }
