@@ -386,8 +386,17 @@ async fn handle(
     }
 
     let mut drop_after_apply = false;
+    // An "act, then fail" fault: the answer that replaces the real one.
+    let mut fail_after_apply = None;
     match decision.action {
         Some(FaultAction::ErrorCode(code)) => return envelope_error(code),
+        Some(FaultAction::ErrorCodeAfterApply(code)) => {
+            fail_after_apply = Some(envelope_error(code));
+        }
+        Some(FaultAction::HttpStatusAfterApply(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            fail_after_apply = Some(status.into_response());
+        }
         Some(FaultAction::HttpStatus(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return status.into_response();
@@ -432,6 +441,8 @@ async fn handle(
     };
     if drop_after_apply {
         drop_after(resp)
+    } else if let Some(failure) = fail_after_apply {
+        failure
     } else {
         resp
     }

@@ -287,6 +287,8 @@ pub async fn dispatch(
         tokio::time::sleep(decision.latency).await;
     }
     let mut drop_after_apply = false;
+    // An "act, then fail" fault: the answer that replaces the real one.
+    let mut fail_after_apply = None;
     match decision.action {
         Some(FaultAction::ErrorCode(code)) => {
             // Deliberately HTTP 200: the client must read the envelope
@@ -303,6 +305,19 @@ pub async fn dispatch(
         }
         Some(FaultAction::DropBeforeApply) => return dropped_response(),
         Some(FaultAction::DropAfterApply) => drop_after_apply = true,
+        Some(FaultAction::ErrorCodeAfterApply(code)) => {
+            fail_after_apply = Some(
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"code": code, "error": format!("simulated error {code}")})),
+                )
+                    .into_response(),
+            );
+        }
+        Some(FaultAction::HttpStatusAfterApply(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            fail_after_apply = Some(status.into_response());
+        }
         Some(FaultAction::ExpireSession) => {
             return ApiErr::new(
                 StatusCode::UNAUTHORIZED,
@@ -336,6 +351,8 @@ pub async fn dispatch(
     };
     if drop_after_apply {
         drop_after(response)
+    } else if let Some(failure) = fail_after_apply {
+        failure
     } else {
         response
     }
