@@ -80,8 +80,12 @@ impl<K> ManagedKind for K where
 /// change none of it, so they never trigger a reconcile and a failing
 /// object keeps its backoff.
 pub fn wake_hash<K: Resource>(obj: &K) -> Option<u64> {
+    Some(wake_hash_of(obj.meta()))
+}
+
+/// [`wake_hash`] of an object's metadata.
+pub fn wake_hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
     use std::hash::{Hash, Hasher};
-    let meta = obj.meta();
     let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (
@@ -92,7 +96,7 @@ pub fn wake_hash<K: Resource>(obj: &K) -> Option<u64> {
         annotation(ANNOTATION_EXTERNAL_NAME),
     )
         .hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 /// The trigger stream of a managed kind's Controller: a watcher reflected

@@ -204,6 +204,24 @@ impl Stop {
         )
     }
 
+    /// A create in doubt is too old for the object of its name to be
+    /// proven its result.
+    pub fn unprovable(noun: &str, name: &str, id: &str, pending_at: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                "create in doubt",
+            )),
+            ConditionState::no(
+                synced_reason::CREATE_IN_DOUBT,
+                format!(
+                    "a create of {noun} {name:?} recorded at {pending_at} may have happened, and the array has a {noun} of that name (id {id}), but too long after to prove it is that create's; check it: to adopt it set annotation {ANNOTATION_EXTERNAL_NAME}: {id}, otherwise remove annotation {ANNOTATION_CREATE_PENDING} and set a different spec.name"
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
     /// An array object of the name exists and was not adopted.
     pub fn already_exists(
         noun: &str,

@@ -230,6 +230,12 @@ impl Managed for IscsiTarget {
         core::apply_model(None, &[TargetOp::Create(desired.clone())], id, "")
             .filter(|t| !t.iqn.is_empty())
     }
+    fn create_fields(&self) -> Option<String> {
+        self.spec
+            .portal_group
+            .as_ref()
+            .map(|p| format!("spec.portalGroup {p:?}"))
+    }
     fn created_note(d: &DesiredTarget) -> String {
         format!("created target {:?}", d.name)
     }

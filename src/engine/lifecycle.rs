@@ -149,6 +149,10 @@ pub trait Managed: kube::Resource<DynamicType = ()> + Send + Sync {
     /// What a create that fully succeeded made, as the diff assumes; `None`
     /// when the array chose something (an IQN) only a list can tell.
     fn created(desired: &Self::Desired, id: &str) -> Option<Self::Observed>;
+    /// The create-time fields that name something on the array (a pool,
+    /// a volume), with their values: named in the condition when the array
+    /// refuses a create.
+    fn create_fields(&self) -> Option<String>;
     /// What a create made, for its Event (`created LUN "db" (10 GiB, ...)`).
     fn created_note(desired: &Self::Desired) -> String;
     /// The diff.
@@ -367,7 +371,14 @@ pub async fn reconcile<K: Managed>(
         Err(Refusal::Invalid(i)) => return run.stop(Stop::invalid(&i)),
         Err(Refusal::Array(e)) => return run.stop(Stop::array(&e, "Observe", array)),
     };
-    let view = match array.cache.view(&array.backend, array.resync).await {
+    // A create in doubt is settled only from a list made after it: the
+    // cached view may predate the create.
+    let since = if record.create_in_doubt() {
+        Some(std::time::Instant::now())
+    } else {
+        std::time::Instant::now().checked_sub(array.resync)
+    };
+    let view = match array.cache.view_since(&array.backend, since).await {
         Ok(v) => v,
         Err(e) => return run.stop(Stop::array(&e, "Observe", array)),
     };
@@ -382,7 +393,12 @@ pub async fn reconcile<K: Managed>(
     };
     let manage = obj.management_policy() == ManagementPolicy::Manage;
 
-    let mut identity = identity::resolve(&record, &name, &Index::<K>(&view, Default::default()));
+    let mut identity = identity::resolve(
+        &record,
+        &name,
+        &Index::<K>(&view, Default::default()),
+        chrono::Utc::now(),
+    );
     if identity == Identity::NotCreated {
         // The create in doubt made nothing (a list made after it has no
         // object of the name): settle that before deciding again.
@@ -391,9 +407,50 @@ pub async fn reconcile<K: Managed>(
             return run.stop(stop);
         }
         record.failed = identity::Stamp::parse(&at);
-        identity = identity::resolve(&record, &name, &Index::<K>(&view, Default::default()));
+        identity = identity::resolve(
+            &record,
+            &name,
+            &Index::<K>(&view, Default::default()),
+            chrono::Utc::now(),
+        );
     }
     let mut run = run;
+    if let Identity::Existing {
+        id,
+        recovered: true,
+    } = &identity
+        && let Some(ext) = record.external_name.clone()
+        && ext != *id
+        && !record
+            .succeeded
+            .as_ref()
+            .is_some_and(|s| s.id.as_deref() == Some(ext.as_str()))
+    {
+        // A user pointed external-name elsewhere while this create was in
+        // doubt: the create's object is recorded (never taken for someone
+        // else's later) and left to the user; external-name is the object.
+        let at = timestamp();
+        if let Err(stop) = annotate(cluster, &key, identity::succeeded_stamp(&uid, &at, id)).await {
+            return run.stop(stop);
+        }
+        run.events.push(EngineEvent::warning(
+            event_reason::RECONCILE_ERROR,
+            "Create",
+            format!(
+                "{} {id} on {}, made by a create whose answer was lost, is left on the array: annotation {} names {ext}, set after that create",
+                K::NOUN,
+                array.key,
+                crate::crd::shared::ANNOTATION_EXTERNAL_NAME
+            ),
+        ));
+        record.succeeded = identity::Stamp::parse(&at);
+        identity = identity::resolve(
+            &record,
+            &name,
+            &Index::<K>(&view, Default::default()),
+            chrono::Utc::now(),
+        );
+    }
     let mut fresh_create = None;
     let id = match identity {
         Identity::Existing { id, recovered } => {
@@ -444,6 +501,9 @@ pub async fn reconcile<K: Managed>(
                 },
             );
         }
+        Identity::Unprovable { id, pending_at } => {
+            return run.stop(Stop::unprovable(K::NOUN, &name, &id, &pending_at));
+        }
         Identity::AdoptedMissing { id } => {
             return run.stop(Stop::adopted_missing(K::NOUN, &id, array));
         }
@@ -466,7 +526,19 @@ pub async fn reconcile<K: Managed>(
                 return run.stop(Stop::name_conflict(K::NOUN, &name, &other.object));
             }
             let lost = matches!(identity, Identity::Recreate { .. });
-            match create::<K>(&desired, array, cluster, &key, &uid, lost, &mut run).await {
+            match create::<K>(
+                &desired,
+                array,
+                cluster,
+                &key,
+                &uid,
+                &name,
+                lost,
+                obj.create_fields(),
+                &mut run,
+            )
+            .await
+            {
                 Ok((id, fresh)) => {
                     fresh_create = Some(fresh);
                     id
@@ -607,13 +679,15 @@ async fn create<K: Managed>(
     cluster: &impl Cluster,
     key: &ObjectKey,
     uid: &str,
+    name: &str,
     lost: bool,
+    hint: Option<String>,
     run: &mut Run<'_, K>,
 ) -> Result<(String, Option<std::time::Instant>), Stop> {
     annotate(
         cluster,
         key,
-        identity::pending_annotations(uid, &timestamp()),
+        identity::pending_annotations(uid, &timestamp(), name),
     )
     .await?;
     let created = match K::create(array, desired).await {
@@ -627,7 +701,13 @@ async fn create<K: Managed>(
             if e.class == ErrorClass::AlreadyExists {
                 array.cache.invalidate();
             }
-            return Err(Stop::array(&e, "Create", array));
+            let mut stop = Stop::array(&e, "Create", array);
+            if let Some(fields) = hint {
+                stop.synced.message.push_str(&format!(
+                    "; the array refused the create: check {fields} (it must name something the array has)"
+                ));
+            }
+            return Err(stop);
         }
         Err(e) => {
             // In doubt: the pending record stays, and the next pass settles
@@ -720,14 +800,31 @@ pub async fn cleanup<K: Managed>(
     };
     // "Already gone" must be the array's word: a view that does not have
     // the object is refreshed before it is believed.
-    let mut view = match array.cache.view(&array.backend, array.resync).await {
+    let since = if in_doubt {
+        Some(std::time::Instant::now())
+    } else {
+        std::time::Instant::now().checked_sub(array.resync)
+    };
+    let mut view = match array.cache.view_since(&array.backend, since).await {
         Ok(v) => v,
         Err(e) => return Cleanup::Held(run.stop(Stop::array(&e, "Observe", array))),
     };
+    let provable = record.pending.as_ref().is_none_or(|p| {
+        chrono::DateTime::parse_from_rfc3339(&p.at)
+            .is_ok_and(|at| chrono::Utc::now().signed_duration_since(at) <= identity::DOUBT_WINDOW)
+    });
+    let doubt_name = record
+        .pending
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .unwrap_or_else(|| obj.array_name());
     let find = |view: &ArrayView| -> Option<K::Observed> {
-        if in_doubt {
+        if in_doubt && !provable {
+            // Too old to prove: whatever carries the name now is left alone.
+            None
+        } else if in_doubt {
             // Settle the doubt first: what carries the name is this create's.
-            K::find_name(view, &obj.array_name()).and_then(|id| K::find(view, &id))
+            K::find_name(view, &doubt_name).and_then(|id| K::find(view, &id))
         } else {
             recorded.as_deref().and_then(|id| K::find(view, id))
         }
@@ -749,7 +846,7 @@ pub async fn cleanup<K: Managed>(
     };
     let id = match recorded.as_deref().filter(|_| !in_doubt) {
         Some(id) => id.to_string(),
-        None => match K::find_name(&view, &obj.array_name()) {
+        None => match K::find_name(&view, &doubt_name) {
             Some(id) => id,
             None => return Cleanup::Done { events: Vec::new() },
         },

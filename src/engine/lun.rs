@@ -144,6 +144,13 @@ impl Managed for Lun {
     fn created(desired: &DesiredLun, id: &str) -> Option<ObservedLun> {
         core::apply_model(None, &[LunOp::Create(desired.clone())], id)
     }
+    fn create_fields(&self) -> Option<String> {
+        match (&self.spec.location, &self.spec.pool) {
+            (Some(l), _) => Some(format!("spec.location {l:?}")),
+            (None, Some(p)) => Some(format!("spec.pool {p:?}")),
+            (None, None) => None,
+        }
+    }
     fn created_note(d: &DesiredLun) -> String {
         let verb = if d.source.is_some() {
             "cloned"

@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn a_copied_external_name_is_not_a_claim_but_an_own_record_is() {
         let t1 = "2026-11-22T10:00:00.000000000Z";
-        let original: BTreeMap<String, String> = pending_annotations("u1", t1)
+        let original: BTreeMap<String, String> = pending_annotations("u1", t1, "a")
             .into_iter()
             .chain(succeeded_annotations("u1", t1, "id-1"))
             .collect();

@@ -44,6 +44,9 @@ pub struct Stamp {
     pub uid: Option<String>,
     /// The id a successful create made.
     pub id: Option<String>,
+    /// The array-side name a create was about to use: a create in doubt is
+    /// looked for under this name, not under a spec.name changed since.
+    pub name: Option<String>,
 }
 
 impl Stamp {
@@ -55,12 +58,15 @@ impl Stamp {
             at,
             uid: None,
             id: None,
+            name: None,
         };
         for part in parts {
             if let Some(uid) = part.strip_prefix("uid=") {
                 stamp.uid = Some(uid.to_string());
             } else if let Some(id) = part.strip_prefix("id=") {
                 stamp.id = Some(id.to_string());
+            } else if let Some(name) = part.strip_prefix("name=") {
+                stamp.name = Some(name.to_string());
             }
         }
         Some(stamp)
@@ -76,6 +82,10 @@ impl Stamp {
         if let Some(id) = &self.id {
             s.push_str(" id=");
             s.push_str(id);
+        }
+        if let Some(name) = &self.name {
+            s.push_str(" name=");
+            s.push_str(name);
         }
         s
     }
@@ -126,21 +136,33 @@ impl CreateRecord {
             .and_then(|s| s.uid.clone());
         let own = |s: Option<Stamp>| s.filter(|s| s.is_of(uid));
         let [pending, succeeded, failed] = stamps;
+        let foreign_success = succeeded.clone().filter(|s| !s.is_of(uid));
         let pending = own(pending);
         let succeeded = own(succeeded);
         let failed = own(failed);
         let has_own = pending.is_some() || succeeded.is_some() || failed.is_some();
         let external_name = get(ANNOTATION_EXTERNAL_NAME).map(str::to_string);
-        // A copied manifest carries another object's records and none of
-        // this one's: its external-name is that object's, not a claim.
-        let copied = foreign.is_some() && !has_own;
+        // A copied manifest carries another object's records: an
+        // external-name that another object's create recorded is that
+        // object's, not a claim, even after the copy starts a create of
+        // its own; with only another object's records and none of its own,
+        // nothing it carries is a claim.
+        let recorded_elsewhere = match (&external_name, &foreign_success) {
+            (Some(ext), Some(fs)) => fs.id.as_ref().is_none_or(|id| id == ext),
+            _ => false,
+        };
+        let copied = recorded_elsewhere || (foreign.is_some() && !has_own);
         CreateRecord {
             external_name: if copied { None } else { external_name.clone() },
             pending,
             succeeded,
             failed,
             copied_external_name: if copied { external_name } else { None },
-            copied_from: if copied { foreign } else { None },
+            copied_from: if copied {
+                foreign_success.and_then(|s| s.uid).or(foreign)
+            } else {
+                None
+            },
         }
     }
 
@@ -178,6 +200,13 @@ pub trait ArrayIndex {
     fn id_by_name(&self, name: &str) -> Option<String>;
 }
 
+/// How long after its pending record a create's result may be found by
+/// name and taken as that create's. A create call answers within seconds
+/// and the next pass follows within minutes; an object of the name found
+/// later than this may as well be someone else's, so it is not taken
+/// without a person's word.
+pub const DOUBT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
 /// The decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
@@ -192,6 +221,14 @@ pub enum Identity {
     /// A create in doubt did not happen (no object of the name on a list
     /// made after it): record that, then decide again.
     NotCreated,
+    /// A create in doubt is older than [`DOUBT_WINDOW`] and an object of the
+    /// name exists: it cannot be proven to be that create's result.
+    Unprovable {
+        /// The id of the object found.
+        id: String,
+        /// When the create was recorded.
+        pending_at: String,
+    },
     /// No array object yet: create one.
     Create,
     /// The operator created the object, but it is gone from the array.
@@ -212,15 +249,27 @@ pub enum Identity {
     },
 }
 
-/// Decides which array object `name` stands for. `array` must have been
-/// listed after the last create call this process made for the object (the
-/// engine drops its view after an ambiguous create).
-pub fn resolve(record: &CreateRecord, name: &str, array: &impl ArrayIndex) -> Identity {
-    if record.create_in_doubt() {
+/// Decides which array object `name` stands for at time `now`. `array`
+/// must have been listed after the last create call this process made for
+/// the object (the engine drops its view after an ambiguous create).
+pub fn resolve(
+    record: &CreateRecord,
+    name: &str,
+    array: &impl ArrayIndex,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Identity {
+    if let Some(pending) = record.pending.as_ref().filter(|_| record.create_in_doubt()) {
+        let recent = chrono::DateTime::parse_from_rfc3339(&pending.at)
+            .is_ok_and(|at| now.signed_duration_since(at) <= DOUBT_WINDOW);
+        let name = pending.name.as_deref().unwrap_or(name);
         return match array.id_by_name(name) {
-            Some(id) => Identity::Existing {
+            Some(id) if recent => Identity::Existing {
                 id,
                 recovered: true,
+            },
+            Some(id) => Identity::Unprovable {
+                id,
+                pending_at: pending.at.clone(),
             },
             None => Identity::NotCreated,
         };
@@ -246,12 +295,14 @@ pub fn resolve(record: &CreateRecord, name: &str, array: &impl ArrayIndex) -> Id
     }
 }
 
-/// The annotations that record a create call about to be made.
-pub fn pending_annotations(uid: &str, at: &str) -> BTreeMap<String, String> {
+/// The annotations that record a create call about to be made under the
+/// array-side name `name`.
+pub fn pending_annotations(uid: &str, at: &str, name: &str) -> BTreeMap<String, String> {
     let stamp = Stamp {
         at: at.to_string(),
         uid: Some(uid.to_string()),
         id: None,
+        name: Some(name.to_string()),
     };
     BTreeMap::from([(ANNOTATION_CREATE_PENDING.to_string(), stamp.render())])
 }
@@ -262,11 +313,21 @@ pub fn succeeded_annotations(uid: &str, at: &str, id: &str) -> BTreeMap<String, 
         at: at.to_string(),
         uid: Some(uid.to_string()),
         id: Some(id.to_string()),
+        name: None,
     };
     BTreeMap::from([
         (ANNOTATION_EXTERNAL_NAME.to_string(), id.to_string()),
         (ANNOTATION_CREATE_SUCCEEDED.to_string(), stamp.render()),
     ])
+}
+
+/// The record of a create that made `id`, without claiming it in
+/// `external-name`: for a create in doubt settled after the user pointed
+/// `external-name` elsewhere.
+pub fn succeeded_stamp(uid: &str, at: &str, id: &str) -> BTreeMap<String, String> {
+    let mut a = succeeded_annotations(uid, at, id);
+    a.remove(ANNOTATION_EXTERNAL_NAME);
+    a
 }
 
 /// The annotations that record a create that made nothing.
@@ -275,6 +336,7 @@ pub fn failed_annotations(uid: &str, at: &str) -> BTreeMap<String, String> {
         at: at.to_string(),
         uid: Some(uid.to_string()),
         id: None,
+        name: None,
     };
     BTreeMap::from([(ANNOTATION_CREATE_FAILED.to_string(), stamp.render())])
 }
@@ -304,6 +366,10 @@ mod tests {
     }
 
     const UID: &str = "uid-a";
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        "2026-11-22T10:01:00Z".parse().expect("time")
+    }
     const T1: &str = "2026-11-22T10:00:00.000000000Z";
     const T2: &str = "2026-11-22T10:00:05.000000000Z";
 
@@ -319,25 +385,33 @@ mod tests {
     #[test]
     fn a_new_object_with_a_free_name_is_created() {
         assert_eq!(
-            resolve(&CreateRecord::default(), "a", &index(&[])),
+            resolve(&CreateRecord::default(), "a", &index(&[]), now()),
             Identity::Create
         );
     }
 
     #[test]
     fn a_name_clash_without_external_name_is_never_taken_over() {
-        let got = resolve(&CreateRecord::default(), "a", &index(&[("a", "id-1")]));
+        let got = resolve(
+            &CreateRecord::default(),
+            "a",
+            &index(&[("a", "id-1")]),
+            now(),
+        );
         assert_eq!(
             got,
             Identity::AlreadyExists {
                 existing_id: "id-1".into()
             }
         );
-        let a = annotations(&[pending_annotations(UID, T1), failed_annotations(UID, T2)]);
+        let a = annotations(&[
+            pending_annotations(UID, T1, "a"),
+            failed_annotations(UID, T2),
+        ]);
         let failed = CreateRecord::from_annotations(&a, UID);
         assert!(!failed.create_in_doubt());
         assert_eq!(
-            resolve(&failed, "a", &index(&[("a", "id-1")])),
+            resolve(&failed, "a", &index(&[("a", "id-1")]), now()),
             Identity::AlreadyExists {
                 existing_id: "id-1".into()
             }
@@ -349,7 +423,7 @@ mod tests {
         let a = with_ext(BTreeMap::new(), "id-9");
         let r = CreateRecord::from_annotations(&a, UID);
         assert_eq!(
-            resolve(&r, "whatever", &index(&[("other-name", "id-9")])),
+            resolve(&r, "whatever", &index(&[("other-name", "id-9")]), now()),
             Identity::Existing {
                 id: "id-9".into(),
                 recovered: false
@@ -360,52 +434,52 @@ mod tests {
 
     #[test]
     fn a_create_in_doubt_is_settled_before_anything_else() {
-        let a = annotations(&[pending_annotations(UID, T2)]);
+        let a = annotations(&[pending_annotations(UID, T2, "a")]);
         let r = CreateRecord::from_annotations(&a, UID);
         assert!(r.create_in_doubt());
         assert!(r.created_by_operator(), "a lost record must not leak");
         assert_eq!(
-            resolve(&r, "a", &index(&[("a", "id-1")])),
+            resolve(&r, "a", &index(&[("a", "id-1")]), now()),
             Identity::Existing {
                 id: "id-1".into(),
                 recovered: true
             }
         );
-        assert_eq!(resolve(&r, "a", &index(&[])), Identity::NotCreated);
+        assert_eq!(resolve(&r, "a", &index(&[]), now()), Identity::NotCreated);
         // A recreate in doubt is settled the same way, not recreated again.
         let a = annotations(&[
             succeeded_annotations(UID, T1, "id-old"),
-            pending_annotations(UID, T2),
+            pending_annotations(UID, T2, "a"),
         ]);
         let r = CreateRecord::from_annotations(&a, UID);
         assert_eq!(
-            resolve(&r, "a", &index(&[("a", "id-new")])),
+            resolve(&r, "a", &index(&[("a", "id-new")]), now()),
             Identity::Existing {
                 id: "id-new".into(),
                 recovered: true
             }
         );
-        assert_eq!(resolve(&r, "a", &index(&[])), Identity::NotCreated);
+        assert_eq!(resolve(&r, "a", &index(&[]), now()), Identity::NotCreated);
     }
 
     #[test]
     fn a_lost_object_is_recreated_only_when_the_operator_created_that_id() {
         let ours = CreateRecord::from_annotations(
             &annotations(&[
-                pending_annotations(UID, T1),
+                pending_annotations(UID, T1, "a"),
                 succeeded_annotations(UID, T2, "id-1"),
             ]),
             UID,
         );
         assert_eq!(
-            resolve(&ours, "a", &index(&[])),
+            resolve(&ours, "a", &index(&[]), now()),
             Identity::Recreate {
                 lost_id: "id-1".into()
             }
         );
         let adopted = CreateRecord::from_annotations(&with_ext(BTreeMap::new(), "id-1"), UID);
         assert_eq!(
-            resolve(&adopted, "a", &index(&[])),
+            resolve(&adopted, "a", &index(&[]), now()),
             Identity::AdoptedMissing { id: "id-1".into() }
         );
     }
@@ -413,7 +487,7 @@ mod tests {
     #[test]
     fn a_repointed_external_name_is_adopted_not_owned() {
         let mut a = annotations(&[
-            pending_annotations(UID, T1),
+            pending_annotations(UID, T1, "a"),
             succeeded_annotations(UID, T2, "id-1"),
         ]);
         a.insert(ANNOTATION_EXTERNAL_NAME.into(), "id-foreign".into());
@@ -424,7 +498,7 @@ mod tests {
             "deleting must not default to Delete"
         );
         assert_eq!(
-            resolve(&r, "a", &index(&[])),
+            resolve(&r, "a", &index(&[]), now()),
             Identity::AdoptedMissing {
                 id: "id-foreign".into()
             }
@@ -434,7 +508,7 @@ mod tests {
     #[test]
     fn copied_annotations_are_not_a_claim() {
         let original = annotations(&[
-            pending_annotations("uid-original", T1),
+            pending_annotations("uid-original", T1, "a"),
             succeeded_annotations("uid-original", T2, "id-1"),
         ]);
         let copy = CreateRecord::from_annotations(&original, "uid-copy");
@@ -446,11 +520,11 @@ mod tests {
         // Under a new name it gets a LUN of its own; under the same name it
         // clashes instead of taking the original's.
         assert_eq!(
-            resolve(&copy, "copy", &index(&[("orig", "id-1")])),
+            resolve(&copy, "copy", &index(&[("orig", "id-1")]), now()),
             Identity::Create
         );
         assert_eq!(
-            resolve(&copy, "orig", &index(&[("orig", "id-1")])),
+            resolve(&copy, "orig", &index(&[("orig", "id-1")]), now()),
             Identity::AlreadyExists {
                 existing_id: "id-1".into()
             }
@@ -467,6 +541,7 @@ mod tests {
             at: T1.into(),
             uid: Some("u".into()),
             id: Some("x-1".into()),
+            name: Some("db".into()),
         };
         assert_eq!(Stamp::parse(&s.render()), Some(s));
         let mut a = BTreeMap::new();
@@ -475,5 +550,55 @@ mod tests {
         assert!(r.create_in_doubt());
         a.insert(ANNOTATION_EXTERNAL_NAME.to_string(), String::new());
         assert_eq!(CreateRecord::from_annotations(&a, UID).external_name, None);
+    }
+
+    #[test]
+    fn an_old_pending_never_adopts_a_same_named_object() {
+        let a = annotations(&[pending_annotations(UID, T2, "a")]);
+        let r = CreateRecord::from_annotations(&a, UID);
+        let later = now() + DOUBT_WINDOW + chrono::Duration::minutes(1);
+        assert_eq!(
+            resolve(&r, "a", &index(&[("a", "id-1")]), later),
+            Identity::Unprovable {
+                id: "id-1".into(),
+                pending_at: T2.into()
+            }
+        );
+        // Nothing of the name: the create did not happen, however old.
+        assert_eq!(resolve(&r, "a", &index(&[]), later), Identity::NotCreated);
+    }
+
+    #[test]
+    fn a_create_in_doubt_is_looked_for_under_the_name_it_used() {
+        let a = annotations(&[pending_annotations(UID, T2, "old")]);
+        let r = CreateRecord::from_annotations(&a, UID);
+        // spec.name changed to a foreign LUN's name since: not taken.
+        assert_eq!(
+            resolve(&r, "foreign", &index(&[("foreign", "id-f")]), now()),
+            Identity::NotCreated
+        );
+        assert_eq!(
+            resolve(&r, "foreign", &index(&[("old", "id-1")]), now()),
+            Identity::Existing {
+                id: "id-1".into(),
+                recovered: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_copy_that_starts_its_own_create_still_does_not_claim_the_copied_id() {
+        let mut a = annotations(&[
+            pending_annotations("uid-original", T1, "orig"),
+            succeeded_annotations("uid-original", T1, "id-1"),
+        ]);
+        a.extend(pending_annotations("uid-copy", T2, "copy"));
+        let copy = CreateRecord::from_annotations(&a, "uid-copy");
+        assert_eq!(copy.external_name, None);
+        assert!(copy.create_in_doubt());
+        assert_eq!(
+            resolve(&copy, "copy", &index(&[("orig", "id-1")]), now()),
+            Identity::NotCreated
+        );
     }
 }

@@ -443,6 +443,31 @@ impl Cluster for FakeCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
+    async fn claims(
+        &self,
+        kind: &str,
+        namespace: &str,
+        array: &str,
+    ) -> Result<Vec<array_operator::reconcile::claims::Claim>, ClusterError> {
+        use array_operator::engine::lifecycle::{Managed, claim_of};
+        let s = self.lock();
+        Ok(match kind {
+            "Lun" => s
+                .luns
+                .iter()
+                .filter(|((ns, _), l)| ns == namespace && l.array_ref() == array)
+                .map(|(_, l)| claim_of(l))
+                .collect(),
+            "IscsiTarget" => s
+                .targets
+                .iter()
+                .filter(|((ns, _), t)| ns == namespace && t.array_ref() == array)
+                .map(|(_, t)| claim_of(t))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     async fn annotate(
         &self,
         object: &ObjectKey,

@@ -79,10 +79,11 @@ pub struct Pass {
 }
 
 /// What the controller's watch compares to decide whether a change to an
-/// object wakes it. Today's controllers watch without a predicate, so every
-/// new resourceVersion (an annotation write, a status change) wakes them.
+/// object wakes it: the controllers' own predicate
+/// ([`array_operator::controller::managed::wake_hash`]), so the operator's
+/// status and create-record writes do not.
 pub fn watch_key(meta: &ObjectMeta) -> String {
-    meta.resource_version.clone().unwrap_or_default()
+    array_operator::controller::managed::wake_hash_of(meta).to_string()
 }
 
 fn cond(conds: &[Condition], type_: &str) -> Option<Cond> {
@@ -104,7 +105,7 @@ fn verdict(p: Progress) -> Verdict {
     match p {
         Progress::Converged => Verdict::Converged,
         Progress::Waiting => Verdict::Waiting,
-        Progress::Failed => Verdict::Failed,
+        Progress::Failed | Progress::Stalled => Verdict::Failed,
     }
 }
 
@@ -278,7 +279,7 @@ impl Driver {
             if !has_finalizer(&t.metadata) {
                 return None;
             }
-            match engine::iscsi_target::cleanup(&t, Some(&self.handle)).await {
+            match engine::iscsi_target::cleanup(&t, Some(&self.handle), &self.cluster).await {
                 Cleanup::Done { events: ev } => {
                     if write {
                         self.cluster.remove_target_finalizer(NS, name, &uid);
@@ -357,11 +358,14 @@ impl Driver {
             description: None,
             settings: Default::default(),
             source: None,
+            fixed_settings: Vec::new(),
+            type_word: None,
         };
         self.handle
             .backend
             .create_lun(&desired)
             .await
+            .map(|c| c.id)
             .map_err(|e| e.to_string())
     }
 
@@ -379,6 +383,7 @@ impl Driver {
             .backend
             .create_target(&desired)
             .await
+            .map(|c| c.id)
             .expect("an out-of-band target create")
     }
 
