@@ -421,10 +421,10 @@ pub async fn reconcile<K: Managed>(
     } = &identity
         && let Some(ext) = record.external_name.clone()
         && ext != *id
-        && !record
+        && record
             .succeeded
             .as_ref()
-            .is_some_and(|s| s.id.as_deref() == Some(ext.as_str()))
+            .is_none_or(|s| s.id.as_deref() != Some(ext.as_str()))
     {
         // A user pointed external-name elsewhere while this create was in
         // doubt: the create's object is recorded (never taken for someone
@@ -526,19 +526,7 @@ pub async fn reconcile<K: Managed>(
                 return run.stop(Stop::name_conflict(K::NOUN, &name, &other.object));
             }
             let lost = matches!(identity, Identity::Recreate { .. });
-            match create::<K>(
-                &desired,
-                array,
-                cluster,
-                &key,
-                &uid,
-                &name,
-                lost,
-                obj.create_fields(),
-                &mut run,
-            )
-            .await
-            {
+            match create::<K>(obj, &desired, array, cluster, lost, &mut run).await {
                 Ok((id, fresh)) => {
                     fresh_create = Some(fresh);
                     id
@@ -674,16 +662,20 @@ pub async fn reconcile<K: Managed>(
 /// success returns the id and, when the view must learn what the array
 /// chose, the instant a list must be newer than.
 async fn create<K: Managed>(
+    obj: &K,
     desired: &K::Desired,
     array: &ArrayHandle,
     cluster: &impl Cluster,
-    key: &ObjectKey,
-    uid: &str,
-    name: &str,
     lost: bool,
-    hint: Option<String>,
     run: &mut Run<'_, K>,
 ) -> Result<(String, Option<std::time::Instant>), Stop> {
+    let key = ObjectKey::of(K::KIND, obj.meta());
+    let uid = uid_of(obj.meta());
+    let name = obj.array_name();
+    let key = &key;
+    let uid = uid.as_str();
+    let name = name.as_str();
+    let hint = obj.create_fields();
     annotate(
         cluster,
         key,
