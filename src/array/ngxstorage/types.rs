@@ -44,9 +44,50 @@ impl<'a> Rec<'a> {
         as_u64(self.get(field)?)
     }
 
+    /// The field's spellings, for error messages: `` `vol_id`/`id` ``.
+    fn spelled(&self, field: Field) -> String {
+        let [a, b] = field.candidates(self.dialect);
+        if a == b {
+            format!("`{a}`")
+        } else {
+            format!("`{a}`/`{b}`")
+        }
+    }
+
     pub(crate) fn need_str(&self, field: Field) -> Result<String, String> {
-        self.str(field)
-            .ok_or_else(|| format!("missing `{}`", field.candidates(self.dialect).join("`/`")))
+        match self.get(field) {
+            None => Err(format!("missing field {}", self.spelled(field))),
+            Some(v) => match self.str(field) {
+                Some(s) if s.trim().is_empty() => {
+                    Err(format!("field {} is empty", self.spelled(field)))
+                }
+                Some(s) => Ok(s),
+                None => Err(format!(
+                    "field {} is not a string or number (got {})",
+                    self.spelled(field),
+                    short(v)
+                )),
+            },
+        }
+    }
+
+    pub(crate) fn need_u64(&self, field: Field) -> Result<u64, String> {
+        match self.get(field) {
+            None => Err(format!("missing field {}", self.spelled(field))),
+            Some(v) => as_u64(v).ok_or_else(|| {
+                format!(
+                    "field {} is not a whole number (got {})",
+                    self.spelled(field),
+                    short(v)
+                )
+            }),
+        }
+    }
+
+    /// A flag sent as a boolean, `on`/`off`, `true`/`false`, `yes`/`no`, or
+    /// 1/0 as a number or a string.
+    pub(crate) fn flag(&self, field: Field) -> Option<bool> {
+        as_flag(self.get(field)?)
     }
 
     pub(crate) fn array(&self, field: Field) -> &'a [Value] {
@@ -54,6 +95,25 @@ impl<'a> Rec<'a> {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+}
+
+fn short(v: &Value) -> String {
+    v.to_string().chars().take(60).collect()
+}
+
+/// A flag from a boolean, `on`/`off`, `true`/`false`, `yes`/`no`, or 1/0
+/// (number or string).
+pub(crate) fn as_flag(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Some(true),
+            "off" | "false" | "no" | "0" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -146,8 +206,15 @@ pub struct Lun {
     pub iscsi_target: Option<String>,
 }
 
-fn flag(rec: &Rec<'_>, field: Field) -> Option<bool> {
-    rec.str(field).map(|s| s == "on")
+/// Thin provisioning from the document's `provision_type` (`thin`/`full`)
+/// or the SDK's `thin_provision` (on/off or a boolean).
+fn thin(rec: &Rec<'_>) -> Option<bool> {
+    let value = rec.get(Field::LunProvision)?;
+    match value.as_str().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if s == "thin" => Some(true),
+        Some(s) if s == "full" || s == "thick" => Some(false),
+        _ => as_flag(value),
+    }
 }
 
 impl Lun {
@@ -157,15 +224,13 @@ impl Lun {
             id: r.need_str(Field::LunId)?,
             name: r.need_str(Field::LunName)?,
             pool: r.str(Field::LunPool),
-            size_bytes: r
-                .u64(Field::LunSize)
-                .ok_or_else(|| "missing LUN size (`vol_size`/`size`)".to_string())?,
+            size_bytes: r.need_u64(Field::LunSize)?,
             used_bytes: r.u64(Field::LunUsed),
             scsi_lunid: r.str(Field::LunScsiId),
-            thin: r.str(Field::LunProvision).map(|p| p == "thin"),
+            thin: thin(&r),
             blocksize: r.str(Field::LunBlocksize),
-            deduplication: flag(&r, Field::LunDedup),
-            compression: flag(&r, Field::LunCompress),
+            deduplication: r.flag(Field::LunDedup),
+            compression: r.flag(Field::LunCompress),
             io_type: r.str(Field::LunIoType),
             qos_priority: r.u64(Field::LunQos),
             owner: r.str(Field::LunOwner),
@@ -173,6 +238,7 @@ impl Lun {
                 .get(Field::LunProtocols)
                 .and_then(|p| p.get("iscsi"))
                 .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
                 .map(str::to_string),
         })
     }
@@ -345,7 +411,7 @@ impl AuthGroup {
             id: r.need_str(Field::GroupId)?,
             name: r.need_str(Field::GroupName)?,
             owner: r.str(Field::GroupOwner),
-            chap_enabled: r.u64(Field::ChapStatus) == Some(1),
+            chap_enabled: r.flag(Field::ChapStatus) == Some(true),
             chap_username,
             chap_password,
             initiators,
@@ -417,23 +483,8 @@ impl Snapshot {
             pool: r.str(Field::SnapPool),
             reserved_bytes: r.u64(Field::SnapReserved),
             created: r.u64(Field::SnapCreated),
-            bound: r.u64(Field::SnapBinded).map(|b| b != 0),
+            bound: r.flag(Field::SnapBinded),
         })
-    }
-
-    /// Decodes a snapshot list: the document's `{"luns": [...], "shares":
-    /// [...]}` (LUN snapshots only) or the SDK's plain array.
-    pub(crate) fn decode_list(v: &Value, d: Dialect) -> Result<Vec<Self>, String> {
-        let items = match v {
-            Value::Array(items) => items.as_slice(),
-            Value::Object(o) => o
-                .get("luns")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            _ => return Err("a snapshot list is neither an array nor {luns, shares}".into()),
-        };
-        items.iter().map(|i| Snapshot::decode(i, d)).collect()
     }
 }
 
@@ -462,8 +513,8 @@ impl SnapshotSchedule {
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
-                .ok_or("missing `c_time`")?,
-            keep_max: r.u64(Field::ScheduleKeep).ok_or("missing `keep_max`")?,
+                .ok_or_else(|| format!("missing field {}", r.spelled(Field::ScheduleCron)))?,
+            keep_max: r.need_u64(Field::ScheduleKeep)?,
             readable: r.str(Field::ScheduleReadable),
         })
     }
@@ -538,7 +589,18 @@ impl PoolCapacity {
         };
         match v {
             Value::Array(items) => items.iter().map(one).collect(),
-            Value::Object(_) => Ok(vec![one(v)?]),
+            // One pool's entry.
+            Value::Object(o) if o.contains_key("pool_name") || o.contains_key("name") => {
+                Ok(vec![one(v)?])
+            }
+            // Entries keyed by pool name (the SDK decodes an object).
+            Value::Object(o) => o
+                .iter()
+                .map(|(name, entry)| {
+                    let info = entry.get("capacity").unwrap_or(entry);
+                    Ok(PoolCapacity::from_info(name.clone(), info))
+                })
+                .collect(),
             _ => Err("pool overview is neither an array nor an object".into()),
         }
     }
@@ -587,7 +649,11 @@ pub struct SystemInfo {
 
 impl SystemInfo {
     pub(crate) fn decode(v: &Value) -> Self {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let s = |k: &str| match v.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         SystemInfo {
             product: s("product"),
             app_version: s("app_version"),

@@ -54,6 +54,8 @@ pub struct SimLun {
     pub owner: String,
     /// The snapshot it was cloned from.
     pub clone_of: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created: u64,
 }
 
 /// A LUN mapped to a target.
@@ -165,6 +167,9 @@ pub struct SimSchedule {
     pub cron: String,
     /// `keep_max`.
     pub keep_max: u64,
+    /// Whether it runs (the SDK's `enabled`; the document has no off switch,
+    /// so a document-dialect schedule is always enabled).
+    pub enabled: bool,
     /// Owner.
     pub owner: String,
 }
@@ -188,6 +193,10 @@ pub struct ArrayState {
     pub snapshots: BTreeMap<String, SimSnapshot>,
     /// Schedules by LUN id.
     pub schedules: BTreeMap<String, SimSchedule>,
+    /// How `PATCH lun/{id}` reads `size`, overriding the dialect's reading
+    /// (`None`): `Some(true)` adds it, `Some(false)` sets it. Lets a test
+    /// pair either dialect with either firmware behaviour.
+    pub resize_delta: Option<bool>,
 }
 
 impl ArrayState {
@@ -222,6 +231,13 @@ impl ArrayState {
     /// A LUN by name.
     pub fn lun_by_name(&self, name: &str) -> Option<&SimLun> {
         self.luns.values().find(|l| l.name == name)
+    }
+
+    /// Whether a live LUN is a clone of the snapshot `snap_id`.
+    pub fn has_clone_of(&self, snap_id: &str) -> bool {
+        self.luns
+            .values()
+            .any(|l| l.clone_of.as_deref() == Some(snap_id))
     }
 
     /// Targets a LUN is mapped to.
@@ -309,6 +325,12 @@ impl SimState {
                 t.luns.len() != before
             })
         })
+    }
+
+    /// Makes `PATCH lun/{id}` read `size` as an increment (`true`) or the
+    /// new total (`false`), whatever the dialect.
+    pub fn set_resize_delta(&self, delta: bool) {
+        self.write(|s| s.resize_delta = Some(delta));
     }
 
     /// Free bytes of the pool named `name`.

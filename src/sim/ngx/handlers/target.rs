@@ -16,13 +16,9 @@ fn mapped(s: &ArrayState, m: &SimMapping, d: Dialect) -> Value {
         d,
         vec![
             (Field::MappedVolId, json!(m.vol_id)),
-            (
-                Field::MappedNumber,
-                match d {
-                    Dialect::Document => json!(m.number.to_string()),
-                    Dialect::Sdk => json!(m.number),
-                },
-            ),
+            // A string in both: the document's examples and the SDK's
+            // ISCSITarget type (`number` string, types.go@2a0a706d).
+            (Field::MappedNumber, json!(m.number.to_string())),
             (Field::MappedName, json!(lun.map(|l| l.name.clone()))),
         ],
     );
