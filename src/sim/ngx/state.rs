@@ -197,6 +197,10 @@ pub struct ArrayState {
     /// (`None`): `Some(true)` adds it, `Some(false)` sets it. Lets a test
     /// pair either dialect with either firmware behaviour.
     pub resize_delta: Option<bool>,
+    /// Fields forced into the rendered record of an object, by object id:
+    /// a firmware bug or a hostile array, for tests of how a client copes
+    /// with one bad record (`Value::Null` removes the field).
+    pub tampered: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ArrayState {
@@ -231,6 +235,19 @@ impl ArrayState {
     /// A LUN by name.
     pub fn lun_by_name(&self, name: &str) -> Option<&SimLun> {
         self.luns.values().find(|l| l.name == name)
+    }
+
+    /// Applies the tampering for `id` to a rendered record.
+    pub fn apply_tampering(&self, id: &str, record: &mut serde_json::Value) {
+        if let (Some(fields), Some(o)) = (self.tampered.get(id), record.as_object_mut()) {
+            for (k, v) in fields {
+                if v.is_null() {
+                    o.remove(k);
+                } else {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+        }
     }
 
     /// Whether a live LUN is a clone of the snapshot `snap_id`.
@@ -331,6 +348,17 @@ impl SimState {
     /// new total (`false`), whatever the dialect.
     pub fn set_resize_delta(&self, delta: bool) {
         self.write(|s| s.resize_delta = Some(delta));
+    }
+
+    /// From now on the array renders `field` of object `id` (LUN, target,
+    /// snapshot) as `value`; `Value::Null` drops the field.
+    pub fn tamper(&self, id: &str, field: &str, value: serde_json::Value) {
+        self.write(|s| {
+            s.tampered
+                .entry(id.to_string())
+                .or_default()
+                .insert(field.to_string(), value);
+        });
     }
 
     /// Free bytes of the pool named `name`.

@@ -75,7 +75,9 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
     );
     o.insert("compress_ratio".into(), json!("-"));
     o.insert("sizebysnapshots".into(), json!("0"));
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&l.id, &mut v);
+    v
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {

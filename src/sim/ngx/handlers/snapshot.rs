@@ -41,7 +41,9 @@ fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
             o.insert("restore".into(), json!(1));
         }
     }
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&snap.id, &mut v);
+    v
 }
 
 /// The document wraps lists as `{luns, shares}`; the SDK reads arrays.

@@ -62,7 +62,9 @@ fn render(s: &ArrayState, t: &SimTarget, d: Dialect) -> Value {
             json!(t.iqn.split(':').next().unwrap_or_default()),
         );
     }
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&t.id, &mut v);
+    v
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimTarget, ApiErr> {
