@@ -787,4 +787,161 @@ mod tests {
         assert_eq!(b[0].logical_available_bytes, Some(40));
         assert_eq!(b[0].pool, "p1");
     }
+
+    /// One record per row: (what, dialect of the client, JSON, expected).
+    /// Rows come in three shapes for every field the client reads: the
+    /// document's, the SDK's, and the SDK's own test fixtures.
+    #[test]
+    fn lun_records_decode_in_every_shape() {
+        type Row = (&'static str, Value, (u64, Option<bool>, Option<bool>, Option<bool>));
+        let rows: Vec<Row> = vec![
+            (
+                "document: strings, provision_type",
+                json!({"vol_id": "a1", "vol_name": "x", "vol_size": "1073741824", "vol_used": "4096",
+                       "provision_type": "thin", "dedup": "on", "compress": "off"}),
+                (1 << 30, Some(true), Some(true), Some(false)),
+            ),
+            (
+                "document: numbers where it shows strings",
+                json!({"vol_id": "a1", "vol_name": "x", "vol_size": 1073741824u64,
+                       "provision_type": "full", "dedup": "off", "compress": "on"}),
+                (1 << 30, Some(false), Some(false), Some(true)),
+            ),
+            (
+                "sdk: numbers, thin_provision/deduplication/compression on/off",
+                json!({"id": "a1", "name": "x", "size": 1073741824u64, "used": 0,
+                       "thin_provision": "on", "deduplication": "off", "compression": "on", "created": 1788950470u64}),
+                (1 << 30, Some(true), Some(false), Some(true)),
+            ),
+            (
+                "sdk: strings and booleans (FlexBytes/FlexOnOff, types.go@2a0a706d)",
+                json!({"id": "a1", "name": "x", "size": "1073741824", "thin_provision": false,
+                       "deduplication": true, "compression": "off", "extra": {"nested": [1]}}),
+                (1 << 30, Some(false), Some(true), Some(false)),
+            ),
+            (
+                "sdk fixture: client_test.go@8158dc31 create answer luns[0]",
+                json!({"id": "lun-1", "name": "vol1", "size": 0}),
+                (0, None, None, None),
+            ),
+        ];
+        for d in Dialect::ALL {
+            for (what, record, (size, thin, dedup, compress)) in &rows {
+                let l = Lun::decode(record, d).unwrap_or_else(|e| panic!("{what} ({d}): {e}"));
+                assert_eq!(
+                    (l.size_bytes, l.thin, l.deduplication, l.compression),
+                    (*size, *thin, *dedup, *compress),
+                    "{what} ({d})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_field_is_named() {
+        for d in Dialect::ALL {
+            let e = Lun::decode(&json!({"name": "x", "size": 1}), d).expect_err("no id");
+            assert!(e.contains("missing field") && e.contains("`vol_id`") && e.contains("`id`"), "{e}");
+            let e = Lun::decode(&json!({"id": "a", "name": "x", "size": "big"}), d)
+                .expect_err("bad size");
+            assert!(e.contains("not a whole number") && e.contains("\"big\""), "{e}");
+            let e = Lun::decode(&json!({"id": "", "name": "x", "size": 1}), d).expect_err("empty id");
+            assert!(e.contains("is empty"), "{e}");
+            let e = Target::decode(&json!({"id": "t", "name": "n", "luns": [{"number": "1"}]}), d)
+                .expect_err("mapped LUN without id");
+            assert!(e.contains("missing field"), "{e}");
+        }
+    }
+
+    #[test]
+    fn target_lun_numbers_decode_as_strings_or_numbers() {
+        // client_test.go@8158dc31: "number":"6" (TestFCTargetGetRaw) and
+        // "number":6 (TestFCTargetGetNumericLUNNumber); the document's
+        // `lun_number` strings.
+        let rows = [
+            json!({"id": "t1", "name": "tgt-a", "owner": "o1", "luns": [{"id": "lun-1", "name": "v", "number": "6"}]}),
+            json!({"id": "t1", "name": "tgt-a", "owner": "o1", "luns": [{"id": "lun-1", "name": "v", "number": 6}]}),
+            json!({"scsi_id": "t1", "scsi_target_name": "tgt-a", "luns": [{"vol_id": "lun-1", "lun_number": "6"}]}),
+        ];
+        for d in Dialect::ALL {
+            for r in &rows {
+                let t = Target::decode(r, d).unwrap_or_else(|e| panic!("{r} ({d}): {e}"));
+                assert_eq!((t.id.as_str(), t.luns[0].number), ("t1", Some(6)), "{r}");
+                assert_eq!(t.luns[0].vol_id, "lun-1");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_decode_the_live_fixture_and_both_dialects() {
+        // snapshot_test.go@7db4426a liveSnapshotShape, verbatim values.
+        let live = json!({"binded":0,"created":"1788950470","id":"08282136ef7e8708ee8c29c3ee88cd820da2037e",
+            "name":"probe-snap-tmp","path":"probe-snap-vol@probe-snap-tmp","pool_name":"openstackSSD1",
+            "reserved":"57344","restore":1,"vol_size":"1073741824",
+            "volume_id":"7176302add549ceaf03caef021707ca0e6021f89","volume_name":"probe-snap-vol","volume_type":"lun"});
+        let doc = json!({"reserved": "57344", "pool_name": "nvme1", "binded": 0, "restore": 1, "snap_name": "x",
+            "snap_id": "816479d3d58565ea7670d7c3dc9a25fb143e96e6", "vol_name": "x", "created": "1713251666"});
+        let numeric = json!({"id": "s1", "name": "n", "reserved": 57344, "created": 1713251666u64, "binded": true});
+        for d in Dialect::ALL {
+            let s = Snapshot::decode(&live, d).expect("live");
+            assert_eq!(s.volume_name.as_deref(), Some("probe-snap-vol"));
+            assert_eq!((s.reserved_bytes, s.created, s.bound), (Some(57344), Some(1788950470), Some(false)));
+            let s = Snapshot::decode(&doc, d).expect("doc");
+            assert_eq!((s.name.as_deref(), s.volume_name.as_deref()), (Some("x"), Some("x")));
+            let s = Snapshot::decode(&numeric, d).expect("numbers");
+            assert_eq!((s.reserved_bytes, s.bound), (Some(57344), Some(true)));
+        }
+    }
+
+    #[test]
+    fn auth_groups_decode_every_chap_status_form() {
+        // authgroup_test.go@2a0a706d TestAuthGroupUnmarshalChapStatus rows.
+        let rows = [
+            (json!(1), true),
+            (json!(0), false),
+            (json!(true), true),
+            (json!(false), false),
+            (json!("1"), true),
+        ];
+        for d in Dialect::ALL {
+            for (status, want) in &rows {
+                let g = AuthGroup::decode(&json!({"id": "ag-1", "name": "ag", "chap_status": status}), d)
+                    .expect("group");
+                assert_eq!((g.id.as_str(), g.chap_enabled), ("ag-1", *want), "{status}");
+            }
+            let g = AuthGroup::decode(&json!({"group_id": "ag-1", "group_name": "ag"}), d).expect("doc");
+            assert!(!g.chap_enabled);
+        }
+    }
+
+    #[test]
+    fn schedules_and_pools_decode_both_spellings() {
+        let doc = json!({"id": "1", "c_time": "45 23 * * 6", "keep_max": 3, "h_read": "x"});
+        let sdk = json!({"id": "", "volume_id": "v", "interval": "45 23 * * 6", "retention": "3", "enabled": true, "next_run": ""});
+        for d in Dialect::ALL {
+            for r in [&doc, &sdk] {
+                let s = SnapshotSchedule::decode(r, d).expect("schedule");
+                assert_eq!((s.cron.as_str(), s.keep_max), ("45 23 * * 6", 3), "{r}");
+            }
+            // pool_test.go@7db4426a fixtures and the document's names.
+            for r in [
+                json!({"id":"p1","name":"test1","owner":"ctrl-b","blocksize":"16k"}),
+                json!({"id":"p1","name":"test1","is_flash":1}),
+                json!({"pool_id":"p1","pool_name":"test1","owner":"1"}),
+            ] {
+                let p = Pool::decode(&r, d).expect("pool");
+                assert_eq!((p.id.as_str(), p.name.as_str()), ("p1", "test1"), "{r}");
+            }
+        }
+        // The overview: the document's array, and the object the SDK decodes
+        // (keyed by pool name, or one entry).
+        let keyed = json!({"pool1": {"capacity": {"total_size": "100", "free_size": 40}}});
+        let one = json!({"pool_name": "pool1", "capacity": {"total_size": 100}});
+        let listed = json!([{"pool_name": "pool1", "capacity": {"total_size": "100"}}]);
+        for v in [keyed, one, listed] {
+            let caps = PoolCapacity::decode_overview(&v).expect("overview");
+            assert_eq!((caps[0].pool.as_str(), caps[0].total_bytes), ("pool1", Some(100)), "{v}");
+        }
+    }
 }
+
