@@ -58,8 +58,10 @@ async fn a_codeless_404_on_delete_or_unmap_is_not_success(d: Dialect) {
         Endpoint::AuthGroupDeleteChap,
         Endpoint::SnapshotDelete,
     ] {
-        sim.faults()
-            .arm(FaultRule::always(sim.op(endpoint), FaultAction::HttpStatus(404)));
+        sim.faults().arm(FaultRule::always(
+            sim.op(endpoint),
+            FaultAction::HttpStatus(404),
+        ));
     }
     let unmap = c
         .remove_target_luns(&t.id, std::slice::from_ref(&a.id))
@@ -115,7 +117,11 @@ async fn one_malformed_record_is_reported_alone(d: Dialect) {
     for name in ["m_one", "m_two", "m_three"] {
         ids.push(c.create_lun(&lun(name, GIB, true)).await.expect("lun").id);
     }
-    let size_key = if d == Dialect::Sdk { "size" } else { "vol_size" };
+    let size_key = if d == Dialect::Sdk {
+        "size"
+    } else {
+        "vol_size"
+    };
     sim.state().tamper(&ids[1], size_key, json!("lots"));
 
     let listing = c.luns_detailed_listing().await.expect("the list answers");

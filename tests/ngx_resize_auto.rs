@@ -35,8 +35,18 @@ fn faults() -> Vec<(&'static str, Endpoint, u64, FaultAction)> {
     }
     // The read-back after the first PATCH (the first GET is the read
     // before it).
-    all.push(("read-back", Endpoint::LunDetail, 2, FaultAction::HttpStatus(500)));
-    all.push(("read-back", Endpoint::LunDetail, 2, FaultAction::ErrorCode(9999)));
+    all.push((
+        "read-back",
+        Endpoint::LunDetail,
+        2,
+        FaultAction::HttpStatus(500),
+    ));
+    all.push((
+        "read-back",
+        Endpoint::LunDetail,
+        2,
+        FaultAction::ErrorCode(9999),
+    ));
     all
 }
 

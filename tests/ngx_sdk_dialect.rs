@@ -328,7 +328,10 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
     assert_eq!(grown["size"].as_u64(), Some(2 * GIB));
 
     // Item 7: portalgroup.go@4cbe64a6 Create {name, owner} and Delete.
-    let portals = list("PortalGroups.List", &sdk.ok("GET", "portal_group", None).await);
+    let portals = list(
+        "PortalGroups.List",
+        &sdk.ok("GET", "portal_group", None).await,
+    );
     for p in &portals {
         assert_type("PortalGroup", p, PORTAL_GROUP, &["id", "name"]);
     }
@@ -339,10 +342,13 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
         Some(json!({"name": "pgsdk", "owner": owner})),
     )
     .await;
-    let made = list("PortalGroups.List", &sdk.ok("GET", "portal_group", None).await)
-        .into_iter()
-        .find(|p| p["name"] == "pgsdk")
-        .expect("the new portal group is listed");
+    let made = list(
+        "PortalGroups.List",
+        &sdk.ok("GET", "portal_group", None).await,
+    )
+    .into_iter()
+    .find(|p| p["name"] == "pgsdk")
+    .expect("the new portal group is listed");
     let made_id = made["id"].as_str().expect("id").to_string();
     sdk.ok("DELETE", &format!("portal_group/{made_id}"), None)
         .await;
@@ -395,7 +401,12 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
     assert_type("ISCSITarget", &t, TARGET, &["id", "name", "luns"]);
     let mapped = list("ISCSITarget.Luns", &t["luns"]);
     assert_eq!(mapped.len(), 1);
-    assert_type("ISCSITarget.Luns", &mapped[0], TARGET_LUN, &["id", "number"]);
+    assert_type(
+        "ISCSITarget.Luns",
+        &mapped[0],
+        TARGET_LUN,
+        &["id", "number"],
+    );
     for t in list(
         "ISCSITargets.ListDetail",
         &sdk.ok("GET", "target/iscsi/list", None).await,
@@ -426,7 +437,14 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
         "Snapshot",
         &detail,
         SNAPSHOT,
-        &["id", "name", "volume_id", "volume_name", "reserved", "created"],
+        &[
+            "id",
+            "name",
+            "volume_id",
+            "volume_name",
+            "reserved",
+            "created",
+        ],
     );
     // The live record in snapshot_test.go@7db4426a (liveSnapshotShape) has
     // exactly these keys.
@@ -592,7 +610,10 @@ async fn the_document_dialect_keeps_portal_groups_read_only_and_its_own_shapes()
         .await;
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["error"].as_str().unwrap_or_default().contains("cron_time"),
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cron_time"),
         "{v}"
     );
     // The document's AddCHAP still needs the owner.

@@ -793,7 +793,11 @@ mod tests {
     /// document's, the SDK's, and the SDK's own test fixtures.
     #[test]
     fn lun_records_decode_in_every_shape() {
-        type Row = (&'static str, Value, (u64, Option<bool>, Option<bool>, Option<bool>));
+        type Row = (
+            &'static str,
+            Value,
+            (u64, Option<bool>, Option<bool>, Option<bool>),
+        );
         let rows: Vec<Row> = vec![
             (
                 "document: strings, provision_type",
@@ -841,14 +845,24 @@ mod tests {
     fn a_missing_or_malformed_field_is_named() {
         for d in Dialect::ALL {
             let e = Lun::decode(&json!({"name": "x", "size": 1}), d).expect_err("no id");
-            assert!(e.contains("missing field") && e.contains("`vol_id`") && e.contains("`id`"), "{e}");
+            assert!(
+                e.contains("missing field") && e.contains("`vol_id`") && e.contains("`id`"),
+                "{e}"
+            );
             let e = Lun::decode(&json!({"id": "a", "name": "x", "size": "big"}), d)
                 .expect_err("bad size");
-            assert!(e.contains("not a whole number") && e.contains("\"big\""), "{e}");
-            let e = Lun::decode(&json!({"id": "", "name": "x", "size": 1}), d).expect_err("empty id");
+            assert!(
+                e.contains("not a whole number") && e.contains("\"big\""),
+                "{e}"
+            );
+            let e =
+                Lun::decode(&json!({"id": "", "name": "x", "size": 1}), d).expect_err("empty id");
             assert!(e.contains("is empty"), "{e}");
-            let e = Target::decode(&json!({"id": "t", "name": "n", "luns": [{"number": "1"}]}), d)
-                .expect_err("mapped LUN without id");
+            let e = Target::decode(
+                &json!({"id": "t", "name": "n", "luns": [{"number": "1"}]}),
+                d,
+            )
+            .expect_err("mapped LUN without id");
             assert!(e.contains("missing field"), "{e}");
         }
     }
@@ -885,9 +899,15 @@ mod tests {
         for d in Dialect::ALL {
             let s = Snapshot::decode(&live, d).expect("live");
             assert_eq!(s.volume_name.as_deref(), Some("probe-snap-vol"));
-            assert_eq!((s.reserved_bytes, s.created, s.bound), (Some(57344), Some(1788950470), Some(false)));
+            assert_eq!(
+                (s.reserved_bytes, s.created, s.bound),
+                (Some(57344), Some(1788950470), Some(false))
+            );
             let s = Snapshot::decode(&doc, d).expect("doc");
-            assert_eq!((s.name.as_deref(), s.volume_name.as_deref()), (Some("x"), Some("x")));
+            assert_eq!(
+                (s.name.as_deref(), s.volume_name.as_deref()),
+                (Some("x"), Some("x"))
+            );
             let s = Snapshot::decode(&numeric, d).expect("numbers");
             assert_eq!((s.reserved_bytes, s.bound), (Some(57344), Some(true)));
         }
@@ -905,11 +925,15 @@ mod tests {
         ];
         for d in Dialect::ALL {
             for (status, want) in &rows {
-                let g = AuthGroup::decode(&json!({"id": "ag-1", "name": "ag", "chap_status": status}), d)
-                    .expect("group");
+                let g = AuthGroup::decode(
+                    &json!({"id": "ag-1", "name": "ag", "chap_status": status}),
+                    d,
+                )
+                .expect("group");
                 assert_eq!((g.id.as_str(), g.chap_enabled), ("ag-1", *want), "{status}");
             }
-            let g = AuthGroup::decode(&json!({"group_id": "ag-1", "group_name": "ag"}), d).expect("doc");
+            let g = AuthGroup::decode(&json!({"group_id": "ag-1", "group_name": "ag"}), d)
+                .expect("doc");
             assert!(!g.chap_enabled);
         }
     }
@@ -940,8 +964,11 @@ mod tests {
         let listed = json!([{"pool_name": "pool1", "capacity": {"total_size": "100"}}]);
         for v in [keyed, one, listed] {
             let caps = PoolCapacity::decode_overview(&v).expect("overview");
-            assert_eq!((caps[0].pool.as_str(), caps[0].total_bytes), ("pool1", Some(100)), "{v}");
+            assert_eq!(
+                (caps[0].pool.as_str(), caps[0].total_bytes),
+                ("pool1", Some(100)),
+                "{v}"
+            );
         }
     }
 }
-
