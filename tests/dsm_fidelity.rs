@@ -188,3 +188,38 @@ async fn an_oversized_answer_is_refused() {
     });
     assert_eq!(client.luns().list().await.expect("list").len(), 1);
 }
+
+/// What `kubectl get sarr` prints as VERSION: the CRD's printer column read
+/// from the status the StorageArray controller writes from `info()`.
+#[tokio::test]
+async fn the_version_column_shows_the_dsm_version() {
+    use array_operator::crd::storage_array::{StorageArray, StorageArrayStatus};
+    use kube::CustomResourceExt;
+
+    let sim = dsm_support::sim().await;
+    let backend = Backend::connect(config(&sim)).await.expect("connect");
+    let info = backend.info().await.expect("info");
+    let status = StorageArrayStatus {
+        at_array: Some(array_operator::controller::storage_array::observed(&info)),
+        ..Default::default()
+    };
+    let object = serde_json::json!({ "status": status });
+
+    let crd = serde_json::to_value(StorageArray::crd()).expect("crd");
+    let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .expect("columns")
+        .clone();
+    let path = columns
+        .iter()
+        .find(|c| c["name"] == "VERSION")
+        .and_then(|c| c["jsonPath"].as_str())
+        .expect("a VERSION column")
+        .to_string();
+    // A plain `.a.b.c` path: walk it.
+    let shown = path
+        .trim_start_matches('.')
+        .split('.')
+        .fold(&object, |v, key| &v[key]);
+    assert_eq!(shown, VERSION_STRING, "column {path}");
+}
