@@ -187,3 +187,63 @@ async fn an_unexplained_answer_stops_without_a_second_resize() {
     assert_eq!(sim.state().lun(&made.id).expect("lun").size_bytes, GIB);
     assert_eq!(client.effective_resize_mode(), None);
 }
+
+/// Through the vendor-neutral backend, as the engine and the StorageArray
+/// controller use it: the default mode is `Auto`, and what a grow taught
+/// is in `info().resize_mode`, which the controller writes to
+/// `status.atArray.resizeMode`.
+#[tokio::test]
+async fn the_backend_reports_what_auto_learned() {
+    use array_operator::array::backend::{Backend, BackendConfig, Credentials};
+    use array_operator::array::types::{Placement, SecretString};
+    use array_operator::crd::storage_array::{self, Vendor};
+    use array_operator::reconcile::lun::{DesiredLun, LunOp};
+
+    for (dialect, adds, learned) in [
+        (Dialect::Document, false, "Absolute"),
+        (Dialect::Sdk, true, "Delta"),
+    ] {
+        let sim = sim(dialect).await;
+        sim.state().set_resize_delta(adds);
+        let backend = Backend::connect(BackendConfig {
+            vendor: Vendor::NgxStorage,
+            endpoint: sim.base_url(),
+            secondary_endpoint: None,
+            credentials: Credentials::Token(SecretString::new(support::TOKEN)),
+            transport: config(&sim).transport,
+            ngx_owner: Some(sim.owners()[0].clone()),
+            resize_mode: storage_array::ResizeMode::default(),
+            session_name: "resize-auto-test".into(),
+        })
+        .await
+        .expect("connect");
+        assert_eq!(backend.info().await.expect("info").resize_mode, None);
+        let id = backend
+            .create_lun(&DesiredLun {
+                name: "viaback".into(),
+                size_bytes: GIB,
+                placement: Placement::Pool("pool1".into()),
+                thin: true,
+                description: None,
+                settings: Default::default(),
+                source: None,
+            })
+            .await
+            .expect("create");
+        backend
+            .update_lun(
+                &id,
+                &LunOp::Grow {
+                    from_bytes: GIB,
+                    to_bytes: 2 * GIB,
+                },
+            )
+            .await
+            .expect("grow");
+        assert_eq!(sim.state().lun(&id).expect("lun").size_bytes, 2 * GIB);
+        let info = backend.info().await.expect("info");
+        assert_eq!(info.resize_mode.as_deref(), Some(learned), "{dialect}");
+        let observed = array_operator::controller::storage_array::observed(&info);
+        assert_eq!(observed.resize_mode.as_deref(), Some(learned));
+    }
+}
