@@ -223,3 +223,71 @@ async fn the_version_column_shows_the_dsm_version() {
         .fold(&object, |v, key| &v[key]);
     assert_eq!(shown, VERSION_STRING, "column {path}");
 }
+
+/// What democratic-csi's synology driver sends
+/// (`src/driver/controller-synology/http/index.js`), written out by hand:
+/// each request gets the real answer or the documented error, never a
+/// silent success.
+#[tokio::test]
+async fn democratic_csi_requests_get_real_answers_or_documented_errors() {
+    let sim = dsm_support::sim().await;
+    let sid = dsm_support::raw_login(&sim).await;
+    let backend = Backend::connect(config(&sim)).await.expect("connect");
+    let uuid = backend
+        .create_lun(&desired_lun("dcsi"))
+        .await
+        .expect("lun");
+    let quoted = format!("\"{uuid}\"");
+    let uuids = format!("[\"{uuid}\"]");
+
+    // APIs this DSM does not serve: 102; a method it does not serve: 103.
+    for (api, method, extra, code) in [
+        ("SYNO.Core.Storage.Volume", "get", ("volume_path", "/volume1"), 102),
+        ("SYNO.Core.Storage.iSCSILUN", "load_snapshot", ("lid", "1"), 102),
+        ("SYNO.Core.ISCSI.LUN", "clone_snapshot", ("src_lun_uuid", quoted.as_str()), 103),
+    ] {
+        let v = dsm_support::raw_get(
+            &sim,
+            &[("api", api), ("version", "1"), ("method", method), extra, ("_sid", &sid)],
+        )
+        .await;
+        assert_eq!(v["success"], false, "{api}.{method}: {v}");
+        assert_eq!(v["error"]["code"], code, "{api}.{method}: {v}");
+    }
+
+    // Its LUN delete (uuid "" and a uuids list): the real delete.
+    let v = dsm_support::raw_get(
+        &sim,
+        &[
+            ("api", "SYNO.Core.ISCSI.LUN"),
+            ("version", "1"),
+            ("method", "delete"),
+            ("uuid", "\"\""),
+            ("uuids", &uuids),
+            ("is_soft_feas_ignored", "true"),
+            ("_sid", &sid),
+        ],
+    )
+    .await;
+    assert_eq!(v["success"], true, "{v}");
+    assert!(sim.state().lun_by_name("dcsi").is_none());
+    // Again: the documented "no such LUN", not a second success.
+    let v = dsm_support::raw_get(
+        &sim,
+        &[
+            ("api", "SYNO.Core.ISCSI.LUN"),
+            ("version", "1"),
+            ("method", "delete"),
+            ("uuid", "\"\""),
+            ("uuids", &uuids),
+            ("_sid", &sid),
+        ],
+    )
+    .await;
+    assert_eq!(v["success"], false, "{v}");
+    assert_eq!(
+        v["error"]["code"],
+        array_operator::array::synology::error::NO_SUCH_LUN,
+        "{v}"
+    );
+}
