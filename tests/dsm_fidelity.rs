@@ -233,22 +233,40 @@ async fn democratic_csi_requests_get_real_answers_or_documented_errors() {
     let sim = dsm_support::sim().await;
     let sid = dsm_support::raw_login(&sim).await;
     let backend = Backend::connect(config(&sim)).await.expect("connect");
-    let uuid = backend
-        .create_lun(&desired_lun("dcsi"))
-        .await
-        .expect("lun");
+    let uuid = backend.create_lun(&desired_lun("dcsi")).await.expect("lun");
     let quoted = format!("\"{uuid}\"");
     let uuids = format!("[\"{uuid}\"]");
 
     // APIs this DSM does not serve: 102; a method it does not serve: 103.
     for (api, method, extra, code) in [
-        ("SYNO.Core.Storage.Volume", "get", ("volume_path", "/volume1"), 102),
-        ("SYNO.Core.Storage.iSCSILUN", "load_snapshot", ("lid", "1"), 102),
-        ("SYNO.Core.ISCSI.LUN", "clone_snapshot", ("src_lun_uuid", quoted.as_str()), 103),
+        (
+            "SYNO.Core.Storage.Volume",
+            "get",
+            ("volume_path", "/volume1"),
+            102,
+        ),
+        (
+            "SYNO.Core.Storage.iSCSILUN",
+            "load_snapshot",
+            ("lid", "1"),
+            102,
+        ),
+        (
+            "SYNO.Core.ISCSI.LUN",
+            "clone_snapshot",
+            ("src_lun_uuid", quoted.as_str()),
+            103,
+        ),
     ] {
         let v = dsm_support::raw_get(
             &sim,
-            &[("api", api), ("version", "1"), ("method", method), extra, ("_sid", &sid)],
+            &[
+                ("api", api),
+                ("version", "1"),
+                ("method", method),
+                extra,
+                ("_sid", &sid),
+            ],
         )
         .await;
         assert_eq!(v["success"], false, "{api}.{method}: {v}");
@@ -290,4 +308,34 @@ async fn democratic_csi_requests_get_real_answers_or_documented_errors() {
         array_operator::array::synology::error::NO_SUCH_LUN,
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn one_malformed_lun_record_is_reported_alone() {
+    let sim = dsm_support::sim().await;
+    let client = dsm_support::client(&sim);
+    let backend = Backend::connect(config(&sim)).await.expect("connect");
+    let mut uuids = Vec::new();
+    for name in ["ma", "mb", "mc"] {
+        uuids.push(backend.create_lun(&desired_lun(name)).await.expect("lun"));
+    }
+    sim.state().update(|s| {
+        s.tampered
+            .entry(uuids[1].clone())
+            .or_default()
+            .insert("size".into(), serde_json::json!({"not": "a size"}));
+    });
+    let listing = client
+        .luns()
+        .list_listing()
+        .await
+        .expect("the list answers");
+    assert_eq!(listing.items.len(), 2);
+    assert_eq!(listing.malformed.len(), 1);
+    assert_eq!(listing.malformed[0].id.as_deref(), Some(uuids[1].as_str()));
+    let text = listing.malformed[0].error.to_string();
+    assert!(text.contains("SYNO.Core.ISCSI.LUN.list"), "{text}");
+    assert!(text.contains(&uuids[1]), "{text}");
+    let err = client.luns().list().await.expect_err("strict");
+    assert!(err.to_string().contains(&uuids[1]), "{err}");
 }

@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod error;
+pub mod listing;
 pub mod lun;
 pub mod params;
 pub mod replication;
@@ -42,6 +43,7 @@ pub mod vmm;
 
 pub use client::{ApiEntry, CallKind, DsmClient, DsmConfig, MAX_BODY_BYTES};
 pub use error::DsmError;
+pub use listing::{Listing, Malformed};
 pub use lun::{CreateLun, CreatedLun, DevAttribs, Lun, LunType, SetLun};
 pub use replication::{Plan, SyncOptions};
 pub use session::{Credentials, session_name_for};

@@ -426,6 +426,10 @@ pub struct DsmState {
     /// `SYNO.Virtualization.` API when VMM is absent): `SYNO.API.Info` does
     /// not list them and calls get 102.
     pub missing_apis: Vec<String>,
+    /// Fields forced into the rendered record of a LUN, by uuid: a firmware
+    /// bug or a hostile DSM, for tests of how a client copes with one bad
+    /// record (`Value::Null` removes the field).
+    pub tampered: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Next LUN id.
     pub next_lun_id: i64,
     /// Next target id.
