@@ -62,7 +62,11 @@ async fn api_info_advertises_paths_and_versions() {
     let names: Vec<&String> = core["data"].as_object().expect("map").keys().collect();
     assert_eq!(
         names,
-        ["SYNO.Core.ISCSI.LUN", "SYNO.Core.ISCSI.Target", "SYNO.Core.System"],
+        [
+            "SYNO.Core.ISCSI.LUN",
+            "SYNO.Core.ISCSI.Target",
+            "SYNO.Core.System"
+        ],
         "{names:?}"
     );
     assert_eq!(all["data"]["SYNO.DSM.Info"]["maxVersion"], 2);
