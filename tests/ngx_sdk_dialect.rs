@@ -420,6 +420,35 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
         "ISCSITargets.ListNames",
         &sdk.ok("GET", "target/iscsi", None).await,
     );
+    // iscsitarget.go@7db4426a ChangeName, ChangeAuthGroup, ChangePortalGroup.
+    sdk.ok(
+        "PATCH",
+        &format!("target/iscsi/{target_id}"),
+        Some(json!({"name": "sdktarget2", "owner": owner})),
+    )
+    .await;
+    sdk.ok(
+        "PATCH",
+        &format!("target/iscsi/auth_group/{target_id}"),
+        Some(json!({"auth_group_id": "1", "owner": owner})),
+    )
+    .await;
+    sdk.ok(
+        "PATCH",
+        &format!("target/iscsi/auth_group/{target_id}"),
+        Some(json!({"auth_group_id": group_id, "owner": owner})),
+    )
+    .await;
+    sdk.ok(
+        "PATCH",
+        &format!("target/iscsi/portal_group/{target_id}"),
+        Some(json!({"portal_group_id": portal_id, "owner": owner})),
+    )
+    .await;
+    let renamed = sdk
+        .ok("GET", &format!("target/iscsi/{target_id}"), None)
+        .await;
+    assert_eq!(renamed["name"], "sdktarget2");
 
     // snapshot.go@7db4426a Create, Get, List, ListDetail(volume_id). Items 1
     // and 6: `reserved` a string, `volume_name` (not `lun_name`).
@@ -556,6 +585,30 @@ async fn the_sdk_works_end_to_end_against_the_sdk_dialect() {
     )
     .await;
     sdk.ok("DELETE", &format!("snapshot/{snap_id}"), None).await;
+    // snapshot.go@7db4426a DeleteAll.
+    sdk.ok(
+        "POST",
+        "snapshot",
+        Some(json!({"name": "snap2", "volume_id": lun_id})),
+    )
+    .await;
+    sdk.ok("DELETE", &format!("snapshot/all/{lun_id}"), None)
+        .await;
+    assert!(
+        list(
+            "Snapshots.ListDetail",
+            &sdk.ok("GET", &format!("snapshot/list?volume_id={lun_id}"), None)
+                .await
+        )
+        .is_empty()
+    );
+    // Every call of the scenario reached a route of the sdk dialect.
+    // (An unrouted call is logged with its full path, a routed one by
+    // its template.)
+    let unrouted = sim
+        .calls()
+        .count_where(|c| c.operation.contains("/api/v2/"));
+    assert_eq!(unrouted, 0, "calls that matched no route");
 
     // Teardown as the SDK's idempotent deletes do it.
     sdk.ok("DELETE", &format!("target/iscsi/{target_id}"), None)

@@ -186,8 +186,11 @@ impl NgxClient {
                     }
                     // A total array refused the increment as a shrink and
                     // left the LUN as it was.
+                    // (An answer from the array, not a refusal of the
+                    // client's own before sending.)
                     Err(e) => {
-                        e.class() == ErrorClass::InvalidRequest
+                        matches!(e, NgxError::Api { .. })
+                            && e.class() == ErrorClass::InvalidRequest
                             && delta < current.size_bytes
                             && after.size_bytes == current.size_bytes
                     }
