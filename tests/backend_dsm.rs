@@ -792,8 +792,15 @@ async fn info_lists_volumes() {
     let sim = dsm_support::sim().await;
     let b = backend(&sim).await;
     let info = b.info().await.expect("info");
-    assert_eq!(info.model, None);
-    assert_eq!(info.version, None);
+    // SYNO.DSM.Info (issue 11).
+    assert_eq!(
+        info.model.as_deref(),
+        Some(array_operator::sim::dsm::seed::MODEL)
+    );
+    assert_eq!(
+        info.version.as_deref(),
+        Some(array_operator::sim::dsm::seed::VERSION_STRING)
+    );
     assert_eq!(info.pools.len(), 1);
     assert_eq!(info.pools[0].0, "/volume1");
     assert_eq!(info.pools[0].1, Some(1 << 40));

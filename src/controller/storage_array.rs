@@ -31,6 +31,7 @@ pub fn observed(info: &ArrayInfo) -> StorageArrayObserved {
         serial: info.serial.clone(),
         dialect: info.dialect.clone(),
         active_endpoint: info.active_endpoint.clone(),
+        resize_mode: info.resize_mode.clone(),
         pools: info
             .pools
             .iter()

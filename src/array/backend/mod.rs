@@ -84,6 +84,9 @@ pub struct ArrayInfo {
     pub dialect: Option<String>,
     /// Endpoint in use (NGX HA: the Master).
     pub active_endpoint: Option<String>,
+    /// How the array reads a LUN resize `size` (NGX: `Absolute` or
+    /// `Delta`), once configured or learned (`status.atArray.resizeMode`).
+    pub resize_mode: Option<String>,
     /// Capacity per pool (NGX) or volume (DSM): name, total, free bytes.
     pub pools: Vec<(String, Option<u64>, Option<u64>)>,
 }

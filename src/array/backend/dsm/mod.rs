@@ -163,8 +163,8 @@ impl DsmBackend {
         &self.client
     }
 
-    /// See [`super::Backend::info`]. DSM's iSCSI APIs say nothing about the
-    /// model, version or serial, so those stay `None`. Volumes are the LUN
+    /// See [`super::Backend::info`]. Model, version and serial come from
+    /// `SYNO.DSM.Info` (see [`DsmClient::dsm_info`]). Volumes are the LUN
     /// locations; their capacity comes from Virtual Machine Manager's storage
     /// list when VMM is installed (it is the only capacity API the client
     /// speaks), else it stays `None`.
@@ -200,7 +200,20 @@ impl DsmBackend {
                 }
             }
         }
+        let system = match self.client.dsm_info().await {
+            Ok(s) => s,
+            // A DSM that offers neither information API still serves
+            // LUNs: the status just lacks model and version.
+            Err(e) if e.class() == ErrorClass::Unsupported => {
+                tracing::info!(error = %e, "DSM reports no model or version");
+                Default::default()
+            }
+            Err(e) => return Err(vendor(e)),
+        };
         Ok(ArrayInfo {
+            model: system.model,
+            version: system.version,
+            serial: system.serial,
             active_endpoint: Some(self.client.base_url().to_string()),
             pools: volumes
                 .into_iter()

@@ -68,6 +68,7 @@ impl NgxBackend {
         let mut c = NgxConfig::new(config.endpoint.clone(), token, owner);
         c.secondary_endpoint = config.secondary_endpoint.clone();
         c.resize_mode = match config.resize_mode {
+            ResizeMode::Auto => ngxstorage::ResizeMode::Auto,
             ResizeMode::Absolute => ngxstorage::ResizeMode::Absolute,
             ResizeMode::Delta => ngxstorage::ResizeMode::Delta,
         };
@@ -123,6 +124,10 @@ impl NgxBackend {
             serial: system.service_tag,
             dialect: Some(self.client.dialect().as_str().to_string()),
             active_endpoint: self.client.active_endpoint().await,
+            resize_mode: self
+                .client
+                .effective_resize_mode()
+                .map(|m| m.as_str().to_string()),
             pools: pools
                 .into_iter()
                 .map(|p| (p.pool, p.total_bytes, p.free_bytes))

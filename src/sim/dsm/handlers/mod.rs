@@ -22,6 +22,7 @@ use crate::sim::server::{drop_after, dropped_response};
 pub mod auth;
 pub mod dr;
 pub mod lun;
+pub mod system;
 pub mod target;
 pub mod vmm;
 
@@ -67,6 +68,24 @@ pub const APIS: &[ApiSpec] = &[
         max_version: 1,
         methods: &["get"],
         needs_session: false,
+    },
+    // DSM 7 serves both on entry.cgi (DSM 6 had SYNO.DSM.Info on
+    // dsm/info.cgi); synology-api asks SYNO.DSM.Info version 2.
+    ApiSpec {
+        name: "SYNO.DSM.Info",
+        path: "entry.cgi",
+        min_version: 1,
+        max_version: 2,
+        methods: &["getinfo"],
+        needs_session: true,
+    },
+    ApiSpec {
+        name: "SYNO.Core.System",
+        path: "entry.cgi",
+        min_version: 1,
+        max_version: 3,
+        methods: &["info"],
+        needs_session: true,
     },
     ApiSpec {
         name: "SYNO.Core.ISCSI.LUN",
@@ -433,6 +452,8 @@ async fn handle(
         "SYNO.Core.ISCSI.LUN" => lun::handle(&ctx),
         "SYNO.Core.ISCSI.Target" => target::handle(&ctx),
         "SYNO.DR.Plan" => dr::handle(&ctx),
+        "SYNO.DSM.Info" => system::dsm_info(&ctx),
+        "SYNO.Core.System" => system::core_system_info(&ctx),
         _ => vmm::handle(&ctx, spec.name),
     };
     let resp = match result {
