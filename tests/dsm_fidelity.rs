@@ -42,6 +42,8 @@ fn desired_lun(name: &str) -> DesiredLun {
         description: None,
         settings: Default::default(),
         source: None,
+        fixed_settings: Vec::new(),
+        type_word: None,
     }
 }
 
@@ -110,6 +112,7 @@ async fn a_codeless_404_on_delete_or_unmap_is_not_success() {
     let lun = backend
         .create_lun(&desired_lun("keep404"))
         .await
+        .map(|c| c.id)
         .expect("lun");
     let target = backend
         .create_target(&DesiredTarget {
@@ -121,6 +124,7 @@ async fn a_codeless_404_on_delete_or_unmap_is_not_success() {
             luns: Vec::new(),
         })
         .await
+        .map(|c| c.id)
         .expect("target");
     backend
         .update_target(
@@ -168,7 +172,11 @@ async fn an_oversized_answer_is_refused() {
     let sim = dsm_support::sim().await;
     let client = dsm_support::client(&sim);
     let backend = Backend::connect(config(&sim)).await.expect("connect");
-    let uuid = backend.create_lun(&desired_lun("huge")).await.expect("lun");
+    let uuid = backend
+        .create_lun(&desired_lun("huge"))
+        .await
+        .map(|c| c.id)
+        .expect("lun");
     sim.state().update(|s| {
         if let Some(l) = s.luns.iter_mut().find(|l| l.uuid == uuid) {
             l.description = "x".repeat(MAX_BODY_BYTES + 1);
@@ -233,7 +241,11 @@ async fn democratic_csi_requests_get_real_answers_or_documented_errors() {
     let sim = dsm_support::sim().await;
     let sid = dsm_support::raw_login(&sim).await;
     let backend = Backend::connect(config(&sim)).await.expect("connect");
-    let uuid = backend.create_lun(&desired_lun("dcsi")).await.expect("lun");
+    let uuid = backend
+        .create_lun(&desired_lun("dcsi"))
+        .await
+        .map(|c| c.id)
+        .expect("lun");
     let quoted = format!("\"{uuid}\"");
     let uuids = format!("[\"{uuid}\"]");
 
@@ -317,7 +329,13 @@ async fn one_malformed_lun_record_is_reported_alone() {
     let backend = Backend::connect(config(&sim)).await.expect("connect");
     let mut uuids = Vec::new();
     for name in ["ma", "mb", "mc"] {
-        uuids.push(backend.create_lun(&desired_lun(name)).await.expect("lun"));
+        uuids.push(
+            backend
+                .create_lun(&desired_lun(name))
+                .await
+                .map(|c| c.id)
+                .expect("lun"),
+        );
     }
     sim.state().update(|s| {
         s.tampered

@@ -227,9 +227,12 @@ async fn the_backend_reports_what_auto_learned() {
                 description: None,
                 settings: Default::default(),
                 source: None,
+                fixed_settings: Vec::new(),
+                type_word: None,
             })
             .await
-            .expect("create");
+            .expect("create")
+            .id;
         backend
             .update_lun(
                 &id,

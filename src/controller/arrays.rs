@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::array::backend::{Backend, BackendConfig, BackendError, Credentials};
 use crate::array::transport::TransportConfig;
-use crate::crd::storage_array::{ResizeMode, StorageArray, Vendor};
+use crate::crd::storage_array::{StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
 use crate::model::SecretString;
 
@@ -229,7 +229,7 @@ impl ArrayRegistry {
                 .ngxstorage
                 .as_ref()
                 .map(|n| n.resize_mode)
-                .unwrap_or(ResizeMode::Absolute),
+                .unwrap_or_default(),
             session_name: self.session_name.clone(),
         };
         Ok((config, fingerprint, resync))
