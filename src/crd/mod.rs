@@ -7,6 +7,7 @@ pub mod iscsi_target;
 pub mod lun;
 pub mod replication_plan;
 pub mod shared;
+pub mod yaml11;
 pub mod snapshot_schedule;
 pub mod storage_array;
 pub mod virtual_machine;
