@@ -180,7 +180,10 @@ fn every_example_secret_meets_the_vendor_limits() {
                     };
                     for key in keys {
                         assert!(
-                            creds.get(key).and_then(Value::as_str).is_some_and(|v| !v.is_empty()),
+                            creds
+                                .get(key)
+                                .and_then(Value::as_str)
+                                .is_some_and(|v| !v.is_empty()),
                             "{vendor} StorageArray {name}: credentials lack {key}"
                         );
                     }

@@ -86,9 +86,8 @@ fn no_enum_value_of_any_crd_is_a_yaml11_boolean_or_null_word() {
 #[test]
 fn the_vm_autorun_values_are_never_last_state_and_always() {
     let crd = support::crd("VirtualMachine");
-    let autorun =
-        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-            ["autorun"];
+    let autorun = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["autorun"];
     assert_eq!(autorun["enum"], json!(["Never", "LastState", "Always"]));
     assert_eq!(autorun["default"], "Never");
 }
@@ -118,8 +117,7 @@ fn generated_crd_files_mean_to_a_yaml11_reader_what_the_code_meant() {
     let texts: Vec<String> = files
         .iter()
         .map(|(path, _)| {
-            std::fs::read_to_string(path)
-                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
         })
         .chain([printed])
         .collect();
@@ -172,9 +170,7 @@ fn yaml11_vs_yaml12(python: &str, names: &[String], texts: &[String]) -> Vec<Str
         }
         for (i, (a, b)) in docs12.iter().zip(&docs11).enumerate() {
             if let Some(d) = first_difference(a, b, "") {
-                wrong.push(format!(
-                    "{name} document {i}: YAML 1.2 vs YAML 1.1 at {d}"
-                ));
+                wrong.push(format!("{name} document {i}: YAML 1.2 vs YAML 1.1 at {d}"));
             }
         }
     }
@@ -275,8 +271,30 @@ fn the_rendered_chart_means_the_same_in_yaml11_and_yaml12() {
 /// about.
 fn tricky_string(rng: &mut rand::rngs::StdRng) -> String {
     const PIECES: [&str; 24] = [
-        "Off", "on", "y", "N", "yes", "~", "null", "1_000", "12:30", "0x1F", "017", "2001-12-14",
-        ".inf", "=", "<<", "1e3", "a", "Z", " ", ": ", " #", "\n", "'", "\"",
+        "Off",
+        "on",
+        "y",
+        "N",
+        "yes",
+        "~",
+        "null",
+        "1_000",
+        "12:30",
+        "0x1F",
+        "017",
+        "2001-12-14",
+        ".inf",
+        "=",
+        "<<",
+        "1e3",
+        "a",
+        "Z",
+        " ",
+        ": ",
+        " #",
+        "\n",
+        "'",
+        "\"",
     ];
     const CHARS: &[u8] = b"aZ09 -:#'\"\\\t./_|>@`";
     let mut s = String::new();

@@ -7,10 +7,10 @@ pub mod iscsi_target;
 pub mod lun;
 pub mod replication_plan;
 pub mod shared;
-pub mod yaml11;
 pub mod snapshot_schedule;
 pub mod storage_array;
 pub mod virtual_machine;
+pub mod yaml11;
 
 pub use iscsi_target::{IscsiTarget, IscsiTargetSpec, IscsiTargetStatus};
 pub use lun::{Lun, LunSpec, LunStatus};

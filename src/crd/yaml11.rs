@@ -217,8 +217,25 @@ mod tests {
     #[test]
     fn yaml11_booleans_and_numbers_are_quoted() {
         for word in [
-            "Off", "On", "yes", "Y", "n", "NO", "true", "Null", "~", "1_000", "12:30", "0x1F",
-            "017", "2001-12-14", ".inf", "=", "<<", "1e3", "",
+            "Off",
+            "On",
+            "yes",
+            "Y",
+            "n",
+            "NO",
+            "true",
+            "Null",
+            "~",
+            "1_000",
+            "12:30",
+            "0x1F",
+            "017",
+            "2001-12-14",
+            ".inf",
+            "=",
+            "<<",
+            "1e3",
+            "",
         ] {
             let yaml = to_string(&json!({ "v": word }));
             assert!(

@@ -100,8 +100,8 @@ pub fn load_all(python: &str, texts: &[String]) -> Vec<Vec<Value>> {
 
 /// The documents of one YAML file, read as YAML 1.1.
 pub fn load_file(python: &str, path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     load_all(python, &[text]).remove(0)
 }
 
@@ -116,10 +116,7 @@ pub fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-            {
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 files.push(path);
             }
         }
