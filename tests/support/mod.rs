@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+pub mod e2e;
 pub mod yaml11;
 
 /// Every generated CRD, parsed back from the YAML `array-operator crds` prints.
