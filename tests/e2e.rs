@@ -24,7 +24,7 @@ use array_operator::crd::{IscsiTarget, Lun, StorageArray};
 use array_operator::operator::{Health, LeaderOptions, run_with_client};
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, StateHandle};
 use k8s_openapi::api::core::v1::{Event, Namespace};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::runtime::wait::conditions;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -36,6 +36,40 @@ use support::e2e::{
 
 /// Each test's overall deadline.
 const DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+// ---- The deadline itself (runs without a cluster) ----
+
+/// The overall deadline fires, naming the step, even when the test's
+/// runtime is wedged by a blocking call (the shape of the reported hang,
+/// where no timeout inside the runtime fired).
+#[test]
+fn the_deadline_fails_a_test_whose_runtime_is_blocked_and_names_the_step() {
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Arc::new(Mutex::new(blocked));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let blocked = blocked.clone();
+        run_with_deadline("blocked", Duration::from_secs(2), move |steps| async move {
+            steps.step("a blocking call on a runtime worker");
+            // Every worker this task could move to is irrelevant: the task
+            // itself never yields, so no timer inside can fire.
+            let inner = tokio::time::timeout(Duration::from_millis(100), async {
+                let _ = blocked.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            });
+            let _ = inner.await;
+        });
+    }));
+    let _ = release.send(());
+    let message = outcome
+        .expect_err("the deadline must fail the test")
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        message.contains("blocked did not finish within 2s")
+            && message.contains("a blocking call on a runtime worker"),
+        "{message}"
+    );
+}
 
 // ---- 1. YAML-file install, examples, refusals ----
 
@@ -173,7 +207,15 @@ async fn refusals(client: &Client, ns: &str, steps: &Steps) {
         json!(true),
         "PyYAML reads On as true"
     );
-    assert_invalid(apply(client, ns, &vm).await, "spec.autorun", "string");
+    // Created as `kubectl create` would (a POST): the type error is then the
+    // apiserver's schema validation, answered 422.
+    let (api, _) = api_for(client, ns, &vm);
+    let object: DynamicObject = serde_json::from_value(vm).expect("object");
+    let created = within(30, "create VirtualMachine on-is-a-bool", async {
+        api.create(&PostParams::default(), &object).await
+    })
+    .await;
+    assert_invalid(created, "spec.autorun", "string");
 
     steps.step("refusal: a shrinking Lun");
     let lun = cr(
@@ -558,18 +600,26 @@ async fn readiness_and_handover(kubeconfig: String, client: Client, ns: String, 
         t["status"]
     );
 
-    steps.step("a Mapped Event naming both Luns");
+    steps.step("Mapped Events name both Luns");
+    // One Event for both mappings or one per mapping: together they name
+    // every Lun (an Event naming only the first of several was a defect).
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    within(60, "Mapped Event naming both Luns", async {
+    within(60, "Mapped Events of the target naming both Luns", async {
         loop {
             let list = events
                 .list(&ListParams::default().fields(&format!("involvedObject.name={target}")))
                 .await
                 .expect("list Events");
-            if list.items.iter().any(|e| {
-                let msg = e.message.as_deref().unwrap_or("");
-                e.reason.as_deref() == Some("Mapped") && lun_names.iter().all(|l| msg.contains(l))
-            }) {
+            let mapped: Vec<&str> = list
+                .items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("Mapped"))
+                .filter_map(|e| e.message.as_deref())
+                .collect();
+            if lun_names
+                .iter()
+                .all(|l| mapped.iter().any(|m| m.contains(l.as_str())))
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
