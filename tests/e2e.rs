@@ -71,6 +71,26 @@ fn the_deadline_fails_a_test_whose_runtime_is_blocked_and_names_the_step() {
     );
 }
 
+/// The simulator the operator tests use serves from its own thread, and
+/// stops when its handle is dropped.
+#[test]
+fn the_isolated_simulator_serves_until_dropped() {
+    let sim = IsolatedDsm::start();
+    let addr = sim.base_url.trim_start_matches("https://").to_string();
+    std::net::TcpStream::connect(&addr).expect("the simulator accepts connections");
+    assert!(sim.ca_pem.contains("BEGIN CERTIFICATE"));
+    assert!(sim.state.read(|s| s.luns.is_empty()), "a fresh array");
+    drop(sim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator still serves 10s after being dropped"
+        );
+        std::thread::yield_now();
+    }
+}
+
 // ---- 1. YAML-file install, examples, refusals ----
 
 #[test]

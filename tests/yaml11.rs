@@ -178,12 +178,15 @@ fn yaml11_vs_yaml12(python: &str, names: &[String], texts: &[String]) -> Vec<Str
 }
 
 #[test]
-fn every_example_means_the_same_in_yaml11_and_yaml12() {
+fn every_example_and_the_chart_values_mean_the_same_in_yaml11_and_yaml12() {
     let Some(python) = yaml11::python() else {
         return;
     };
-    let files = yaml11::yaml_files(&root().join("examples"));
+    let mut files = yaml11::yaml_files(&root().join("examples"));
     assert!(files.len() >= 10, "examples found: {files:?}");
+    // Users copy and override these too; Helm reads them as YAML 1.1.
+    files.push(root().join("charts/array-operator/values.yaml"));
+    files.push(root().join("charts/array-operator/Chart.yaml"));
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     let texts: Vec<String> = files
         .iter()
@@ -192,7 +195,7 @@ fn every_example_means_the_same_in_yaml11_and_yaml12() {
     let wrong = yaml11_vs_yaml12(&python, &names, &texts);
     assert!(
         wrong.is_empty(),
-        "examples kubectl reads differently (quote the value):\n{}",
+        "examples or chart files kubectl and Helm read differently (quote the value):\n{}",
         wrong.join("\n")
     );
 }
