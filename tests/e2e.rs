@@ -749,6 +749,28 @@ async fn readiness_and_handover(kubeconfig: String, client: Client, ns: String, 
         "LUNs and targets left on the array"
     );
 
+    steps.step("delete the StorageArray while an operator still runs");
+    // Its finalizer (and its Secrets') are released by the operator: deleted
+    // after the operator stopped, they would hold the namespace for ever.
+    let sa = within(30, "read StorageArray", arrays.get("dsm"))
+        .await
+        .expect("StorageArray");
+    within(
+        30,
+        "delete StorageArray",
+        arrays.delete("dsm", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete StorageArray");
+    wait_for(
+        &arrays,
+        "dsm",
+        120,
+        "StorageArray deleted",
+        conditions::is_deleted(&sa.uid().unwrap_or_default()),
+    )
+    .await;
+
     steps.step("stop the second replica");
     b.stop().await;
 }
