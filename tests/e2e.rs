@@ -415,14 +415,14 @@ impl Replica {
         started.elapsed()
     }
 
-    /// Stops the replica (SIGTERM) and waits (at most 15 s) until `run`
-    /// returns.
+    /// Stops the replica (SIGTERM) and waits (at most 30 s: the controllers'
+    /// shutdown grace plus the Lease release) until `run` returns.
     async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let name = self.name;
-        within(15, &format!("{name} stops after SIGTERM"), &mut self.task)
+        within(30, &format!("{name} stops after SIGTERM"), &mut self.task)
             .await
             .unwrap_or_else(|e| panic!("{name} panicked: {e}"))
             .unwrap_or_else(|e| panic!("{name} did not stop cleanly: {e}"));
@@ -705,7 +705,7 @@ async fn readiness_and_handover(kubeconfig: String, client: Client, ns: String, 
         stopped.elapsed()
     );
     assert!(took <= Duration::from_secs(5));
-    within(20, "replica-a exits after SIGTERM", stopping)
+    within(35, "replica-a exits after SIGTERM", stopping)
         .await
         .expect("replica-a stop");
 
