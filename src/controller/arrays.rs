@@ -16,9 +16,9 @@ use tokio::sync::Mutex;
 
 use crate::array::backend::{Backend, BackendConfig, BackendError, Credentials};
 use crate::array::transport::TransportConfig;
-use crate::array::types::SecretString;
 use crate::crd::storage_array::{ResizeMode, StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
+use crate::model::SecretString;
 
 /// Why an array handle cannot be had.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,15 +1,30 @@
-//! Which array object a Kubernetes object stands for: adoption by
-//! external-name, crash-safe create, and name clashes (PRODUCT.md section 3).
+//! Which array object a Kubernetes object stands for: the ownership
+//! protocol (PRODUCT.md section 3; issue 9).
+//!
+//! The operator keeps its create records in annotations, each bound to the
+//! object's UID, so that annotations copied with a manifest (a
+//! `kubectl get -o yaml` pasted under a new name) are not a claim:
+//! - `external-create-pending: "<time> uid=<uid>"`: a create call is about
+//!   to be made;
+//! - `external-create-succeeded: "<time> uid=<uid> id=<id>"`: it made `<id>`;
+//! - `external-create-failed: "<time> uid=<uid>"`: it made nothing.
 //!
 //! The rules, in order:
-//! 1. `external-name` set: that id is the object. If the array has it, it is
-//!    the object; if not, an object the operator created is created again
-//!    (it was removed out of band), and an adopted one is reported missing.
-//! 2. No id, but `external-create-pending` newer than any
-//!    `external-create-succeeded`/`-failed`: a create may have happened before
-//!    a crash. An array object with the name is that create's result.
-//! 3. No id: an array object with the name belongs to someone else
-//!    (`AlreadyExists`); otherwise create it.
+//! 1. **In doubt first.** A pending record of this object newer than its
+//!    last settled one means a create may have happened. An array object
+//!    with the name is that create's result; no such object on a list made
+//!    after the create means it did not happen. Either way the doubt is
+//!    settled now, before anything else (a recreate included).
+//! 2. **external-name.** The id it names is the object, unless the
+//!    annotations were copied from another object (a record bound to
+//!    another UID and none to this one): then it is not a claim at all. A
+//!    missing id is created again only if this object created it (its
+//!    succeeded record names that very id); an adopted one is reported.
+//! 3. **The name.** An array object with the name belongs to someone else
+//!    (`AlreadyExists`) unless rule 1 proved it ours; otherwise create.
+//!
+//! Who else claims the same array object is the claims index's business
+//! ([`super::claims`]), checked before any mutating call.
 
 use std::collections::BTreeMap;
 
@@ -18,46 +33,140 @@ use crate::crd::shared::{
     ANNOTATION_EXTERNAL_NAME,
 };
 
-/// What the annotations say about earlier create calls.
+/// One operator-written create record: when, by which object, and (for a
+/// success) which id it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// RFC 3339 UTC time with nine fractional digits (orders as a string).
+    pub at: String,
+    /// UID of the object that wrote it; `None` for records written before
+    /// UIDs were recorded (taken as this object's own).
+    pub uid: Option<String>,
+    /// The id a successful create made.
+    pub id: Option<String>,
+}
+
+impl Stamp {
+    /// Parses `"<time>[ uid=<uid>][ id=<id>]"`.
+    pub fn parse(value: &str) -> Option<Stamp> {
+        let mut parts = value.split_whitespace();
+        let at = parts.next()?.to_string();
+        let mut stamp = Stamp {
+            at,
+            uid: None,
+            id: None,
+        };
+        for part in parts {
+            if let Some(uid) = part.strip_prefix("uid=") {
+                stamp.uid = Some(uid.to_string());
+            } else if let Some(id) = part.strip_prefix("id=") {
+                stamp.id = Some(id.to_string());
+            }
+        }
+        Some(stamp)
+    }
+
+    /// The annotation value.
+    pub fn render(&self) -> String {
+        let mut s = self.at.clone();
+        if let Some(uid) = &self.uid {
+            s.push_str(" uid=");
+            s.push_str(uid);
+        }
+        if let Some(id) = &self.id {
+            s.push_str(" id=");
+            s.push_str(id);
+        }
+        s
+    }
+
+    fn is_of(&self, uid: &str) -> bool {
+        self.uid.as_deref().is_none_or(|u| u == uid)
+    }
+}
+
+/// What the annotations say about earlier create calls, as seen by the
+/// object with UID `uid`: records of other UIDs are set aside.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CreateRecord {
-    /// The id recorded in `external-name`.
+    /// The id in `external-name`, when it is this object's claim (not
+    /// copied from another object).
     pub external_name: Option<String>,
-    /// Timestamp of the last create call started.
-    pub pending: Option<String>,
-    /// Timestamp of the last create call that succeeded.
-    pub succeeded: Option<String>,
-    /// Timestamp of the last create call that failed.
-    pub failed: Option<String>,
+    /// This object's last create call started.
+    pub pending: Option<Stamp>,
+    /// This object's last create call that succeeded.
+    pub succeeded: Option<Stamp>,
+    /// This object's last create call that made nothing.
+    pub failed: Option<Stamp>,
+    /// The records were written for another object (a copied manifest).
+    pub copied_from: Option<String>,
+    /// The external-name set aside because it was copied.
+    pub copied_external_name: Option<String>,
 }
 
 impl CreateRecord {
-    /// Reads the record from an object's annotations.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Self {
-        let get = |k: &str| annotations.get(k).filter(|v| !v.is_empty()).cloned();
+    /// Reads the record of the object with UID `uid` from its annotations.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>, uid: &str) -> Self {
+        let get = |k: &str| {
+            annotations
+                .get(k)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let stamp = |k: &str| get(k).and_then(Stamp::parse);
+        let stamps = [
+            stamp(ANNOTATION_CREATE_PENDING),
+            stamp(ANNOTATION_CREATE_SUCCEEDED),
+            stamp(ANNOTATION_CREATE_FAILED),
+        ];
+        let foreign = stamps
+            .iter()
+            .flatten()
+            .find(|s| !s.is_of(uid))
+            .and_then(|s| s.uid.clone());
+        let own = |s: Option<Stamp>| s.filter(|s| s.is_of(uid));
+        let [pending, succeeded, failed] = stamps;
+        let pending = own(pending);
+        let succeeded = own(succeeded);
+        let failed = own(failed);
+        let has_own = pending.is_some() || succeeded.is_some() || failed.is_some();
+        let external_name = get(ANNOTATION_EXTERNAL_NAME).map(str::to_string);
+        // A copied manifest carries another object's records and none of
+        // this one's: its external-name is that object's, not a claim.
+        let copied = foreign.is_some() && !has_own;
         CreateRecord {
-            external_name: get(ANNOTATION_EXTERNAL_NAME),
-            pending: get(ANNOTATION_CREATE_PENDING),
-            succeeded: get(ANNOTATION_CREATE_SUCCEEDED),
-            failed: get(ANNOTATION_CREATE_FAILED),
+            external_name: if copied { None } else { external_name.clone() },
+            pending,
+            succeeded,
+            failed,
+            copied_external_name: if copied { external_name } else { None },
+            copied_from: if copied { foreign } else { None },
         }
     }
 
     /// True when a create call was started and neither its success nor its
-    /// failure was recorded: the operator stopped in between. Timestamps are
-    /// RFC 3339 in UTC, so they order as strings.
+    /// failure was recorded: the operator stopped (or lost the answer) in
+    /// between.
     pub fn create_in_doubt(&self) -> bool {
         let Some(pending) = &self.pending else {
             return false;
         };
-        let settled_after = |t: &Option<String>| t.as_ref().is_some_and(|t| t >= pending);
+        let settled_after = |s: &Option<Stamp>| s.as_ref().is_some_and(|s| s.at >= pending.at);
         !settled_after(&self.succeeded) && !settled_after(&self.failed)
     }
 
-    /// True when the operator created the array object (rather than adopting
-    /// it): it decides the default deletionPolicy.
+    /// True when this object created the array object it now names (rather
+    /// than adopting it): it decides the default deletionPolicy. A create in
+    /// doubt counts, so that a lost record never turns into a leak.
     pub fn created_by_operator(&self) -> bool {
-        self.succeeded.is_some()
+        if self.create_in_doubt() {
+            return true;
+        }
+        match (&self.succeeded, &self.external_name) {
+            (Some(s), Some(ext)) => s.id.as_ref().is_none_or(|id| id == ext),
+            (Some(_), None) => true,
+            _ => false,
+        }
     }
 }
 
@@ -76,10 +185,13 @@ pub enum Identity {
     Existing {
         /// The array-side id.
         id: String,
-        /// True when it was found by name after an interrupted create, so the
+        /// True when it was found by name after a create in doubt, so the
         /// id still has to be recorded.
         recovered: bool,
     },
+    /// A create in doubt did not happen (no object of the name on a list
+    /// made after it): record that, then decide again.
+    NotCreated,
     /// No array object yet: create one.
     Create,
     /// The operator created the object, but it is gone from the array.
@@ -100,8 +212,19 @@ pub enum Identity {
     },
 }
 
-/// Decides which array object `name` stands for.
+/// Decides which array object `name` stands for. `array` must have been
+/// listed after the last create call this process made for the object (the
+/// engine drops its view after an ambiguous create).
 pub fn resolve(record: &CreateRecord, name: &str, array: &impl ArrayIndex) -> Identity {
+    if record.create_in_doubt() {
+        return match array.id_by_name(name) {
+            Some(id) => Identity::Existing {
+                id,
+                recovered: true,
+            },
+            None => Identity::NotCreated,
+        };
+    }
     if let Some(id) = &record.external_name {
         if array.has_id(id) {
             return Identity::Existing {
@@ -118,19 +241,47 @@ pub fn resolve(record: &CreateRecord, name: &str, array: &impl ArrayIndex) -> Id
         };
     }
     match array.id_by_name(name) {
-        Some(id) if record.create_in_doubt() => Identity::Existing {
-            id,
-            recovered: true,
-        },
         Some(existing_id) => Identity::AlreadyExists { existing_id },
         None => Identity::Create,
     }
 }
 
+/// The annotations that record a create call about to be made.
+pub fn pending_annotations(uid: &str, at: &str) -> BTreeMap<String, String> {
+    let stamp = Stamp {
+        at: at.to_string(),
+        uid: Some(uid.to_string()),
+        id: None,
+    };
+    BTreeMap::from([(ANNOTATION_CREATE_PENDING.to_string(), stamp.render())])
+}
+
+/// The annotations that record a create that made `id`.
+pub fn succeeded_annotations(uid: &str, at: &str, id: &str) -> BTreeMap<String, String> {
+    let stamp = Stamp {
+        at: at.to_string(),
+        uid: Some(uid.to_string()),
+        id: Some(id.to_string()),
+    };
+    BTreeMap::from([
+        (ANNOTATION_EXTERNAL_NAME.to_string(), id.to_string()),
+        (ANNOTATION_CREATE_SUCCEEDED.to_string(), stamp.render()),
+    ])
+}
+
+/// The annotations that record a create that made nothing.
+pub fn failed_annotations(uid: &str, at: &str) -> BTreeMap<String, String> {
+    let stamp = Stamp {
+        at: at.to_string(),
+        uid: Some(uid.to_string()),
+        id: None,
+    };
+    BTreeMap::from([(ANNOTATION_CREATE_FAILED.to_string(), stamp.render())])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     struct Index(BTreeMap<String, String>);
 
@@ -152,21 +303,17 @@ mod tests {
         )
     }
 
-    const T1: &str = "2026-11-22T10:00:00Z";
-    const T2: &str = "2026-11-22T10:00:05Z";
+    const UID: &str = "uid-a";
+    const T1: &str = "2026-11-22T10:00:00.000000000Z";
+    const T2: &str = "2026-11-22T10:00:05.000000000Z";
 
-    fn record(
-        ext: Option<&str>,
-        pending: Option<&str>,
-        ok: Option<&str>,
-        failed: Option<&str>,
-    ) -> CreateRecord {
-        CreateRecord {
-            external_name: ext.map(str::to_string),
-            pending: pending.map(str::to_string),
-            succeeded: ok.map(str::to_string),
-            failed: failed.map(str::to_string),
-        }
+    fn annotations(pairs: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+        pairs.iter().flat_map(|m| m.clone()).collect()
+    }
+
+    fn with_ext(mut a: BTreeMap<String, String>, id: &str) -> BTreeMap<String, String> {
+        a.insert(ANNOTATION_EXTERNAL_NAME.into(), id.into());
+        a
     }
 
     #[test]
@@ -186,8 +333,8 @@ mod tests {
                 existing_id: "id-1".into()
             }
         );
-        // A create that is known to have failed does not make the name ours.
-        let failed = record(None, Some(T1), None, Some(T2));
+        let a = annotations(&[pending_annotations(UID, T1), failed_annotations(UID, T2)]);
+        let failed = CreateRecord::from_annotations(&a, UID);
         assert!(!failed.create_in_doubt());
         assert_eq!(
             resolve(&failed, "a", &index(&[("a", "id-1")])),
@@ -198,8 +345,9 @@ mod tests {
     }
 
     #[test]
-    fn external_name_adopts_the_object_with_that_id() {
-        let r = record(Some("id-9"), None, None, None);
+    fn external_name_alone_adopts_and_defaults_to_retain() {
+        let a = with_ext(BTreeMap::new(), "id-9");
+        let r = CreateRecord::from_annotations(&a, UID);
         assert_eq!(
             resolve(&r, "whatever", &index(&[("other-name", "id-9")])),
             Identity::Existing {
@@ -211,9 +359,11 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_create_is_recovered_by_name_instead_of_created_twice() {
-        let r = record(None, Some(T2), None, None);
+    fn a_create_in_doubt_is_settled_before_anything_else() {
+        let a = annotations(&[pending_annotations(UID, T2)]);
+        let r = CreateRecord::from_annotations(&a, UID);
         assert!(r.create_in_doubt());
+        assert!(r.created_by_operator(), "a lost record must not leak");
         assert_eq!(
             resolve(&r, "a", &index(&[("a", "id-1")])),
             Identity::Existing {
@@ -221,23 +371,39 @@ mod tests {
                 recovered: true
             }
         );
-        // The create never reached the array: create now.
-        assert_eq!(resolve(&r, "a", &index(&[])), Identity::Create);
-        // A later pending than the last success is in doubt again.
-        let again = record(None, Some(T2), Some(T1), None);
-        assert!(again.create_in_doubt());
+        assert_eq!(resolve(&r, "a", &index(&[])), Identity::NotCreated);
+        // A recreate in doubt is settled the same way, not recreated again.
+        let a = annotations(&[
+            succeeded_annotations(UID, T1, "id-old"),
+            pending_annotations(UID, T2),
+        ]);
+        let r = CreateRecord::from_annotations(&a, UID);
+        assert_eq!(
+            resolve(&r, "a", &index(&[("a", "id-new")])),
+            Identity::Existing {
+                id: "id-new".into(),
+                recovered: true
+            }
+        );
+        assert_eq!(resolve(&r, "a", &index(&[])), Identity::NotCreated);
     }
 
     #[test]
-    fn a_lost_object_is_recreated_only_when_the_operator_created_it() {
-        let ours = record(Some("id-1"), Some(T1), Some(T2), None);
+    fn a_lost_object_is_recreated_only_when_the_operator_created_that_id() {
+        let ours = CreateRecord::from_annotations(
+            &annotations(&[
+                pending_annotations(UID, T1),
+                succeeded_annotations(UID, T2, "id-1"),
+            ]),
+            UID,
+        );
         assert_eq!(
             resolve(&ours, "a", &index(&[])),
             Identity::Recreate {
                 lost_id: "id-1".into()
             }
         );
-        let adopted = record(Some("id-1"), None, None, None);
+        let adopted = CreateRecord::from_annotations(&with_ext(BTreeMap::new(), "id-1"), UID);
         assert_eq!(
             resolve(&adopted, "a", &index(&[])),
             Identity::AdoptedMissing { id: "id-1".into() }
@@ -245,12 +411,69 @@ mod tests {
     }
 
     #[test]
-    fn annotations_are_read_by_their_names_and_empty_values_ignored() {
+    fn a_repointed_external_name_is_adopted_not_owned() {
+        let mut a = annotations(&[
+            pending_annotations(UID, T1),
+            succeeded_annotations(UID, T2, "id-1"),
+        ]);
+        a.insert(ANNOTATION_EXTERNAL_NAME.into(), "id-foreign".into());
+        let r = CreateRecord::from_annotations(&a, UID);
+        assert_eq!(r.external_name.as_deref(), Some("id-foreign"));
+        assert!(
+            !r.created_by_operator(),
+            "deleting must not default to Delete"
+        );
+        assert_eq!(
+            resolve(&r, "a", &index(&[])),
+            Identity::AdoptedMissing {
+                id: "id-foreign".into()
+            }
+        );
+    }
+
+    #[test]
+    fn copied_annotations_are_not_a_claim() {
+        let original = annotations(&[
+            pending_annotations("uid-original", T1),
+            succeeded_annotations("uid-original", T2, "id-1"),
+        ]);
+        let copy = CreateRecord::from_annotations(&original, "uid-copy");
+        assert_eq!(copy.external_name, None);
+        assert_eq!(copy.copied_external_name.as_deref(), Some("id-1"));
+        assert_eq!(copy.copied_from.as_deref(), Some("uid-original"));
+        assert!(!copy.create_in_doubt());
+        assert!(!copy.created_by_operator());
+        // Under a new name it gets a LUN of its own; under the same name it
+        // clashes instead of taking the original's.
+        assert_eq!(
+            resolve(&copy, "copy", &index(&[("orig", "id-1")])),
+            Identity::Create
+        );
+        assert_eq!(
+            resolve(&copy, "orig", &index(&[("orig", "id-1")])),
+            Identity::AlreadyExists {
+                existing_id: "id-1".into()
+            }
+        );
+        // The original still owns it.
+        let orig = CreateRecord::from_annotations(&original, "uid-original");
+        assert_eq!(orig.external_name.as_deref(), Some("id-1"));
+        assert!(orig.created_by_operator());
+    }
+
+    #[test]
+    fn stamps_round_trip_and_legacy_records_count_as_own() {
+        let s = Stamp {
+            at: T1.into(),
+            uid: Some("u".into()),
+            id: Some("x-1".into()),
+        };
+        assert_eq!(Stamp::parse(&s.render()), Some(s));
         let mut a = BTreeMap::new();
-        a.insert(ANNOTATION_EXTERNAL_NAME.to_string(), "id-3".to_string());
-        a.insert(ANNOTATION_CREATE_PENDING.to_string(), String::new());
-        let r = CreateRecord::from_annotations(&a);
-        assert_eq!(r.external_name.as_deref(), Some("id-3"));
-        assert_eq!(r.pending, None);
+        a.insert(ANNOTATION_CREATE_PENDING.to_string(), T1.to_string());
+        let r = CreateRecord::from_annotations(&a, UID);
+        assert!(r.create_in_doubt());
+        a.insert(ANNOTATION_EXTERNAL_NAME.to_string(), String::new());
+        assert_eq!(CreateRecord::from_annotations(&a, UID).external_name, None);
     }
 }

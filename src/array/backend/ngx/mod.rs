@@ -10,6 +10,7 @@
 //!   offers, and deriving it from the id (not the name) survives renames.
 
 pub mod lun;
+pub mod rules;
 pub mod target;
 
 use crate::array::error::ErrorClass;
@@ -19,7 +20,7 @@ use crate::crd::storage_array::ResizeMode;
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
-use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
+use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials};
 
 /// A portal group's id and, when it has one, its name.
 type PortalGroupName = (String, Option<String>);
@@ -168,7 +169,7 @@ impl NgxBackend {
     }
 
     /// See [`super::Backend::create_target`].
-    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
         // A group the spec names is taken from the portal groups already
         // listed for this array, so a burst of creates costs no read each.
         // An unknown or ambiguous choice falls back to the listing, which
