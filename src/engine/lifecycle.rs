@@ -616,7 +616,6 @@ async fn create<K: Managed>(
         identity::pending_annotations(uid, &timestamp()),
     )
     .await?;
-    let started = std::time::Instant::now();
     let created = match K::create(array, desired).await {
         Ok(c) => c,
         Err(e) if refused_before_acting(&e) => {
@@ -637,15 +636,21 @@ async fn create<K: Managed>(
             return Err(Stop::array(&e, "Create", array).in_doubt_note());
         }
     };
+    // A list that must show what the array chose has to start after the
+    // create returned.
+    let returned = std::time::Instant::now();
     let id = created.id.clone();
     let model = if created.incomplete.is_none() {
         K::created(desired, &id)
     } else {
         None
     };
-    match &model {
-        Some(m) => array.cache.write_through(|v| K::put(v, &id, Some(m), None)),
-        None => array.cache.invalidate(),
+    match (&model, &created.incomplete) {
+        (Some(m), _) => array.cache.write_through(|v| K::put(v, &id, Some(m), None)),
+        // Cut part way: what the array holds is unknown until a list.
+        (None, Some(_)) => array.cache.invalidate(),
+        // The array chose something: the list after `returned` tells.
+        (None, None) => {}
     }
     run.events.push(EngineEvent::normal(
         event_reason::CREATED,
@@ -675,7 +680,7 @@ async fn create<K: Managed>(
         // the next pass observes it and completes the remaining steps.
         return Err(Stop::array(&e, "Create", array));
     }
-    Ok((id, model.is_none().then_some(started)))
+    Ok((id, model.is_none().then_some(returned)))
 }
 
 /// Cleans up one object being deleted: per deletionPolicy, removes its
