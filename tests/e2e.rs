@@ -851,11 +851,13 @@ async fn namespace_deletion(kubeconfig: String, client: Client, control: String,
         kube::runtime::wait::await_condition(namespaces.clone(), &ns, conditions::is_deleted(&uid)),
     )
     .await;
-    assert!(
-        matches!(gone, Ok(Ok(_))),
-        "namespace {ns} not gone within 300s ({gone:?}); {}",
-        report()
-    );
+    if !matches!(gone, Ok(Ok(_))) {
+        let held = objects_left(&client, &ns).await;
+        panic!(
+            "namespace {ns} not gone within 300s ({gone:?}); left in it: {held}; {}",
+            report()
+        );
+    }
 
     steps.step("the array is empty");
     let (left_luns, left_targets) = sim.state.read(|s| (s.luns.len(), s.targets.len()));
@@ -868,4 +870,41 @@ async fn namespace_deletion(kubeconfig: String, client: Client, control: String,
 
     steps.step("stop the operator");
     replica.stop().await;
+}
+
+/// The objects still in `ns`, with their finalizers and whether they are
+/// being deleted, for the message of a namespace that does not go away.
+async fn objects_left(client: &Client, ns: &str) -> String {
+    let mut out = Vec::new();
+    for (api_version, kind) in [
+        ("array-operator.io/v1alpha1", "IscsiTarget"),
+        ("array-operator.io/v1alpha1", "Lun"),
+        ("array-operator.io/v1alpha1", "StorageArray"),
+        ("v1", "Secret"),
+    ] {
+        let probe = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "-"}});
+        let (api, _) = api_for(client, ns, &probe);
+        match tokio::time::timeout(Duration::from_secs(30), api.list(&ListParams::default())).await
+        {
+            Ok(Ok(list)) => out.extend(list.items.iter().map(|o| {
+                format!(
+                    "{kind}/{} finalizers {:?}{}",
+                    o.name_any(),
+                    o.finalizers(),
+                    if o.metadata.deletion_timestamp.is_some() {
+                        " (being deleted)"
+                    } else {
+                        ""
+                    }
+                )
+            })),
+            Ok(Err(e)) => out.push(format!("{kind}: list failed: {e}")),
+            Err(_) => out.push(format!("{kind}: list not answered within 30s")),
+        }
+    }
+    if out.is_empty() {
+        "nothing".to_string()
+    } else {
+        out.join(", ")
+    }
 }
