@@ -350,6 +350,52 @@ fn the_crd_emitter_writes_yaml_a_yaml11_reader_reads_back_exactly() {
             })
         })
         .collect();
+    // Fixed cases next to the random ones: blanks and tabs around line
+    // breaks, trailing breaks, and what YAML 1.1 alone treats as a break.
+    let mut values = values;
+    values.extend(
+        [
+            "a\n\tb",
+            "a\n  \n b",
+            "x \ny",
+            "a\n\n\nb",
+            "\ta\nb",
+            "a\nb\n",
+            "a\nb\n\n",
+            "\n",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "# not a comment",
+            "a #b",
+            "key: value",
+            "- item",
+            "@at",
+            "`tick",
+            "|pipe",
+            ">fold",
+            "%pct",
+            "!tag",
+            "&anchor",
+            "*alias",
+            "{a: 1}",
+            "[1]",
+            "?q",
+            "0o17",
+            "0b101",
+            "+1",
+            "-.5",
+            ".5",
+            "1.",
+            "190:20:30",
+            "2001-12-14t21:59:43.10-05:00",
+        ]
+        .map(|s| {
+            let mut m = serde_json::Map::new();
+            m.insert(s.to_string(), json!(s));
+            m.insert("list".to_string(), json!([s]));
+            Value::Object(m)
+        }),
+    );
     let texts: Vec<String> = values
         .iter()
         .map(array_operator::crd::yaml11::to_string)
