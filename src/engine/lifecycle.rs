@@ -676,12 +676,17 @@ async fn create<K: Managed>(
     let uid = uid.as_str();
     let name = name.as_str();
     let hint = obj.create_fields();
-    annotate(
-        cluster,
-        key,
-        identity::pending_annotations(uid, &timestamp(), name),
-    )
-    .await?;
+    let mut pending = identity::pending_annotations(uid, &timestamp(), name);
+    if record_of(obj.meta()).copied_external_name.is_some() {
+        // An external-name copied from another object must not turn into
+        // this object's claim once it has records of its own: clear it in
+        // the same write (an empty value is no claim).
+        pending.insert(
+            crate::crd::shared::ANNOTATION_EXTERNAL_NAME.to_string(),
+            String::new(),
+        );
+    }
+    annotate(cluster, key, pending).await?;
     let created = match K::create(array, desired).await {
         Ok(c) => c,
         Err(e) if refused_before_acting(&e) => {

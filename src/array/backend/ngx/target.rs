@@ -299,13 +299,22 @@ pub(crate) async fn update(
 /// Deletes the target, then the auth group the operator made for it (also
 /// when the target was already gone, so an interrupted delete is finished).
 pub(crate) async fn delete(client: &NgxClient, id: &str) -> Result<(), BackendError> {
-    client.delete_target(id).await.map_err(vendor)?;
+    // The target's own group goes first, while the target still exists: a
+    // delete cut after the target is gone would leave the group behind with
+    // nothing left to retry it. Each step is safe to repeat.
     let name = own_group_name(id);
     let groups = client.auth_groups().await.map_err(vendor)?;
-    for g in groups.iter().filter(|g| g.name == name) {
-        client.delete_auth_group(&g.id).await.map_err(vendor)?;
+    let own: Vec<_> = groups.iter().filter(|g| g.name == name).collect();
+    if !own.is_empty() {
+        client
+            .set_target_auth_group(id, DEFAULT_AUTH_GROUP_ID)
+            .await
+            .map_err(vendor)?;
+        for g in own {
+            client.delete_auth_group(&g.id).await.map_err(vendor)?;
+        }
     }
-    Ok(())
+    client.delete_target(id).await.map_err(vendor)
 }
 
 /// What to do with CHAP on the target's own group.
