@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use crate::array::backend::{BackendError, Created};
 use crate::crd::IscsiTarget;
 use crate::crd::iscsi_target::{IscsiTargetObserved, IscsiTargetStatus, MappedLun};
-use crate::crd::shared::{CommonStatus, DeletionPolicy, ManagementPolicy, SecretRef};
-use crate::model::{Chap, ChapCredential, ObservedTarget};
+use crate::crd::shared::CommonStatus;
+use crate::model::{Chap, ObservedTarget};
 use crate::reconcile::target::{self as core, DesiredTarget, TargetOp};
 
 use super::lifecycle::{self, Managed, OpEvent, Plan, Refusal, Unresolved};
-use super::observation::{ArrayView, put_target};
+use super::observation::{self, ArrayView};
+use super::secrets;
 use super::spec_error::InvalidSpec;
 use super::{ArrayHandle, Cleanup, Cluster, ClusterError, Outcome, event_reason};
 
@@ -41,41 +42,6 @@ impl Resolved {
             .find(|(_, l)| l == id)
             .map(|(n, _)| n.as_str())
     }
-}
-
-async fn credential(
-    cluster: &impl Cluster,
-    namespace: &str,
-    field: &str,
-    secret: &SecretRef,
-    versions: &mut Vec<String>,
-) -> Result<ChapCredential, Unresolved> {
-    let data = match cluster.secret(namespace, &secret.name).await {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            return Err(Unresolved::Waiting(format!(
-                "{field}: Secret {} does not exist",
-                secret.name
-            )));
-        }
-        Err(e) => return Err(Unresolved::Api(e)),
-    };
-    let get = |k: &str| {
-        data.data
-            .get(k)
-            .filter(|v| !v.expose().is_empty())
-            .cloned()
-            .ok_or_else(|| {
-                Unresolved::Invalid(InvalidSpec::new(
-                    field,
-                    format!("Secret {} has no key {k:?}", secret.name),
-                ))
-            })
-    };
-    let username = get("username")?.expose().to_string();
-    let password = get("password")?;
-    versions.push(data.resource_version.clone());
-    Ok(ChapCredential { username, password })
 }
 
 /// The target the spec asks for on `array`, or the first rule it breaks
@@ -133,21 +99,7 @@ impl Managed for IscsiTarget {
     type Op = TargetOp;
     type Status = IscsiTargetStatus;
 
-    fn array_ref(&self) -> &str {
-        &self.spec.array_ref.name
-    }
-    fn array_name(&self) -> String {
-        array_name(self)
-    }
-    fn management_policy(&self) -> ManagementPolicy {
-        self.spec.management_policy
-    }
-    fn deletion_policy(&self) -> Option<DeletionPolicy> {
-        self.spec.deletion_policy
-    }
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
+    lifecycle::common_fields!();
 
     async fn resolve(&self, cluster: &impl Cluster, _: bool) -> Result<Resolved, Unresolved> {
         let ns = self.metadata.namespace.clone().unwrap_or_default();
@@ -156,11 +108,12 @@ impl Managed for IscsiTarget {
             let mut versions = Vec::new();
             let field = "spec.chap.secretRef";
             let initiator =
-                credential(cluster, &ns, field, &chap.secret_ref, &mut versions).await?;
+                secrets::chap_credential(cluster, &ns, field, &chap.secret_ref, &mut versions)
+                    .await?;
             let mutual = match &chap.mutual_secret_ref {
                 Some(m) => {
                     let field = "spec.chap.mutualSecretRef";
-                    Some(credential(cluster, &ns, field, m, &mut versions).await?)
+                    Some(secrets::chap_credential(cluster, &ns, field, m, &mut versions).await?)
                 }
                 None => None,
             };
@@ -198,28 +151,7 @@ impl Managed for IscsiTarget {
         view.target_by_name(name).map(|t| t.id.clone())
     }
     fn put(view: &mut ArrayView, id: &str, after: Option<&ObservedTarget>, op: Option<&TargetOp>) {
-        put_target(view, id, after.cloned());
-        // The LUN side of a mapping.
-        match op {
-            Some(TargetOp::Map { lun_id }) => {
-                if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id)
-                    && !l.mapped_targets.iter().any(|t| t == id)
-                {
-                    l.mapped_targets.push(id.to_string());
-                }
-            }
-            Some(TargetOp::Unmap { lun_id }) => {
-                if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id) {
-                    l.mapped_targets.retain(|t| t != id);
-                }
-            }
-            Some(TargetOp::Delete { .. }) => {
-                for l in view.luns.iter_mut() {
-                    l.mapped_targets.retain(|t| t != id);
-                }
-            }
-            _ => {}
-        }
+        observation::put_target_after(view, id, after, op);
     }
 
     async fn create(array: &ArrayHandle, desired: &DesiredTarget) -> Result<Created, BackendError> {
@@ -262,72 +194,25 @@ impl Managed for IscsiTarget {
         core::apply_model(Some(observed), std::slice::from_ref(op), &id, "")
     }
     fn event(&self, op: &TargetOp, resolved: Option<&Resolved>) -> OpEvent {
+        let reason = match op {
+            TargetOp::Create(_) => Some(event_reason::CREATED),
+            TargetOp::Map { .. } => Some(event_reason::MAPPED),
+            TargetOp::Unmap { .. } => Some(event_reason::UNMAPPED),
+            TargetOp::Delete { .. } => Some(event_reason::DELETED),
+            // A new Secret is a change of what is asked for, not drift.
+            TargetOp::SetChap(Some(_)) => resolved
+                .filter(|r| self.chap_rotated(r))
+                .map(|_| event_reason::UPDATED),
+            _ => None,
+        };
         let lun = |id: &str| match resolved.and_then(|r| r.lun_name(id)) {
             Some(n) => format!("Lun {n} ({id})"),
             None => format!("LUN {id}"),
         };
-        let (reason, action, note) = match op {
-            TargetOp::Create(d) => (
-                Some(event_reason::CREATED),
-                "Create",
-                format!("created target {:?}", d.name),
-            ),
-            TargetOp::Rename { to } => (None, "Rename", format!("renamed the target to {to}")),
-            TargetOp::SetSettings(s) => (
-                None,
-                "Update",
-                format!(
-                    "set {}",
-                    s.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            // User names only: CHAP secrets never reach an Event.
-            TargetOp::SetChap(Some(c)) => (
-                // A new Secret is a change of what is asked for, not drift.
-                resolved
-                    .filter(|r| self.chap_rotated(r))
-                    .map(|_| event_reason::UPDATED),
-                "SetChap",
-                format!(
-                    "set CHAP (user {}{})",
-                    c.initiator.username,
-                    c.mutual
-                        .as_ref()
-                        .map(|m| format!(", mutual user {}", m.username))
-                        .unwrap_or_default()
-                ),
-            ),
-            TargetOp::SetChap(None) => (None, "SetChap", "turned CHAP off".to_string()),
-            TargetOp::SetInitiators(i) => (
-                None,
-                "Update",
-                format!("set the allowed initiators to [{}]", i.join(", ")),
-            ),
-            TargetOp::Enable => (None, "Enable", "enabled the target".to_string()),
-            TargetOp::Disable => (None, "Disable", "disabled the target".to_string()),
-            TargetOp::Unmap { lun_id } => (
-                Some(event_reason::UNMAPPED),
-                "Unmap",
-                format!("unmapped {}", lun(lun_id)),
-            ),
-            TargetOp::Map { lun_id } => (
-                Some(event_reason::MAPPED),
-                "Map",
-                format!("mapped {}", lun(lun_id)),
-            ),
-            TargetOp::Delete { id } => (
-                Some(event_reason::DELETED),
-                "Delete",
-                format!("deleted target {id}"),
-            ),
-        };
         OpEvent {
             reason,
-            action,
-            note,
+            action: op.action(),
+            note: op.describe(lun),
         }
     }
     fn delete_ops(observed: &ObservedTarget) -> Vec<TargetOp> {

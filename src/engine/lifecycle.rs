@@ -199,6 +199,30 @@ pub trait Managed: kube::Resource<DynamicType = ()> + Send + Sync {
     ) -> Self::Status;
 }
 
+/// The [`Managed`] accessors every kind spells the same way: its spec's
+/// `arrayRef`, `name`, `managementPolicy` and `deletionPolicy`, and the
+/// common part of its status.
+macro_rules! common_fields {
+    () => {
+        fn array_ref(&self) -> &str {
+            &self.spec.array_ref.name
+        }
+        fn array_name(&self) -> String {
+            $crate::engine::array_side_name(self.spec.name.as_ref(), &self.metadata)
+        }
+        fn management_policy(&self) -> $crate::crd::shared::ManagementPolicy {
+            self.spec.management_policy
+        }
+        fn deletion_policy(&self) -> Option<$crate::crd::shared::DeletionPolicy> {
+            self.spec.deletion_policy
+        }
+        fn common_status(&self) -> Option<&$crate::crd::shared::CommonStatus> {
+            self.status.as_ref().map(|s| &s.common)
+        }
+    };
+}
+pub(crate) use common_fields;
+
 /// The UID the ownership records are bound to (the object key where the
 /// object has none, as in some in-memory tests).
 pub fn uid_of(meta: &ObjectMeta) -> String {

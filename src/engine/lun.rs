@@ -4,12 +4,12 @@
 use crate::array::backend::{BackendError, Created};
 use crate::crd::Lun;
 use crate::crd::lun::{LunObserved, LunStatus};
-use crate::crd::shared::{CommonStatus, DeletionPolicy, ManagementPolicy, size_bytes};
+use crate::crd::shared::{CommonStatus, size_bytes};
 use crate::model::{ObservedLun, Placement};
 use crate::reconcile::lun::{self as core, CloneSource, DesiredLun, LunOp};
 
 use super::lifecycle::{self, Managed, OpEvent, Plan, Refusal, Unresolved};
-use super::observation::{ArrayView, put_lun};
+use super::observation::{self, ArrayView};
 use super::spec_error::InvalidSpec;
 use super::{ArrayHandle, Cleanup, Cluster, ClusterError, Outcome, event_reason};
 
@@ -68,21 +68,7 @@ impl Managed for Lun {
     type Op = LunOp;
     type Status = LunStatus;
 
-    fn array_ref(&self) -> &str {
-        &self.spec.array_ref.name
-    }
-    fn array_name(&self) -> String {
-        array_name(self)
-    }
-    fn management_policy(&self) -> ManagementPolicy {
-        self.spec.management_policy
-    }
-    fn deletion_policy(&self) -> Option<DeletionPolicy> {
-        self.spec.deletion_policy
-    }
-    fn common_status(&self) -> Option<&CommonStatus> {
-        self.status.as_ref().map(|s| &s.common)
-    }
+    lifecycle::common_fields!();
 
     async fn resolve(
         &self,
@@ -125,17 +111,7 @@ impl Managed for Lun {
         view.lun_by_name(name).map(|l| l.id.clone())
     }
     fn put(view: &mut ArrayView, id: &str, after: Option<&ObservedLun>, op: Option<&LunOp>) {
-        put_lun(view, id, after.cloned());
-        if let Some(LunOp::Delete { .. }) = op {
-            for t in view.targets.iter_mut() {
-                t.mapped_luns.retain(|l| l != id);
-            }
-        }
-        if let Some(LunOp::Unmap { target_id }) = op
-            && let Some(t) = view.targets.iter_mut().find(|t| t.id == *target_id)
-        {
-            t.mapped_luns.retain(|l| l != id);
-        }
+        observation::put_lun_after(view, id, after, op);
     }
 
     async fn create(array: &ArrayHandle, desired: &DesiredLun) -> Result<Created, BackendError> {
@@ -189,48 +165,16 @@ impl Managed for Lun {
         core::apply_model(Some(observed), std::slice::from_ref(op), &id)
     }
     fn event(&self, op: &LunOp, _: Option<&Option<CloneSource>>) -> OpEvent {
-        let (reason, action, note) = match op {
-            LunOp::Create(d) => (
-                Some(event_reason::CREATED),
-                "Create",
-                format!("created LUN {}", d.name),
-            ),
-            LunOp::Rename { to } => (None, "Rename", format!("renamed the LUN to {to}")),
-            LunOp::Grow {
-                from_bytes,
-                to_bytes,
-            } => (
-                None,
-                "Resize",
-                format!("grew the LUN from {from_bytes} to {to_bytes} bytes"),
-            ),
-            LunOp::SetDescription(_) => (None, "Update", "set the LUN description".to_string()),
-            LunOp::SetSettings(s) => (
-                None,
-                "Update",
-                format!(
-                    "set {}",
-                    s.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-            LunOp::Unmap { target_id } => (
-                Some(event_reason::UNMAPPED),
-                "Unmap",
-                format!("unmapped the LUN from target {target_id}"),
-            ),
-            LunOp::Delete { id } => (
-                Some(event_reason::DELETED),
-                "Delete",
-                format!("deleted LUN {id}"),
-            ),
+        let reason = match op {
+            LunOp::Create(_) => Some(event_reason::CREATED),
+            LunOp::Unmap { .. } => Some(event_reason::UNMAPPED),
+            LunOp::Delete { .. } => Some(event_reason::DELETED),
+            _ => None,
         };
         OpEvent {
             reason,
-            action,
-            note,
+            action: op.action(),
+            note: op.describe(),
         }
     }
     fn delete_ops(observed: &ObservedLun) -> Vec<LunOp> {

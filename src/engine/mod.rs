@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod lun;
 pub mod memory;
 pub mod observation;
+pub mod secrets;
 pub mod spec_error;
 
 use std::collections::BTreeMap;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use crate::array::backend::{Backend, BackendError};
 use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::identity::ArrayIndex;
+use crate::reconcile::lun::LunOp;
+use crate::reconcile::target::TargetOp;
 
 /// Everything observed on one array at one moment.
 #[derive(Clone, Debug, Default)]
@@ -196,5 +198,61 @@ pub fn put_target(view: &mut ArrayView, id: &str, target: Option<ObservedTarget>
         }
         (None, Some(t)) => view.targets.push(t),
         (None, None) => {}
+    }
+}
+
+/// Puts the LUN `id` as it is after `op` (one of the operator's own
+/// writes), and the target side of it: a deleted or unmapped LUN leaves
+/// the targets' mapping lists.
+pub fn put_lun_after(
+    view: &mut ArrayView,
+    id: &str,
+    after: Option<&ObservedLun>,
+    op: Option<&LunOp>,
+) {
+    put_lun(view, id, after.cloned());
+    match op {
+        Some(LunOp::Delete { .. }) => {
+            for t in view.targets.iter_mut() {
+                t.mapped_luns.retain(|l| l != id);
+            }
+        }
+        Some(LunOp::Unmap { target_id }) => {
+            if let Some(t) = view.targets.iter_mut().find(|t| t.id == *target_id) {
+                t.mapped_luns.retain(|l| l != id);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Puts the target `id` as it is after `op`, and the LUN side of a
+/// mapping.
+pub fn put_target_after(
+    view: &mut ArrayView,
+    id: &str,
+    after: Option<&ObservedTarget>,
+    op: Option<&TargetOp>,
+) {
+    put_target(view, id, after.cloned());
+    match op {
+        Some(TargetOp::Map { lun_id }) => {
+            if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id)
+                && !l.mapped_targets.iter().any(|t| t == id)
+            {
+                l.mapped_targets.push(id.to_string());
+            }
+        }
+        Some(TargetOp::Unmap { lun_id }) => {
+            if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id) {
+                l.mapped_targets.retain(|t| t != id);
+            }
+        }
+        Some(TargetOp::Delete { .. }) => {
+            for l in view.luns.iter_mut() {
+                l.mapped_targets.retain(|t| t != id);
+            }
+        }
+        _ => {}
     }
 }

@@ -87,6 +87,42 @@ impl LunOp {
     }
 }
 
+impl LunOp {
+    /// The action word of its Event (`Resize`, `Unmap`, ...).
+    pub fn action(&self) -> &'static str {
+        match self {
+            LunOp::Create(_) => "Create",
+            LunOp::Rename { .. } => "Rename",
+            LunOp::Grow { .. } => "Resize",
+            LunOp::SetDescription(_) | LunOp::SetSettings(_) => "Update",
+            LunOp::Unmap { .. } => "Unmap",
+            LunOp::Delete { .. } => "Delete",
+        }
+    }
+
+    /// What it does, for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            LunOp::Create(d) => format!("created LUN {}", d.name),
+            LunOp::Rename { to } => format!("renamed the LUN to {to}"),
+            LunOp::Grow {
+                from_bytes,
+                to_bytes,
+            } => format!("grew the LUN from {from_bytes} to {to_bytes} bytes"),
+            LunOp::SetDescription(_) => "set the LUN description".to_string(),
+            LunOp::SetSettings(s) => format!(
+                "set {}",
+                s.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            LunOp::Unmap { target_id } => format!("unmapped the LUN from target {target_id}"),
+            LunOp::Delete { id } => format!("deleted LUN {id}"),
+        }
+    }
+}
+
 /// The result of a diff: what to call, and every difference found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LunPlan {

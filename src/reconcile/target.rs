@@ -83,6 +83,56 @@ impl TargetOp {
     }
 }
 
+impl TargetOp {
+    /// The action word of its Event (`Map`, `SetChap`, ...).
+    pub fn action(&self) -> &'static str {
+        match self {
+            TargetOp::Create(_) => "Create",
+            TargetOp::Rename { .. } => "Rename",
+            TargetOp::SetSettings(_) | TargetOp::SetInitiators(_) => "Update",
+            TargetOp::SetChap(_) => "SetChap",
+            TargetOp::Enable => "Enable",
+            TargetOp::Disable => "Disable",
+            TargetOp::Unmap { .. } => "Unmap",
+            TargetOp::Map { .. } => "Map",
+            TargetOp::Delete { .. } => "Delete",
+        }
+    }
+
+    /// What it does, for a person; `lun` names a LUN id (`Lun db (id)`).
+    /// User names only: CHAP secrets never reach the text.
+    pub fn describe(&self, lun: impl Fn(&str) -> String) -> String {
+        match self {
+            TargetOp::Create(d) => format!("created target {:?}", d.name),
+            TargetOp::Rename { to } => format!("renamed the target to {to}"),
+            TargetOp::SetSettings(s) => format!(
+                "set {}",
+                s.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            TargetOp::SetChap(Some(c)) => format!(
+                "set CHAP (user {}{})",
+                c.initiator.username,
+                c.mutual
+                    .as_ref()
+                    .map(|m| format!(", mutual user {}", m.username))
+                    .unwrap_or_default()
+            ),
+            TargetOp::SetChap(None) => "turned CHAP off".to_string(),
+            TargetOp::SetInitiators(i) => {
+                format!("set the allowed initiators to [{}]", i.join(", "))
+            }
+            TargetOp::Enable => "enabled the target".to_string(),
+            TargetOp::Disable => "disabled the target".to_string(),
+            TargetOp::Unmap { lun_id } => format!("unmapped {}", lun(lun_id)),
+            TargetOp::Map { lun_id } => format!("mapped {}", lun(lun_id)),
+            TargetOp::Delete { id } => format!("deleted target {id}"),
+        }
+    }
+}
+
 /// The result of a target diff.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetPlan {
