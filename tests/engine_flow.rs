@@ -412,6 +412,8 @@ both_vendors!(
     the_array_down_and_back,
     pause_stops_every_call,
     invalid_spec_never_reaches_the_array,
+    a_target_is_ready_only_when_every_listed_lun_is_mapped,
+    kstatus_conditions_say_what_a_gitops_tool_must_know,
 );
 
 async fn create_resize_and_a_no_op_second_pass(vendor: Vendor) {
@@ -1029,4 +1031,94 @@ async fn a_clone_waits_for_its_source_then_is_made_from_it() {
         env.sim.mutating_calls()
     );
     assert_eq!(env.sim.luns_named("copy"), 1);
+}
+
+/// Issue 8: a target listing Luns that are not created yet is not Ready
+/// (it names them), however well the target itself matches; once they
+/// exist and are mapped it is, and one Mapped Event names them all.
+async fn a_target_is_ready_only_when_every_listed_lun_is_mapped(vendor: Vendor) {
+    let env = Env::new(vendor).await;
+    env.apply_lun("a", env.sim.lun_spec("1Gi"));
+    env.apply_lun("b", env.sim.lun_spec("1Gi"));
+    env.apply_target("t", target_spec(&["a", "b"], None));
+    let out = env.reconcile_target("t").await;
+    let ready = condition(&out.status.common.conditions, "Ready");
+    assert_eq!(ready.status, "False", "{ready:?}");
+    assert!(
+        ready.message.contains("a, b") && ready.message.contains("spec.luns"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(out.progress, Progress::Waiting);
+    let reconciling = condition(&out.status.common.conditions, "Reconciling");
+    assert_eq!(reconciling.status, "True", "{reconciling:?}");
+
+    // One Lun appears: still not Ready, and it is mapped already.
+    env.reconcile_lun("a").await;
+    let out = env.reconcile_target("t").await;
+    let ready = condition(&out.status.common.conditions, "Ready");
+    assert_eq!(ready.status, "False", "{ready:?}");
+    assert!(ready.message.contains("Lun b"), "{}", ready.message);
+    let mapped = |out: &Outcome<IscsiTargetStatus>| {
+        out.status
+            .at_array
+            .as_ref()
+            .map(|a| a.mapped_lun_count)
+            .unwrap_or_default()
+    };
+    assert_eq!(mapped(&out), 1);
+
+    env.reconcile_lun("b").await;
+    let out = env.reconcile_target("t").await;
+    assert_ready(&out, &out.status.common.conditions);
+    assert_eq!(mapped(&out), 2);
+    assert_eq!(reasons(&out.events), ["Mapped"], "{:?}", out.events);
+    assert!(out.events[0].note.contains("Lun b"), "{:?}", out.events);
+}
+
+/// Issue 8: Flux reads kstatus. An invalid spec is Stalled (a person must
+/// act) and not Reconciling; a converged object is neither; every
+/// condition carries the generation. The TYPE column (`atArray.lunType`)
+/// is filled from the first pass, not only after the next list.
+async fn kstatus_conditions_say_what_a_gitops_tool_must_know(vendor: Vendor) {
+    let env = Env::new(vendor).await;
+    let mut spec = env.sim.lun_spec("1Gi");
+    match vendor {
+        // The other vendor's placement: the schema cannot tell, the
+        // adapter's rules can.
+        Vendor::Synology => spec.pool = Some("pool1".into()),
+        Vendor::NgxStorage => spec.location = Some("/volume1".into()),
+    }
+    env.apply_lun("bad", spec);
+    env.sim.clear_calls();
+    let out = env.reconcile_lun("bad").await;
+    let conds = &out.status.common.conditions;
+    let stalled = condition(conds, "Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "InvalidSpec"),
+        "{stalled:?}"
+    );
+    assert_eq!(condition(conds, "Reconciling").status, "False");
+    assert_eq!(out.progress, Progress::Stalled);
+    assert!(env.sim.calls().is_empty(), "{:?}", env.sim.calls());
+    assert!(
+        env.cluster.annotate_calls() == 0,
+        "nothing is written for a spec the vendor refuses"
+    );
+
+    env.apply_lun("good", env.sim.lun_spec("1Gi"));
+    let out = env.reconcile_lun("good").await;
+    let conds = &out.status.common.conditions;
+    assert_ready(&out, conds);
+    assert_eq!(condition(conds, "Stalled").status, "False");
+    assert_eq!(condition(conds, "Reconciling").status, "False");
+    let generation = env.cluster.lun(NS, "good").and_then(|l| l.metadata.generation);
+    assert!(conds.iter().all(|c| c.observed_generation == generation));
+    let lun_type = out
+        .status
+        .at_array
+        .as_ref()
+        .and_then(|a| a.lun_type.clone());
+    assert!(lun_type.is_some_and(|t| !t.is_empty()), "the TYPE column is blank");
 }

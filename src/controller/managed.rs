@@ -298,3 +298,70 @@ pub fn error_policy<K: ManagedKind>(
     tracing::warn!(object = %key, error = %error, "reconcile failed");
     Action::requeue(ctx.backoff.failed(&key))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::shared::{ANNOTATION_CREATE_FAILED, ANNOTATION_CREATE_PENDING};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use std::collections::BTreeMap;
+
+    fn meta() -> ObjectMeta {
+        ObjectMeta {
+            name: Some("db".into()),
+            namespace: Some("ns".into()),
+            generation: Some(3),
+            resource_version: Some("100".into()),
+            finalizers: Some(vec![FINALIZER.into()]),
+            annotations: Some(BTreeMap::from([(
+                ANNOTATION_CREATE_PENDING.to_string(),
+                "2026-11-30T10:00:00.000000000Z uid=u".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn with_annotation(mut m: ObjectMeta, k: &str, v: &str) -> ObjectMeta {
+        m.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(k.into(), v.into());
+        m
+    }
+
+    /// Issue 8/9: the operator's own writes (a new resourceVersion, the
+    /// create records on every failed attempt) must not wake the controller,
+    /// or a failing object loops past its backoff.
+    #[test]
+    fn the_operators_own_writes_do_not_wake_the_controller() {
+        let base = wake_hash_of(&meta());
+        let mut m = meta();
+        m.resource_version = Some("101".into());
+        assert_eq!(wake_hash_of(&m), base, "a status write");
+        let m = with_annotation(meta(), ANNOTATION_CREATE_PENDING, "2026-11-30T10:00:05.000000000Z uid=u");
+        assert_eq!(wake_hash_of(&m), base, "a new pending record");
+        let m = with_annotation(meta(), ANNOTATION_CREATE_FAILED, "2026-11-30T10:00:06.000000000Z uid=u");
+        assert_eq!(wake_hash_of(&m), base, "a failed record");
+    }
+
+    #[test]
+    fn what_a_person_changes_wakes_the_controller() {
+        let base = wake_hash_of(&meta());
+        let mut m = meta();
+        m.generation = Some(4);
+        assert_ne!(wake_hash_of(&m), base, "a spec change");
+        let m = with_annotation(meta(), ANNOTATION_PAUSED, "true");
+        assert_ne!(wake_hash_of(&m), base, "pause");
+        let m = with_annotation(meta(), ANNOTATION_EXTERNAL_NAME, "id-1");
+        assert_ne!(wake_hash_of(&m), base, "adoption");
+        let mut m = meta();
+        m.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        assert_ne!(wake_hash_of(&m), base, "deletion");
+        let mut m = meta();
+        m.finalizers = None;
+        assert_ne!(
+            wake_hash_of(&m),
+            base,
+            "the finalizer helper waits for its own finalizer write"
+        );
+    }
+}
