@@ -10,6 +10,7 @@ pub mod context;
 pub mod iscsi_target;
 pub mod lun;
 pub mod managed;
+pub mod rbac;
 pub mod storage_array;
 
 use std::sync::Arc;
