@@ -7,6 +7,7 @@ pub mod arrays;
 pub mod backoff;
 pub mod cluster;
 pub mod context;
+pub mod holds;
 pub mod iscsi_target;
 pub mod lun;
 pub mod managed;
