@@ -32,5 +32,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Name of the leader-election Lease (the Lease rule names it). */}}
 {{- define "array-operator.leaseName" -}}
-{{- printf "%s-leader" (include "array-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- .Values.leaderElection.leaseName -}}
 {{- end -}}
