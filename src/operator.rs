@@ -120,26 +120,32 @@ pub fn endpoints(health: Arc<Health>) -> Router {
         )
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when
+/// this is called, not when the future is first polled: a SIGTERM that
+/// arrives while the replica is still starting must stop it, not be lost
+/// (or kill it without releasing the Lease).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        {
+            match term {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = tokio::signal::ctrl_c() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -188,9 +194,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 pub const FOLLOWER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long the controllers get to finish their in-flight reconciles after
-/// the stop signal; after that they are dropped, so a stuck array call
-/// cannot keep the Lease (and the cluster's only leader) past a rollout.
-pub const CONTROLLERS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// the stop signal; after that they are dropped (as a crash would: the
+/// engine records a create before it sends it), so a stuck array call cannot
+/// keep the Lease past a rollout. It also bounds a kube-runtime 5 quirk: a
+/// controller stopped before its first list completed waits for a store
+/// that never becomes ready, so a SIGTERM right after winning the Lease
+/// takes this long.
+pub const CONTROLLERS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long releasing the Lease (and logging out of the arrays) may take on
 /// the way out before the process gives up and exits anyway.
@@ -387,8 +397,11 @@ pub async fn run_with_client(
         let stop = stop.clone();
         async move {
             tokio::select! {
-                _ = stop => {},
-                _ = lost_rx => lost_flag.store(true, Ordering::SeqCst),
+                _ = stop => tracing::info!("stop requested: stopping the controllers"),
+                _ = lost_rx => {
+                    tracing::warn!("lost the Lease: stopping the controllers");
+                    lost_flag.store(true, Ordering::SeqCst);
+                }
             }
         }
         .shared()
@@ -413,6 +426,7 @@ pub async fn run_with_client(
         }
     }
     health.set_leading(false);
+    tracing::info!("the controllers stopped: releasing the Lease");
     let _ = release_tx.send(());
     match guard.await {
         Ok(leading) => release((leading, lease_task), &target).await,

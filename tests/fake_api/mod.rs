@@ -112,6 +112,36 @@ impl FakeApi {
         self.state.lock().expect("state").seen.clone()
     }
 
+    /// Serves the fake over loopback HTTP (for a kubeconfig `server:`);
+    /// requests are recorded under `name`.
+    pub async fn listen(&self, name: &str) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let api = self.clone();
+        let name = name.to_string();
+        let router = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 16 << 20)
+                    .await
+                    .unwrap_or_default();
+                let req = Request::from_parts(parts, Body::from(bytes.to_vec()));
+                let resp = api.serve(req, name).await;
+                let (parts, body) = resp.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        addr
+    }
+
     async fn serve(&self, req: Request<Body>, client: String) -> Response<Body> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
