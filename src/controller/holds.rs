@@ -21,6 +21,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
@@ -123,17 +124,33 @@ impl Stores {
     }
 
     /// Waits until every store has its first full list, so an empty store
-    /// is never read as "nothing references this array". False on timeout.
-    pub async fn ready(&self, timeout: std::time::Duration) -> bool {
-        let all = async {
-            self.luns.wait_until_ready().await.is_ok()
-                && self.targets.wait_until_ready().await.is_ok()
-                && self.schedules.wait_until_ready().await.is_ok()
-                && self.plans.wait_until_ready().await.is_ok()
-                && self.machines.wait_until_ready().await.is_ok()
-                && self.secrets.wait_until_ready().await.is_ok()
-        };
-        tokio::time::timeout(timeout, all).await.unwrap_or(false)
+    /// is never read as "nothing references this array". On timeout, the
+    /// kinds still waiting (their CRD may be missing, or RBAC refuses the
+    /// list).
+    pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), Vec<&'static str>> {
+        let waits = [
+            ("luns", self.luns.wait_until_ready().boxed()),
+            ("iscsitargets", self.targets.wait_until_ready().boxed()),
+            (
+                "snapshotschedules",
+                self.schedules.wait_until_ready().boxed(),
+            ),
+            ("replicationplans", self.plans.wait_until_ready().boxed()),
+            ("virtualmachines", self.machines.wait_until_ready().boxed()),
+            ("secrets", self.secrets.wait_until_ready().boxed()),
+        ];
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut waiting = Vec::new();
+        for (kind, wait) in waits {
+            if !matches!(tokio::time::timeout_at(deadline, wait).await, Ok(Ok(()))) {
+                waiting.push(kind);
+            }
+        }
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(waiting)
+        }
     }
 }
 
@@ -414,6 +431,38 @@ mod tests {
                 ("new-creds".to_string(), vec![SECRET_FINALIZER.to_string()]),
                 ("old-creds".to_string(), vec![])
             ]
+        );
+    }
+
+    fn listed<K: Resource<DynamicType = ()> + Clone + 'static>() -> Store<K> {
+        let (reader, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+        reader
+    }
+
+    #[tokio::test]
+    async fn stores_name_the_kinds_whose_first_list_has_not_come() {
+        let (machines, _machines_writer) = kube::runtime::reflector::store();
+        let stores = Stores {
+            luns: listed(),
+            targets: listed(),
+            schedules: listed(),
+            plans: listed(),
+            machines,
+            secrets: listed(),
+        };
+        assert_eq!(
+            stores.ready(std::time::Duration::from_millis(50)).await,
+            Err(vec!["virtualmachines"])
+        );
+        let ready = Stores {
+            machines: listed(),
+            ..stores
+        };
+        assert_eq!(
+            ready.ready(std::time::Duration::from_millis(50)).await,
+            Ok(())
         );
     }
 

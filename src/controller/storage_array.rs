@@ -418,8 +418,13 @@ pub async fn reconcile(
     let ns = sa.namespace().unwrap_or_default();
     let name = sa.name_any();
     let key = key_of(&sa);
-    if !actx.stores.ready(STORES_READY_TIMEOUT).await {
+    if let Err(waiting) = actx.stores.ready(STORES_READY_TIMEOUT).await {
         // Never read an empty store as "nothing references this array".
+        tracing::warn!(
+            object = %key,
+            kinds = %waiting.join(", "),
+            "waiting for the first list of these kinds (is their CRD installed, does RBAC allow list and watch?)"
+        );
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
     let referrers = actx.stores.referrers(&ns, &name);
