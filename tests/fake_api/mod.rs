@@ -30,11 +30,50 @@ pub struct Seen {
     pub body: Value,
 }
 
+type WatchSender = futures::channel::mpsc::UnboundedSender<Value>;
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
     seen: Vec<Seen>,
     resource_version: u64,
+    /// Open watches (only over [`FakeApi::listen`]), by collection path.
+    watches: Vec<(String, WatchSender)>,
+}
+
+/// True when a watch on `watch` (a collection path, maybe cluster-wide)
+/// sees objects of collection `collection` (always namespaced here).
+fn watch_sees(watch: &str, collection: &str) -> bool {
+    if watch == collection {
+        return true;
+    }
+    // /apis/g/v/namespaces/ns/luns is seen by /apis/g/v/luns.
+    let Some((prefix, rest)) = collection.split_once("/namespaces/") else {
+        return false;
+    };
+    let Some((_, plural)) = rest.split_once('/') else {
+        return false;
+    };
+    watch == format!("{prefix}/{plural}")
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map(|(p, _)| p).unwrap_or(path)
+}
+
+impl State {
+    fn notify(&mut self, path: &str, type_: &str, object: &Value) {
+        let collection = parent(path).to_string();
+        let event = json!({"type": type_, "object": object});
+        self.watches.retain(|(watch, tx)| {
+            !watch_sees(watch, &collection) || tx.unbounded_send(event.clone()).is_ok()
+        });
+    }
+
+    fn bump(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
 }
 
 /// The fake API; clone it to share between clients.
@@ -107,6 +146,28 @@ impl FakeApi {
         self.state.lock().expect("state").objects.get(path).cloned()
     }
 
+    /// Deletes the object under `path` as the apiserver does: with
+    /// finalizers it only gets a deletionTimestamp, else it is gone. Watches
+    /// over [`FakeApi::listen`] see the change.
+    pub fn delete(&self, path: &str) {
+        let mut state = self.state.lock().expect("state");
+        let Some(mut obj) = state.objects.get(path).cloned() else {
+            return;
+        };
+        obj["metadata"]["resourceVersion"] = json!(state.bump());
+        if obj["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            obj["metadata"]["deletionTimestamp"] = json!("2026-11-30T10:00:00Z");
+            state.objects.insert(path.to_string(), obj.clone());
+            state.notify(path, "MODIFIED", &obj);
+        } else {
+            state.objects.remove(path);
+            state.notify(path, "DELETED", &obj);
+        }
+    }
+
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().expect("state").seen.clone()
@@ -125,6 +186,13 @@ impl FakeApi {
             let api = api.clone();
             let name = name.clone();
             async move {
+                let watching = req
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|q| q == "watch=true" || q == "watch=1"));
+                if watching {
+                    return api.watch(req.uri(), name);
+                }
                 let (parts, body) = req.into_parts();
                 let bytes = axum::body::to_bytes(body, 16 << 20)
                     .await
@@ -140,6 +208,32 @@ impl FakeApi {
             let _ = axum::serve(listener, router).await;
         });
         addr
+    }
+
+    /// A watch over loopback HTTP: a stream of the changes made from now
+    /// on, one JSON event per line.
+    fn watch(&self, uri: &http::Uri, client: String) -> Response<axum::body::Body> {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Value>();
+        let mut state = self.state.lock().expect("state");
+        state.seen.push(Seen {
+            client,
+            method: "GET".into(),
+            path: uri.path().to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
+            body: Value::Null,
+        });
+        state.watches.push((uri.path().to_string(), tx));
+        use futures::StreamExt;
+        let lines = rx.map(|event| {
+            let mut line = serde_json::to_vec(&event).expect("json");
+            line.push(b'\n');
+            Ok::<_, Infallible>(bytes::Bytes::from(line))
+        });
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(lines))
+            .expect("response")
     }
 
     async fn serve(&self, req: Request<Body>, client: String) -> Response<Body> {
@@ -172,7 +266,6 @@ impl FakeApi {
             );
         }
         let mut state = self.state.lock().expect("state");
-        state.resource_version += 1;
         let rv = state.resource_version.to_string();
         match method.as_str() {
             "GET" => {
@@ -214,17 +307,50 @@ impl FakeApi {
                     );
                 }
                 let mut obj = body.clone();
-                obj["metadata"]["resourceVersion"] = json!(rv);
-                state.objects.insert(full, obj.clone());
+                obj["metadata"]["resourceVersion"] = json!(state.bump());
+                state.objects.insert(full.clone(), obj.clone());
+                state.notify(&full, "ADDED", &obj);
                 reply(StatusCode::CREATED, &obj)
             }
             "PATCH" => {
-                let Some(obj) = state.objects.get_mut(&path) else {
+                // A status patch changes the object's status only.
+                let (target, patch) = match path.strip_suffix("/status") {
+                    Some(object) => (object.to_string(), json!({"status": body["status"]})),
+                    None => (path.clone(), body.clone()),
+                };
+                let Some(current) = state.objects.get(&target).cloned() else {
                     return not_found(&path);
                 };
-                merge(obj, &body);
-                obj["metadata"]["resourceVersion"] = json!(rv);
-                reply(StatusCode::OK, obj)
+                if let Some(expected) = patch["metadata"]["resourceVersion"].as_str()
+                    && Some(expected) != current["metadata"]["resourceVersion"].as_str()
+                {
+                    return reply(
+                        StatusCode::CONFLICT,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                "status": "Failure", "reason": "Conflict", "code": 409,
+                                "message": format!("{target}: the object has been modified")}),
+                    );
+                }
+                let mut updated = current.clone();
+                merge(&mut updated, &patch);
+                updated["metadata"]["resourceVersion"] =
+                    current["metadata"]["resourceVersion"].clone();
+                if updated == current {
+                    // Like the apiserver: a no-op write changes nothing.
+                    return reply(StatusCode::OK, &current);
+                }
+                updated["metadata"]["resourceVersion"] = json!(state.bump());
+                let finalized = updated["metadata"]["finalizers"]
+                    .as_array()
+                    .is_none_or(|f| f.is_empty());
+                if updated["metadata"].get("deletionTimestamp").is_some() && finalized {
+                    state.objects.remove(&target);
+                    state.notify(&target, "DELETED", &updated);
+                } else {
+                    state.objects.insert(target.clone(), updated.clone());
+                    state.notify(&target, "MODIFIED", &updated);
+                }
+                reply(StatusCode::OK, &updated)
             }
             _ => reply(
                 StatusCode::METHOD_NOT_ALLOWED,
