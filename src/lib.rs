@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod metrics;
+pub mod model;
 pub mod operator;
 pub mod reconcile;
 pub mod sim;

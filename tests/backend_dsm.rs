@@ -51,6 +51,8 @@ fn desired_lun(name: &str, size: u64, thin: bool) -> DesiredLun {
         description: Some(format!("{name} by the operator")),
         settings: Default::default(),
         source: None,
+        fixed_settings: Vec::new(),
+        type_word: None,
     }
 }
 
@@ -98,7 +100,7 @@ async fn find_target(b: &Backend, id: Option<&str>, name: &str) -> Option<Observ
 async fn apply_lun_ops(b: &Backend, mut id: Option<String>, ops: &[LunOp]) -> Option<String> {
     for op in ops {
         match op {
-            LunOp::Create(d) => id = Some(b.create_lun(d).await.expect("create lun")),
+            LunOp::Create(d) => id = Some(b.create_lun(d).await.map(|c| c.id).expect("create lun")),
             LunOp::Delete { id: del } => {
                 b.delete_lun(del).await.expect("delete lun");
                 id = None;
@@ -139,7 +141,14 @@ async fn converge_lun(
 async fn apply_target_ops(b: &Backend, mut id: Option<String>, ops: &[TargetOp]) -> Option<String> {
     for op in ops {
         match op {
-            TargetOp::Create(d) => id = Some(b.create_target(d).await.expect("create target")),
+            TargetOp::Create(d) => {
+                id = Some(
+                    b.create_target(d)
+                        .await
+                        .map(|c| c.id)
+                        .expect("create target"),
+                )
+            }
             TargetOp::Delete { id: del } => {
                 b.delete_target(del).await.expect("delete target");
                 id = None;
@@ -269,7 +278,11 @@ async fn lun_clone_into_the_same_volume() {
 
     let mut from_snapshot = desired_lun("from-snap", GIB, true);
     from_snapshot.source = Some(CloneSource::Snapshot("snap-1".into()));
-    let err = b.create_lun(&from_snapshot).await.expect_err("unsupported");
+    let err = b
+        .create_lun(&from_snapshot)
+        .await
+        .map(|c| c.id)
+        .expect_err("unsupported");
     assert_eq!(err.class, ErrorClass::Unsupported);
 }
 
@@ -585,6 +598,7 @@ async fn lists_are_batched() {
         ids.push(
             b.create_lun(&desired_lun(&format!("batch-{i}"), GIB, true))
                 .await
+                .map(|c| c.id)
                 .expect("create"),
         );
     }
@@ -623,7 +637,7 @@ async fn create_interrupted_after_apply_leaves_one_lun() {
         FaultAction::DropAfterApply,
     ));
     let want = desired_lun("interrupted", GIB, true);
-    let id = match b.create_lun(&want).await {
+    let id = match b.create_lun(&want).await.map(|c| c.id) {
         Ok(id) => id,
         // If the look-up could not tell, the adapter must say Unreachable
         // and the caller re-observes; it must never create a second LUN.
@@ -680,7 +694,7 @@ async fn refused_before_any_call() {
 
     let mut pool = desired_lun("pooled", GIB, true);
     pool.placement = Placement::Pool("pool-a".into());
-    let err = b.create_lun(&pool).await.expect_err("pool");
+    let err = b.create_lun(&pool).await.map(|c| c.id).expect_err("pool");
     assert_eq!(err.class, ErrorClass::InvalidRequest);
     assert!(err.message.contains("spec.location"), "{err}");
 
@@ -689,7 +703,11 @@ async fn refused_before_any_call() {
         .settings
         .insert("synology.emulateCaw".into(), "yes".into());
     assert_eq!(
-        b.create_lun(&bad_flag).await.expect_err("flag").class,
+        b.create_lun(&bad_flag)
+            .await
+            .map(|c| c.id)
+            .expect_err("flag")
+            .class,
         ErrorClass::InvalidRequest
     );
 
@@ -700,6 +718,7 @@ async fn refused_before_any_call() {
     let err = b
         .create_lun(&contradiction)
         .await
+        .map(|c| c.id)
         .expect_err("thick type, thin flag");
     assert_eq!(err.class, ErrorClass::InvalidRequest);
     assert!(err.message.contains("spec.synology.type"), "{err}");
@@ -707,7 +726,11 @@ async fn refused_before_any_call() {
     let mut t = desired_target("acl", vec![]);
     t.initiators = vec!["iqn.1993-08.org.debian:01:abc".into()];
     assert_eq!(
-        b.create_target(&t).await.expect_err("acl").class,
+        b.create_target(&t)
+            .await
+            .map(|c| c.id)
+            .expect_err("acl")
+            .class,
         ErrorClass::Unsupported
     );
     let err = b
@@ -769,8 +792,15 @@ async fn info_lists_volumes() {
     let sim = dsm_support::sim().await;
     let b = backend(&sim).await;
     let info = b.info().await.expect("info");
-    assert_eq!(info.model, None);
-    assert_eq!(info.version, None);
+    // SYNO.DSM.Info (issue 11).
+    assert_eq!(
+        info.model.as_deref(),
+        Some(array_operator::sim::dsm::seed::MODEL)
+    );
+    assert_eq!(
+        info.version.as_deref(),
+        Some(array_operator::sim::dsm::seed::VERSION_STRING)
+    );
     assert_eq!(info.pools.len(), 1);
     assert_eq!(info.pools[0].0, "/volume1");
     assert_eq!(info.pools[0].1, Some(1 << 40));
@@ -787,6 +817,7 @@ async fn info_lists_volumes() {
     let b2 = backend(&sim2).await;
     b2.create_lun(&desired_lun("somewhere", GIB, true))
         .await
+        .map(|c| c.id)
         .expect("create");
     let info = b2.info().await.expect("info");
     assert_eq!(info.pools, vec![("/volume1".to_string(), None, None)]);
@@ -846,7 +877,12 @@ async fn secrets_never_leak() {
     ));
     let mut second = want.clone();
     second.name = "secretive-2".into();
-    errors.push(b.create_target(&second).await.expect_err("refused create"));
+    errors.push(
+        b.create_target(&second)
+            .await
+            .map(|c| c.id)
+            .expect_err("refused create"),
+    );
     errors.push(
         b.update_target(&tid, &TargetOp::SetChap(Some(chap("eve", "tiny", None))))
             .await

@@ -74,6 +74,8 @@ fn desired_lun(name: &str, size_bytes: u64) -> DesiredLun {
         description: None,
         settings: BTreeMap::new(),
         source: None,
+        fixed_settings: Vec::new(),
+        type_word: None,
     }
 }
 
@@ -126,7 +128,7 @@ async fn observe_target(b: &Backend, name: &str) -> Option<ObservedTarget> {
 async fn apply_lun_ops(b: &Backend, mut id: Option<String>, ops: &[LunOp]) -> Option<String> {
     for op in ops {
         match op {
-            LunOp::Create(d) => id = Some(b.create_lun(d).await.expect("create lun")),
+            LunOp::Create(d) => id = Some(b.create_lun(d).await.map(|c| c.id).expect("create lun")),
             LunOp::Delete { id: gone } => {
                 b.delete_lun(gone).await.expect("delete lun");
                 id = None;
@@ -146,7 +148,14 @@ async fn apply_lun_ops(b: &Backend, mut id: Option<String>, ops: &[LunOp]) -> Op
 async fn apply_target_ops(b: &Backend, mut id: Option<String>, ops: &[TargetOp]) -> Option<String> {
     for op in ops {
         match op {
-            TargetOp::Create(d) => id = Some(b.create_target(d).await.expect("create target")),
+            TargetOp::Create(d) => {
+                id = Some(
+                    b.create_target(d)
+                        .await
+                        .map(|c| c.id)
+                        .expect("create target"),
+                )
+            }
             TargetOp::Delete { id: gone } => {
                 b.delete_target(gone).await.expect("delete target");
                 id = None;
@@ -544,13 +553,18 @@ async fn observation_is_one_list_call_per_object_type(d: Dialect) {
         let id = b
             .create_lun(&desired_lun(&format!("many{i}"), GIB))
             .await
+            .map(|c| c.id)
             .expect("create");
         ids.push(id);
     }
     for (i, luns) in [&ids[0..2], &ids[2..4]].iter().enumerate() {
         let mut want = desired_target(&format!("many-t{i}"), &[]);
         want.initiators = vec![format!("iqn.2000-01.com.example:h{i}")];
-        let t = b.create_target(&want).await.expect("create target");
+        let t = b
+            .create_target(&want)
+            .await
+            .map(|c| c.id)
+            .expect("create target");
         for l in luns.iter() {
             b.update_target(&t, &TargetOp::Map { lun_id: l.clone() })
                 .await
@@ -591,6 +605,7 @@ async fn an_interrupted_create_is_unreachable_and_not_resent(d: Dialect) {
     let err = b
         .create_lun(&desired_lun("cut", GIB))
         .await
+        .map(|c| c.id)
         .expect_err("cut after applying");
     assert_eq!(err.class, ErrorClass::Unreachable, "{err}");
     assert_eq!(sim.calls().count(&op), 1, "sent once");
@@ -605,6 +620,7 @@ async fn an_interrupted_create_is_unreachable_and_not_resent(d: Dialect) {
     let err = b
         .create_target(&desired_target("cut-t", &[]))
         .await
+        .map(|c| c.id)
         .expect_err("cut after applying");
     assert_eq!(err.class, ErrorClass::Unreachable, "{err}");
     assert_eq!(sim.calls().count(&op), 1, "sent once");
@@ -622,12 +638,17 @@ async fn bad_input_is_refused_before_any_call(d: Dialect) {
 
     let mut on_volume = desired_lun("vol", GIB);
     on_volume.placement = Placement::Volume("/volume1".into());
-    let err = b.create_lun(&on_volume).await.expect_err("volume");
+    let err = b
+        .create_lun(&on_volume)
+        .await
+        .map(|c| c.id)
+        .expect_err("volume");
     assert_class(&err, ErrorClass::InvalidRequest, "spec.pool");
 
     let err = b
         .create_lun(&desired_lun("odd", GIB + 1))
         .await
+        .map(|c| c.id)
         .expect_err("not whole MiB");
     assert_class(&err, ErrorClass::InvalidRequest, "spec.size");
     let err = b
@@ -646,7 +667,11 @@ async fn bad_input_is_refused_before_any_call(d: Dialect) {
     bad_setting
         .settings
         .insert("ngxstorage.qosPriority".into(), "7".into());
-    let err = b.create_lun(&bad_setting).await.expect_err("bad qos");
+    let err = b
+        .create_lun(&bad_setting)
+        .await
+        .map(|c| c.id)
+        .expect_err("bad qos");
     assert_class(
         &err,
         ErrorClass::InvalidRequest,
@@ -693,7 +718,7 @@ async fn portal_groups_resolve_by_id_or_name(d: Dialect) {
     // By name.
     let mut want = desired_target("pg-name", &[]);
     want.settings.insert("portalGroup".into(), "pg1".into());
-    let t = b.create_target(&want).await.expect("by name");
+    let t = b.create_target(&want).await.map(|c| c.id).expect("by name");
     assert_eq!(
         sim.state().target(&t).map(|t| t.portal_group_id),
         Some(PORTAL_GROUP_ID.to_string())
@@ -701,7 +726,11 @@ async fn portal_groups_resolve_by_id_or_name(d: Dialect) {
     // An unknown one.
     want.name = "pg-unknown".into();
     want.settings.insert("portalGroup".into(), "nope".into());
-    let err = b.create_target(&want).await.expect_err("unknown");
+    let err = b
+        .create_target(&want)
+        .await
+        .map(|c| c.id)
+        .expect_err("unknown");
     assert_class(&err, ErrorClass::InvalidRequest, "spec.portalGroup");
 
     // With two portal groups, none can be picked for the spec.
@@ -721,6 +750,7 @@ async fn portal_groups_resolve_by_id_or_name(d: Dialect) {
     let err = b
         .create_target(&desired_target("pg-none", &[]))
         .await
+        .map(|c| c.id)
         .expect_err("ambiguous portal group");
     assert_class(&err, ErrorClass::InvalidRequest, "2 portal groups");
 
@@ -789,7 +819,11 @@ async fn what_ngx_cannot_do_is_unsupported(d: Dialect) {
     }
     let mut clone = desired_lun("from-lun", GIB);
     clone.source = Some(CloneSource::Lun(l.clone()));
-    let err = b.create_lun(&clone).await.expect_err("lun clone");
+    let err = b
+        .create_lun(&clone)
+        .await
+        .map(|c| c.id)
+        .expect_err("lun clone");
     assert_class(&err, ErrorClass::Unsupported, "spec.source");
     // Enable: NGX targets always accept logins, so it already holds.
     b.update_target(&t, &TargetOp::Enable)
@@ -827,7 +861,7 @@ async fn secrets_never_reach_errors_or_debug(d: Dialect) {
     want.chap = Some(chap("eve", CHAP_SECRET));
     texts.push(format!("{want:?}"));
     texts.push(format!("{:?}", TargetOp::SetChap(want.chap.clone())));
-    let t = b.create_target(&want).await.expect("create");
+    let t = b.create_target(&want).await.map(|c| c.id).expect("create");
     let observed = b.list_targets().await.expect("list");
     texts.push(format!("{observed:?}"));
 
@@ -857,12 +891,20 @@ async fn secrets_never_reach_errors_or_debug(d: Dialect) {
     let mut bad_pg = want.clone();
     bad_pg.name = "leak2".into();
     bad_pg.settings.insert("portalGroup".into(), "nope".into());
-    let err = b.create_target(&bad_pg).await.expect_err("bad pg");
+    let err = b
+        .create_target(&bad_pg)
+        .await
+        .map(|c| c.id)
+        .expect_err("bad pg");
     texts.push(format!("{err} {err:?}"));
     let mut empty_user = want.clone();
     empty_user.name = "leak3".into();
     empty_user.chap = Some(chap("", CHAP_SECRET));
-    let err = b.create_target(&empty_user).await.expect_err("empty user");
+    let err = b
+        .create_target(&empty_user)
+        .await
+        .map(|c| c.id)
+        .expect_err("empty user");
     texts.push(format!("{err} {err:?}"));
     let mut wrong_token = backend_config(&sim);
     wrong_token.credentials = Credentials::Token(SecretString::new("wrong-token-secret"));
@@ -888,10 +930,17 @@ async fn a_target_create_cut_before_its_auth_group_is_attached_is_completed(d: D
         1,
         FaultAction::DropAfterApply,
     ));
-    let err = b.create_target(&want).await.expect_err("cut");
+    // The target itself was made: the create says so, with the cut step's
+    // error, so the caller records it as its own.
+    let created = b.create_target(&want).await.expect("the target was made");
+    let err = created
+        .incomplete
+        .clone()
+        .expect("the auth-group step was cut");
     assert_eq!(err.class, ErrorClass::Unreachable, "{err}");
     // The target is there on the default group; its group exists, unattached.
     let t = observe_target(&b, "half").await.expect("target made");
+    assert_eq!(t.id, created.id);
     assert_eq!(
         sim.state().target(&t.id).map(|t| t.auth_group_id),
         Some(DEFAULT_AUTH_GROUP_ID.to_string())

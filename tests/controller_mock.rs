@@ -358,6 +358,21 @@ async fn a_create_records_pending_then_succeeded_then_status_then_the_event() {
             };
             respond(send, StatusCode::OK, &body);
         }
+        // The claims index: without a watch-fed store (no controller runs
+        // here) it lists the Luns of the namespace.
+        let (method, uri, _, send) = next(&mut api).await;
+        assert_eq!(method, http::Method::GET);
+        assert!(
+            uri.starts_with("/apis/array-operator.io/v1alpha1/namespaces/ns1/luns?"),
+            "{uri}"
+        );
+        respond(
+            send,
+            StatusCode::OK,
+            &json!({"apiVersion": "array-operator.io/v1alpha1", "kind": "LunList",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [serde_json::to_value(finalized(lun("db"))).expect("json")]}),
+        );
         // The pending mark goes in before the create call...
         let (method, uri, body, send) = next(&mut api).await;
         assert_eq!(method, http::Method::PATCH);
@@ -512,6 +527,19 @@ async fn an_unreachable_array_is_not_hammered() {
                 StatusCode::OK,
                 &serde_json::to_value(finalized(lun("db"))).expect("json"),
             );
+            // The object's status did not say unreachable yet (the same
+            // object is passed twice): a Warning Event says it.
+            // (The second one continues the first's series: a PATCH.)
+            let (method, uri, body, send) = next(&mut api).await;
+            assert!(
+                method == http::Method::POST || method == http::Method::PATCH,
+                "{method} {uri}"
+            );
+            if method == http::Method::POST {
+                assert_eq!(body["reason"], "ArrayUnreachable", "{body}");
+                assert_eq!(body["type"], "Warning", "{body}");
+            }
+            respond(send, StatusCode::OK, &body);
         }
         messages
     });

@@ -689,3 +689,117 @@ fn array_vendor_sections_and_endpoint() {
         );
     }
 }
+
+// ---- Vendor limits the schema states (api-docs) ----
+
+fn named(mut object: Value, name: &str) -> Value {
+    object["metadata"]["name"] = json!(name);
+    object
+}
+
+fn ngx_lun() -> Value {
+    obj(
+        "Lun",
+        json!({"arrayRef": {"name": "ngx1"}, "size": "1Gi", "pool": "pool1"}),
+    )
+}
+
+#[test]
+fn ngx_lun_names_are_1_to_30_letters_digits_underscores_or_hyphens() {
+    assert_accepted(check_create(
+        "Lun",
+        &with(ngx_lun(), &["name"], json!("vmfs_01-a")),
+    ));
+    assert_accepted(check_create(
+        "Lun",
+        &with(ngx_lun(), &["name"], json!("a".repeat(30))),
+    ));
+    for bad in ["vmfs.01", "a".repeat(31).as_str()] {
+        assert_refused(
+            check_create("Lun", &with(ngx_lun(), &["name"], json!(bad))),
+            &["spec.name", "NGXStorage", "1-30"],
+        );
+    }
+    // NGX settings without a pool say NGX too.
+    let settings = with(
+        without(ngx_lun(), "pool"),
+        &["ngxstorage"],
+        json!({"compression": true}),
+    );
+    assert_refused(
+        check_create("Lun", &with(settings, &["name"], json!("a.b"))),
+        &["spec.name", "NGXStorage"],
+    );
+    // DSM keeps its own, wider rule: dots and up to 128 characters.
+    assert_accepted(check_create(
+        "Lun",
+        &with(
+            dsm_lun("1Gi"),
+            &["name"],
+            json!(format!("db.{}", "a".repeat(100))),
+        ),
+    ));
+}
+
+#[test]
+fn an_unset_spec_name_falls_back_to_a_metadata_name_the_array_accepts() {
+    // NGX: metadata.name is the array name, so no dots and 30 at most.
+    assert_accepted(check_create("Lun", &named(ngx_lun(), "vmfs-01")));
+    for bad in ["vmfs.01", "a".repeat(31).as_str()] {
+        assert_refused(
+            check_create("Lun", &named(ngx_lun(), bad)),
+            &["metadata.name", "NGXStorage", "set spec.name"],
+        );
+    }
+    // ... unless spec.name says otherwise.
+    assert_accepted(check_create(
+        "Lun",
+        &with(named(ngx_lun(), "vmfs.01"), &["name"], json!("vmfs_01")),
+    ));
+    // DSM: 128 characters at most.
+    assert_accepted(check_create(
+        "Lun",
+        &named(dsm_lun("1Gi"), &"a".repeat(128)),
+    ));
+    assert_refused(
+        check_create("Lun", &named(dsm_lun("1Gi"), &"a".repeat(129))),
+        &["metadata.name", "128", "set spec.name"],
+    );
+    // Targets: the same, with portalGroup marking NGX.
+    let ngx_target = with(target(None), &["portalGroup"], json!("default"));
+    assert_accepted(check_create(
+        "IscsiTarget",
+        &named(ngx_target.clone(), "esx-target"),
+    ));
+    assert_refused(
+        check_create("IscsiTarget", &named(ngx_target.clone(), "esx.target")),
+        &["metadata.name", "NGXStorage"],
+    );
+    assert_refused(
+        check_create(
+            "IscsiTarget",
+            &with(ngx_target, &["name"], json!("a".repeat(31))),
+        ),
+        &["spec.name", "NGXStorage", "1-30"],
+    );
+    assert_refused(
+        check_create("IscsiTarget", &named(target(None), &"t".repeat(129))),
+        &["metadata.name", "128"],
+    );
+}
+
+#[test]
+fn retention_count_stays_within_what_an_array_keeps() {
+    let s = schedule("@daily");
+    assert_accepted(check_create(
+        "SnapshotSchedule",
+        &with(s.clone(), &["retention"], json!({"maxCount": 512})),
+    ));
+    assert_refused(
+        check_create(
+            "SnapshotSchedule",
+            &with(s, &["retention"], json!({"maxCount": 513})),
+        ),
+        &["/spec/retention/maxCount"],
+    );
+}

@@ -60,7 +60,16 @@ async fn api_info_advertises_paths_and_versions() {
     )
     .await;
     let names: Vec<&String> = core["data"].as_object().expect("map").keys().collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(
+        names,
+        [
+            "SYNO.Core.ISCSI.LUN",
+            "SYNO.Core.ISCSI.Target",
+            "SYNO.Core.System"
+        ],
+        "{names:?}"
+    );
+    assert_eq!(all["data"]["SYNO.DSM.Info"]["maxVersion"], 2);
 }
 
 #[tokio::test]

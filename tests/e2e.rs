@@ -1,137 +1,111 @@
 //! End-to-end tests against a real Kubernetes API server. They run only when
-//! `ARRAY_OPERATOR_E2E_KUBECONFIG` names a kubeconfig; otherwise each test
-//! prints a note and passes without touching anything.
+//! `ARRAY_OPERATOR_E2E_KUBECONFIG` names a kubeconfig (and need
+//! `ARRAY_OPERATOR_PYTHON`, a Python with PyYAML); otherwise each test prints
+//! a note and passes without touching anything.
 //!
-//! What they check is what the apiserver itself does with the generated CRDs:
-//! that it accepts them (structural schemas, CEL rules that compile within the
-//! cost budget), serves every example back with the defaults applied, and
-//! refuses invalid objects with a message naming the field.
+//! They do what users do: the CRDs and the examples are read from their YAML
+//! files as kubectl reads them (YAML 1.1) and server-side applied. Three
+//! tests, each under a 10-minute deadline kept outside its runtime, every
+//! wait bounded and named (tests/support/e2e.rs):
+//! 1. the YAML-file install, every example applied and read back, and the
+//!    apiserver's refusals;
+//! 2. two operator replicas against an in-process DSM simulator: a target
+//!    listing two Luns is not Ready until the array maps both, then a
+//!    SIGTERM-style stop of the leader hands over to the other within 5 s;
+//! 3. deleting a whole namespace (Secrets, StorageArray, Luns, target)
+//!    leaves the namespace gone and the array empty.
 
 mod support;
 
-use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Config};
+use array_operator::crd::{IscsiTarget, Lun, StorageArray};
+use array_operator::operator::{Health, LeaderOptions, run_with_client};
+use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, StateHandle};
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::runtime::wait::conditions;
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
+use support::e2e::{
+    IsolatedDsm, Steps, api_for, apply, client, condition, cr, create_namespace, delete_namespace,
+    install_crds, is_current, kstatus_current, kubeconfig, read_yaml11, run_with_deadline, secret,
+    wait_for, within, yaml11_doc,
+};
 
-const FIELD_MANAGER: &str = "array-operator-e2e";
+/// Each test's overall deadline.
+const DEADLINE: Duration = Duration::from_secs(10 * 60);
 
-async fn client() -> Option<Client> {
-    let Ok(path) = std::env::var("ARRAY_OPERATOR_E2E_KUBECONFIG") else {
-        println!("note: ARRAY_OPERATOR_E2E_KUBECONFIG is not set; skipping the end-to-end test");
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("read the e2e kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is usable");
-    Some(Client::try_from(config).expect("client"))
-}
+// ---- The deadline itself (runs without a cluster) ----
 
-/// Installs (server-side applies) every generated CRD and waits until the
-/// apiserver reports each Established.
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for (_, crd) in array_operator::crd::generate::all_crds() {
-        let name = crd.metadata.name.clone().expect("CRD name");
-        crds.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("the apiserver refused CRD {name}: {e}"));
-    }
-    for (_, crd) in array_operator::crd::generate::all_crds() {
-        let name = crd.metadata.name.clone().expect("CRD name");
-        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
-        tokio::time::timeout(Duration::from_secs(60), established)
-            .await
-            .unwrap_or_else(|_| panic!("CRD {name} not Established within 60s"))
-            .expect("watch CRD");
-    }
-}
-
-/// Runs `body` in a fresh labelled namespace and deletes the namespace
-/// afterwards, also when `body` panics (the panic is then re-raised).
-async fn in_namespace<F, Fut>(client: &Client, prefix: &str, body: F)
-where
-    F: FnOnce(Client, String) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let name = format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
+/// The overall deadline fires, naming the step, even when the test's
+/// runtime is wedged by a blocking call (the shape of the reported hang,
+/// where no timeout inside the runtime fired).
+#[test]
+fn the_deadline_fails_a_test_whose_runtime_is_blocked_and_names_the_step() {
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Arc::new(Mutex::new(blocked));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let blocked = blocked.clone();
+        run_with_deadline("blocked", Duration::from_secs(2), move |steps| async move {
+            steps.step("a blocking call on a runtime worker");
+            // Every worker this task could move to is irrelevant: the task
+            // itself never yields, so no timer inside can fire.
+            let inner = tokio::time::timeout(Duration::from_millis(100), async {
+                let _ = blocked.lock().unwrap_or_else(|p| p.into_inner()).recv();
+            });
+            let _ = inner.await;
+        });
+    }));
+    let _ = release.send(());
+    let message = outcome
+        .expect_err("the deadline must fail the test")
+        .downcast::<String>()
+        .map(|m| *m)
+        .unwrap_or_default();
+    assert!(
+        message.contains("blocked did not finish within 2s")
+            && message.contains("a blocking call on a runtime worker"),
+        "{message}"
     );
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {"array-operator.io/e2e": "true"}}
-    }))
-    .expect("namespace");
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("create namespace");
-    let outcome = tokio::spawn(body(client.clone(), name.clone())).await;
-    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
-    if let Err(e) = outcome {
-        if e.is_panic() {
+}
+
+/// The simulator the operator tests use serves from its own thread, and
+/// stops when its handle is dropped.
+#[test]
+fn the_isolated_simulator_serves_until_dropped() {
+    let sim = IsolatedDsm::start();
+    let addr = sim.base_url.trim_start_matches("https://").to_string();
+    std::net::TcpStream::connect(&addr).expect("the simulator accepts connections");
+    assert!(sim.ca_pem.contains("BEGIN CERTIFICATE"));
+    assert!(sim.state.read(|s| s.luns.is_empty()), "a fresh array");
+    drop(sim);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator still serves 10s after being dropped"
+        );
+        std::thread::yield_now();
+    }
+}
+
+// ---- 1. YAML-file install, examples, refusals ----
+
+#[test]
+fn crds_and_examples_install_from_their_yaml_files_and_the_apiserver_refuses_bad_input() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("install-and-refusals", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        let ns = create_namespace(&client, "aop-e2e-examples").await;
+        let outcome = tokio::spawn(examples_and_refusals(client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
             std::panic::resume_unwind(e.into_panic());
         }
-        panic!("test body did not finish: {e}");
-    }
-}
-
-fn api_for(client: &Client, ns: &str, doc: &Value) -> (Api<DynamicObject>, String) {
-    let api_version = doc["apiVersion"].as_str().expect("apiVersion");
-    let kind = doc["kind"].as_str().expect("kind");
-    let (group, version) = match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
-    };
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let plural = if kind == "Secret" {
-        "secrets".to_string()
-    } else {
-        format!("{}s", kind.to_lowercase())
-    };
-    let resource = ApiResource::from_gvk_with_plural(&gvk, &plural);
-    let name = doc["metadata"]["name"].as_str().expect("name").to_string();
-    (Api::namespaced_with(client.clone(), ns, &resource), name)
-}
-
-async fn apply(client: &Client, ns: &str, doc: &Value) -> Result<DynamicObject, kube::Error> {
-    let (api, name) = api_for(client, ns, doc);
-    let mut doc = doc.clone();
-    doc["metadata"]["namespace"] = json!(ns);
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&doc),
-    )
-    .await
-}
-
-fn example_docs() -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut docs = Vec::new();
-    for vendor in ["synology", "ngxstorage"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(vendor))
-            .expect("examples dir")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(&file).expect("read example");
-            docs.extend(support::yaml_documents(&text));
-        }
-    }
-    docs
+    });
 }
 
 /// True when every field of `written` is in `served` with the same value.
@@ -144,77 +118,28 @@ fn contains(written: &Value, served: &Value) -> bool {
     }
 }
 
-#[tokio::test]
-async fn crds_install_and_every_example_round_trips() {
-    let Some(client) = client().await else { return };
-    install_crds(&client).await;
-    in_namespace(&client, "aop-e2e-examples", examples_round_trip).await;
-}
-
-async fn examples_round_trip(client: Client, ns: String) {
-    for doc in example_docs() {
-        let kind = doc["kind"].as_str().expect("kind").to_string();
-        let name = doc["metadata"]["name"].as_str().expect("name").to_string();
-        let served = apply(&client, &ns, &doc)
-            .await
-            .unwrap_or_else(|e| panic!("the apiserver refused example {kind}/{name}: {e}"));
-        if kind == "Secret" {
-            continue;
-        }
-        let (api, _) = api_for(&client, &ns, &doc);
-        let read = api.get(&name).await.expect("read back");
-        let read = serde_json::to_value(&read).expect("json");
-        assert!(
-            contains(&doc["spec"], &read["spec"]),
-            "{kind}/{name}: served spec differs from the manifest: {}",
-            read["spec"]
-        );
-        assert_eq!(
-            serde_json::to_value(&served).expect("json")["spec"],
-            read["spec"]
-        );
-        // The served object is what the Rust types read (defaults included).
-        let typed = match kind.as_str() {
-            "StorageArray" => {
-                serde_json::from_value::<array_operator::crd::StorageArray>(read.clone())
-                    .map(|_| ())
-            }
-            "Lun" => serde_json::from_value::<array_operator::crd::Lun>(read.clone()).map(|_| ()),
-            "IscsiTarget" => {
-                serde_json::from_value::<array_operator::crd::IscsiTarget>(read.clone()).map(|_| ())
-            }
-            "SnapshotSchedule" => {
-                serde_json::from_value::<array_operator::crd::SnapshotSchedule>(read.clone())
-                    .map(|_| ())
-            }
-            "ReplicationPlan" => {
-                serde_json::from_value::<array_operator::crd::ReplicationPlan>(read.clone())
-                    .map(|_| ())
-            }
-            "VirtualMachine" => {
-                serde_json::from_value::<array_operator::crd::VirtualMachine>(read.clone())
-                    .map(|_| ())
-            }
-            other => panic!("unexpected kind {other}"),
-        };
-        typed.unwrap_or_else(|e| {
-            panic!("{kind}/{name}: the Rust type cannot read the served object: {e}")
-        });
+fn typed_read(kind: &str, read: &Value) -> Result<(), serde_json::Error> {
+    use array_operator::crd::{ReplicationPlan, SnapshotSchedule, VirtualMachine};
+    let read = read.clone();
+    match kind {
+        "StorageArray" => serde_json::from_value::<StorageArray>(read).map(|_| ()),
+        "Lun" => serde_json::from_value::<Lun>(read).map(|_| ()),
+        "IscsiTarget" => serde_json::from_value::<IscsiTarget>(read).map(|_| ()),
+        "SnapshotSchedule" => serde_json::from_value::<SnapshotSchedule>(read).map(|_| ()),
+        "ReplicationPlan" => serde_json::from_value::<ReplicationPlan>(read).map(|_| ()),
+        "VirtualMachine" => serde_json::from_value::<VirtualMachine>(read).map(|_| ()),
+        other => panic!("unexpected kind {other}"),
     }
-    // Defaults are applied by the apiserver from the schema.
-    let luns = Api::<array_operator::crd::Lun>::namespaced(client.clone(), &ns);
-    let clone = luns.get("db-data-clone").await.expect("clone");
-    assert!(clone.spec.thin_provisioning);
-    assert_eq!(
-        clone.spec.management_policy,
-        array_operator::crd::shared::ManagementPolicy::Manage
-    );
 }
 
-/// Asserts the apiserver refused with 422 and a message naming `field`.
+/// Asserts the apiserver refused with 422 and a message naming `field` and
+/// `words`.
 fn assert_invalid(result: Result<DynamicObject, kube::Error>, field: &str, words: &str) {
     match result {
-        Ok(obj) => panic!("accepted an invalid object: {:?}", obj.metadata.name),
+        Ok(obj) => panic!(
+            "accepted an invalid object ({field}): {:?}",
+            obj.metadata.name
+        ),
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 422, "{status:?}");
             assert!(
@@ -227,100 +152,192 @@ fn assert_invalid(result: Result<DynamicObject, kube::Error>, field: &str, words
     }
 }
 
-fn cr(kind: &str, name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "array-operator.io/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-}
-
-#[tokio::test]
-async fn the_apiserver_refuses_invalid_objects_naming_the_field() {
-    let Some(client) = client().await else { return };
-    install_crds(&client).await;
-    in_namespace(&client, "aop-e2e-invalid", refusals).await;
-}
-
-async fn refusals(client: Client, ns: String) {
+async fn examples_and_refusals(client: Client, ns: String, steps: Steps) {
     let ns = ns.as_str();
+    steps.step("read examples/**/*.yaml as YAML 1.1");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = read_yaml11(support::yaml11::yaml_files(&root.join("examples"))).await;
+    assert!(docs.len() >= 15, "{} example documents", docs.len());
+    for doc in &docs {
+        let kind = doc["kind"].as_str().expect("kind").to_string();
+        let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+        steps.step(format!("apply example {kind}/{name} and read it back"));
+        let served = apply(&client, ns, doc)
+            .await
+            .unwrap_or_else(|e| panic!("the apiserver refused example {kind}/{name}: {e}"));
+        if kind == "Secret" {
+            continue;
+        }
+        let (api, _) = api_for(&client, ns, doc);
+        let read = within(30, &format!("read {kind}/{name}"), api.get(&name))
+            .await
+            .expect("read back");
+        let read = serde_json::to_value(&read).expect("json");
+        assert!(
+            contains(&doc["spec"], &read["spec"]),
+            "{kind}/{name}: served spec differs from the manifest: {}",
+            read["spec"]
+        );
+        assert_eq!(
+            serde_json::to_value(&served).expect("json")["spec"],
+            read["spec"]
+        );
+        // The served object (defaults included) is what the Rust types read.
+        typed_read(&kind, &read).unwrap_or_else(|e| {
+            panic!("{kind}/{name}: the Rust type cannot read the served object: {e}")
+        });
+    }
 
-    // A Lun that shrinks.
+    steps.step("check the defaults the apiserver applied");
+    let luns = Api::<Lun>::namespaced(client.clone(), ns);
+    let clone = within(30, "read Lun db-data-clone", luns.get("db-data-clone"))
+        .await
+        .expect("clone");
+    assert!(clone.spec.thin_provisioning);
+    assert_eq!(
+        clone.spec.management_policy,
+        array_operator::crd::shared::ManagementPolicy::Manage
+    );
+    let vms = Api::<array_operator::crd::VirtualMachine>::namespaced(client.clone(), ns);
+    let vm = within(
+        30,
+        "read VirtualMachine build-runner",
+        vms.get("build-runner"),
+    )
+    .await
+    .expect("VM");
+    assert_eq!(
+        vm.spec.autorun,
+        array_operator::crd::virtual_machine::Autorun::LastState
+    );
+
+    refusals(&client, ns, &steps).await;
+}
+
+async fn refusals(client: &Client, ns: &str, steps: &Steps) {
+    steps.step("refusal: autorun: On is a YAML 1.1 boolean");
+    // What a user who writes the old value gets: kubectl reads `On` as true.
+    let vm = yaml11_doc(
+        "apiVersion: array-operator.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: on-is-a-bool\n\
+         spec:\n  arrayRef: {name: a}\n  storage: s\n  cpus: 1\n  memory: 1Gi\n  autorun: On\n  disks: [{size: 1Gi}]\n",
+    )
+    .await;
+    assert_eq!(
+        vm["spec"]["autorun"],
+        json!(true),
+        "PyYAML reads On as true"
+    );
+    // Created as `kubectl create` would (a POST): the type error is then the
+    // apiserver's schema validation, answered 422.
+    let (api, _) = api_for(client, ns, &vm);
+    let object: DynamicObject = serde_json::from_value(vm).expect("object");
+    let created = within(30, "create VirtualMachine on-is-a-bool", async {
+        api.create(&PostParams::default(), &object).await
+    })
+    .await;
+    assert_invalid(created, "spec.autorun", "string");
+
+    steps.step("refusal: a shrinking Lun");
     let lun = cr(
         "Lun",
         "shrinks",
         json!({"arrayRef": {"name": "a"}, "size": "10Gi", "location": "/volume1"}),
     );
-    apply(&client, ns, &lun).await.expect("create Lun");
+    apply(client, ns, &lun).await.expect("create Lun");
     let mut smaller = lun.clone();
     smaller["spec"]["size"] = json!("5Gi");
     assert_invalid(
-        apply(&client, ns, &smaller).await,
+        apply(client, ns, &smaller).await,
         "spec.size",
         "may only grow",
     );
     let mut bigger = lun.clone();
     bigger["spec"]["size"] = json!("20Gi");
-    apply(&client, ns, &bigger)
+    apply(client, ns, &bigger)
         .await
         .expect("growing is allowed");
 
-    // A changed IQN.
+    steps.step("refusal: a changed and a malformed IQN");
     let target = cr(
         "IscsiTarget",
         "fixed-iqn",
         json!({"arrayRef": {"name": "a"}, "iqn": "iqn.2000-01.com.synology:a.t1"}),
     );
-    apply(&client, ns, &target).await.expect("create target");
+    apply(client, ns, &target).await.expect("create target");
     let mut changed = target.clone();
     changed["spec"]["iqn"] = json!("iqn.2000-01.com.synology:a.t2");
-    assert_invalid(apply(&client, ns, &changed).await, "spec.iqn", "immutable");
-
-    // A malformed IQN.
+    assert_invalid(apply(client, ns, &changed).await, "spec.iqn", "immutable");
     let malformed = cr(
         "IscsiTarget",
         "bad-iqn",
         json!({"arrayRef": {"name": "a"}, "iqn": "iqn.2000-13.com.synology:t"}),
     );
     assert_invalid(
-        apply(&client, ns, &malformed).await,
+        apply(client, ns, &malformed).await,
         "spec.iqn",
         "should match",
     );
 
-    // A bad cron.
+    steps.step("refusal: vendor name limits");
+    let ngx_lun = cr(
+        "Lun",
+        "ngx-dotted",
+        json!({"arrayRef": {"name": "a"}, "size": "1Gi", "pool": "pool1", "name": "vmfs.01"}),
+    );
+    assert_invalid(apply(client, ns, &ngx_lun).await, "spec.name", "1-30");
+    let dotted = cr(
+        "Lun",
+        "ngx.dotted",
+        json!({"arrayRef": {"name": "a"}, "size": "1Gi", "pool": "pool1"}),
+    );
+    assert_invalid(
+        apply(client, ns, &dotted).await,
+        "metadata.name",
+        "set spec.name",
+    );
+
+    steps.step("refusal: a bad cron and an out-of-range retention");
     let schedule = cr(
         "SnapshotSchedule",
         "bad-cron",
         json!({"arrayRef": {"name": "a"}, "schedule": "every hour", "luns": ["l"], "retention": {"maxCount": 3}}),
     );
     assert_invalid(
-        apply(&client, ns, &schedule).await,
+        apply(client, ns, &schedule).await,
         "spec.schedule",
         "should match",
     );
+    let many = cr(
+        "SnapshotSchedule",
+        "too-many",
+        json!({"arrayRef": {"name": "a"}, "schedule": "@daily", "luns": ["l"], "retention": {"maxCount": 513}}),
+    );
+    assert_invalid(
+        apply(client, ns, &many).await,
+        "spec.retention.maxCount",
+        "512",
+    );
 
-    // An unknown enum value.
+    steps.step("refusal: an unknown enum value");
     let policy = cr(
         "Lun",
         "bad-policy",
         json!({"arrayRef": {"name": "a"}, "size": "1Gi", "location": "/volume1", "managementPolicy": "Ignore"}),
     );
     assert_invalid(
-        apply(&client, ns, &policy).await,
+        apply(client, ns, &policy).await,
         "spec.managementPolicy",
         "Unsupported value",
     );
 
-    // Exactly-one rules and create-time-only fields.
+    steps.step("refusal: exactly-one rules and create-time-only fields");
     let both = cr(
         "ReplicationPlan",
         "both-triggers",
         json!({"arrayRef": {"name": "a"}, "planId": "1", "trigger": {"schedule": "@daily", "manual": "x"}}),
     );
     assert_invalid(
-        apply(&client, ns, &both).await,
+        apply(client, ns, &both).await,
         "spec.trigger",
         "exactly one of schedule or manual",
     );
@@ -328,7 +345,7 @@ async fn refusals(client: Client, ns: String) {
     with_source["spec"]["size"] = json!("20Gi");
     with_source["spec"]["source"] = json!({"lunRef": {"name": "other"}});
     assert_invalid(
-        apply(&client, ns, &with_source).await,
+        apply(client, ns, &with_source).await,
         "spec.source",
         "create-time only",
     );
@@ -336,57 +353,88 @@ async fn refusals(client: Client, ns: String) {
 
 // ---- The operator against the cluster, with an in-process simulator ----
 
-use array_operator::crd::{IscsiTarget, Lun};
-use array_operator::operator::{Health, LeaderOptions, run_with_client};
-use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSimConfig};
-use std::sync::Arc;
-
-fn condition_true(status: Option<serde_json::Value>, type_: &str) -> bool {
-    status
-        .and_then(|s| s["conditions"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c["type"] == type_ && c["status"] == "True")
+/// One in-process operator replica: `run_with_client` on its own client,
+/// stopped (as SIGTERM stops `run`) by resolving its stop future.
+struct Replica {
+    name: &'static str,
+    health: Arc<Health>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), array_operator::operator::RunError>>,
 }
 
-fn ready<K: serde::Serialize + kube::Resource>(obj: Option<&K>) -> bool {
-    obj.map(|o| serde_json::to_value(o).unwrap_or_default()["status"].clone())
-        .is_some_and(|s| condition_true(Some(s), "Ready"))
+impl Replica {
+    async fn start(
+        kubeconfig: &str,
+        name: &'static str,
+        lease_ns: &str,
+        watch_ns: &str,
+    ) -> Replica {
+        let options = LeaderOptions {
+            lease_name: "array-operator-e2e".into(),
+            lease_namespace: Some(lease_ns.to_string()),
+            lease_duration_secs: 15,
+            lease_grace_secs: 5,
+            instance: name.into(),
+            // Other e2e tests run at the same time in other namespaces: this
+            // operator must not touch their objects.
+            watch_namespace: Some(watch_ns.to_string()),
+        };
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let health = Arc::new(Health::default());
+        let task = tokio::spawn(run_with_client(
+            client(kubeconfig).await,
+            options,
+            health.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        Replica {
+            name,
+            health,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Waits (at most `secs`) until this replica leads; returns how long it
+    /// took.
+    async fn wait_leading(&self, secs: u64) -> Duration {
+        let started = Instant::now();
+        within(secs, &format!("{} leads", self.name), async {
+            while !self.health.is_leading() {
+                assert!(
+                    !self.task.is_finished(),
+                    "{} stopped before it led",
+                    self.name
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        started.elapsed()
+    }
+
+    /// Stops the replica (SIGTERM) and waits (at most 30 s: the controllers'
+    /// shutdown grace plus the Lease release) until `run` returns.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let name = self.name;
+        within(30, &format!("{name} stops after SIGTERM"), &mut self.task)
+            .await
+            .unwrap_or_else(|e| panic!("{name} panicked: {e}"))
+            .unwrap_or_else(|e| panic!("{name} did not stop cleanly: {e}"));
+    }
 }
 
-async fn wait_ready<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + Send
-        + 'static,
-{
-    let cond = await_condition(api.clone(), name, |o: Option<&K>| ready(o));
-    tokio::time::timeout(Duration::from_secs(120), cond)
-        .await
-        .unwrap_or_else(|_| panic!("{name} not Ready within 120s"))
-        .expect("watch");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_operator_converges_luns_and_a_target_and_a_second_replica_stays_follower() {
-    let Some(client) = client().await else { return };
-    install_crds(&client).await;
-    in_namespace(&client, "aop-e2e-operator", operator_flow).await;
-}
-
-async fn operator_flow(client: Client, ns: String) {
-    let sim = array_operator::sim::dsm::start(DsmSimConfig::default())
-        .await
-        .expect("simulator");
-    let ca = sim.ca_pem().expect("TLS simulator").to_string();
-    let secret = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque", "stringData": data});
+/// The credentials and CA Secrets and a StorageArray `dsm` for `sim` in
+/// `ns`.
+async fn storage_array(client: &Client, ns: &str, sim: &IsolatedDsm) {
     apply(
-        &client,
-        &ns,
+        client,
+        ns,
         &secret(
             "dsm-credentials",
             json!({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}),
@@ -394,17 +442,17 @@ async fn operator_flow(client: Client, ns: String) {
     )
     .await
     .expect("credentials");
-    apply(&client, &ns, &secret("dsm-ca", json!({"ca.crt": ca})))
+    apply(client, ns, &secret("dsm-ca", json!({"ca.crt": sim.ca_pem})))
         .await
         .expect("CA");
     apply(
-        &client,
-        &ns,
+        client,
+        ns,
         &cr(
             "StorageArray",
             "dsm",
             json!({
-                "vendor": "Synology", "endpoint": sim.base_url(),
+                "vendor": "Synology", "endpoint": sim.base_url,
                 "credentialsSecretRef": {"name": "dsm-credentials"},
                 "tls": {"caSecretRef": {"name": "dsm-ca"}},
                 "resyncInterval": "30s"
@@ -413,53 +461,28 @@ async fn operator_flow(client: Client, ns: String) {
     )
     .await
     .expect("StorageArray");
+}
 
-    // Two replicas on one Lease: the first leads, the second waits.
-    let options = |instance: &str| LeaderOptions {
-        lease_name: "array-operator-e2e".into(),
-        lease_namespace: Some(ns.clone()),
-        lease_duration_secs: 15,
-        lease_grace_secs: 5,
-        instance: instance.into(),
-        // Other e2e tests run at the same time in other namespaces: this
-        // operator must not put finalizers on their objects.
-        watch_namespace: Some(ns.clone()),
-    };
-    let (stop_a, stop_a_rx) = tokio::sync::oneshot::channel::<()>();
-    let (stop_b, stop_b_rx) = tokio::sync::oneshot::channel::<()>();
-    let health_a = Arc::new(Health::default());
-    let health_b = Arc::new(Health::default());
-    let a = tokio::spawn(run_with_client(
-        client.clone(),
-        options("replica-a"),
-        health_a.clone(),
-        async move {
-            let _ = stop_a_rx.await;
-        },
-    ));
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while !health_a.is_leading() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+/// Two Luns and a target listing both, applied together (the target before
+/// its Luns have ids on the array).
+async fn luns_and_target(client: &Client, ns: &str, prefix: &str) -> (Vec<String>, String) {
+    let target = format!("{prefix}-t1");
+    let luns = vec![format!("{prefix}-l1"), format!("{prefix}-l2")];
+    apply(
+        client,
+        ns,
+        &cr(
+            "IscsiTarget",
+            &target,
+            json!({"arrayRef": {"name": "dsm"}, "luns": luns}),
+        ),
+    )
     .await
-    .expect("replica a leads within 60s");
-    let b = tokio::spawn(run_with_client(
-        client.clone(),
-        options("replica-b"),
-        health_b.clone(),
-        async move {
-            let _ = stop_b_rx.await;
-        },
-    ));
-
-    let arrays: Api<array_operator::crd::StorageArray> = Api::namespaced(client.clone(), &ns);
-    wait_ready(&arrays, "dsm").await;
-
-    for lun in ["e2e-l1", "e2e-l2"] {
+    .expect("IscsiTarget");
+    for lun in &luns {
         apply(
-            &client,
-            &ns,
+            client,
+            ns,
             &cr(
                 "Lun",
                 lun,
@@ -469,52 +492,171 @@ async fn operator_flow(client: Client, ns: String) {
         .await
         .expect("Lun");
     }
-    apply(
-        &client,
-        &ns,
-        &cr(
-            "IscsiTarget",
-            "e2e-t1",
-            json!({"arrayRef": {"name": "dsm"}, "luns": ["e2e-l1", "e2e-l2"]}),
-        ),
-    )
-    .await
-    .expect("IscsiTarget");
+    (luns, target)
+}
+
+/// The names of the LUNs the simulated array maps to target `target`.
+fn mapped_on_array(state: &StateHandle, target: &str) -> Vec<String> {
+    state.read(|s| {
+        s.target_by_name(target)
+            .map(|t| {
+                t.mapped
+                    .iter()
+                    .filter_map(|m| s.lun(&m.lun_uuid).map(|l| l.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+#[test]
+fn a_target_is_ready_only_when_its_luns_are_mapped_and_sigterm_hands_over_within_5s() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline(
+        "readiness-and-handover",
+        DEADLINE,
+        move |steps| async move {
+            let client = client(&path).await;
+            install_crds(&client, &steps).await;
+            let ns = create_namespace(&client, "aop-e2e-operator").await;
+            let outcome = tokio::spawn(readiness_and_handover(
+                path,
+                client.clone(),
+                ns.clone(),
+                steps,
+            ))
+            .await;
+            delete_namespace(&client, &ns).await;
+            if let Err(e) = outcome {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        },
+    );
+}
+
+async fn readiness_and_handover(kubeconfig: String, client: Client, ns: String, steps: Steps) {
+    let sim = IsolatedDsm::start();
+    steps.step("StorageArray, then two replicas on one Lease");
+    storage_array(&client, &ns, &sim).await;
+    let a = Replica::start(&kubeconfig, "replica-a", &ns, &ns).await;
+    let took = a.wait_leading(60).await;
+    println!("replica-a leads after {took:.1?}");
+    let b = Replica::start(&kubeconfig, "replica-b", &ns, &ns).await;
+
+    steps.step("StorageArray Ready");
+    let arrays: Api<StorageArray> = Api::namespaced(client.clone(), &ns);
+    wait_for(&arrays, "dsm", 120, "StorageArray dsm Ready", is_current()).await;
+
+    steps.step("two Luns and a target listing both");
+    let (lun_names, target) = luns_and_target(&client, &ns, "e2e").await;
     let luns: Api<Lun> = Api::namespaced(client.clone(), &ns);
     let targets: Api<IscsiTarget> = Api::namespaced(client.clone(), &ns);
-    wait_ready(&luns, "e2e-l1").await;
-    wait_ready(&luns, "e2e-l2").await;
-    wait_ready(&targets, "e2e-t1").await;
-    assert!(
-        !health_b.is_leading(),
-        "the second replica must stay a follower"
-    );
 
-    // The array holds what the cluster says, mapped from both sides.
-    let state = sim.state();
+    steps.step("target Ready, checked against the array at that moment");
+    // Called on every watch event: the first time Ready=True is seen, the
+    // array's mappings are read right then.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let not_ready_reasons: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ready_at_array = {
+        let seen = seen.clone();
+        let reasons = not_ready_reasons.clone();
+        let state = sim.state.clone();
+        let target = target.clone();
+        move |obj: Option<&IscsiTarget>| {
+            let Some(v) = obj.and_then(|o| serde_json::to_value(o).ok()) else {
+                return false;
+            };
+            match condition(&v, "Ready") {
+                Some(c) if c["status"] == "True" => {
+                    *seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                        mapped_on_array(&state, &target);
+                    true
+                }
+                Some(c) => {
+                    reasons
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(format!("{}: {}", c["reason"], c["message"]));
+                    false
+                }
+                None => false,
+            }
+        }
+    };
+    wait_for(&targets, &target, 180, "target Ready", ready_at_array).await;
+    let mut mapped = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    mapped.sort();
     assert_eq!(
-        state
-            .luns()
-            .iter()
-            .filter(|l| l.name.starts_with("e2e-"))
-            .count(),
-        2
+        mapped,
+        lun_names,
+        "the target was Ready=True while the array mapped only {mapped:?} (Ready=False reasons seen: {:?})",
+        not_ready_reasons.lock().unwrap_or_else(|p| p.into_inner())
     );
-    let target = state
-        .targets()
-        .into_iter()
-        .find(|t| t.name == "e2e-t1")
-        .expect("target on the array");
-    assert_eq!(target.mapped.len(), 2);
+    // While it waited, Ready=False said which Luns it waited for.
+    for reason in not_ready_reasons
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|r| r.contains("e2e-l"))
+    {
+        println!("target not ready yet: {reason}");
+    }
 
-    // `kubectl get luns` columns, through the Table API.
+    steps.step(
+        "kstatus: Luns and target Current (Ready, observedGeneration, not Reconciling/Stalled)",
+    );
+    for lun in &lun_names {
+        wait_for(&luns, lun, 120, &format!("Lun {lun} Current"), is_current()).await;
+    }
+    wait_for(&targets, &target, 120, "target Current", is_current()).await;
+    let t = within(30, "read target", targets.get(&target))
+        .await
+        .expect("target");
+    let t = serde_json::to_value(&t).expect("json");
+    assert!(kstatus_current(&t), "target: {}", t["status"]);
+    assert!(
+        condition(&t, "Synced").is_some_and(|c| c["status"] == "True"),
+        "target Synced: {}",
+        t["status"]
+    );
+
+    steps.step("Mapped Events name both Luns");
+    // One Event for both mappings or one per mapping: together they name
+    // every Lun (an Event naming only the first of several was a defect).
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    within(60, "Mapped Events of the target naming both Luns", async {
+        loop {
+            let list = events
+                .list(&ListParams::default().fields(&format!("involvedObject.name={target}")))
+                .await
+                .expect("list Events");
+            let mapped: Vec<&str> = list
+                .items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("Mapped"))
+                .filter_map(|e| e.message.as_deref())
+                .collect();
+            if lun_names
+                .iter()
+                .all(|l| mapped.iter().any(|m| m.contains(l.as_str())))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+
+    steps.step("kubectl get luns columns (Table API)");
     let request = http::Request::get(format!(
         "/apis/array-operator.io/v1alpha1/namespaces/{ns}/luns"
     ))
     .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
     .body(Vec::new())
     .expect("request");
-    let table: Value = client.request(request).await.expect("Table");
+    let table: Value = within(30, "Table of Luns", client.request(request))
+        .await
+        .expect("Table");
     let columns: Vec<&str> = table["columnDefinitions"]
         .as_array()
         .expect("columns")
@@ -538,6 +680,10 @@ async fn operator_flow(client: Client, ns: String) {
         let cells = row["cells"].as_array().expect("cells");
         assert_eq!(cells[1], "dsm");
         assert_eq!(cells[2], "1Gi");
+        assert!(
+            cells[3].as_str().is_some_and(|s| !s.is_empty()),
+            "TYPE: {row}"
+        );
         assert_eq!(cells[4], "True", "READY: {row}");
         assert_eq!(cells[5], "True", "SYNCED: {row}");
         assert!(
@@ -545,51 +691,220 @@ async fn operator_flow(client: Client, ns: String) {
             "EXTERNAL-ID: {row}"
         );
     }
-
-    // Delete everything; the array is left clean.
-    let t = targets.get("e2e-t1").await.expect("target");
-    let target_uid = t.metadata.uid.clone().unwrap_or_default();
-    targets
-        .delete("e2e-t1", &DeleteParams::default())
-        .await
-        .expect("delete target");
-    let gone = await_condition(
-        targets.clone(),
-        "e2e-t1",
-        conditions::is_deleted(&target_uid),
+    assert!(
+        !b.health.is_leading(),
+        "the second replica must stay a follower while the first leads"
     );
-    tokio::time::timeout(Duration::from_secs(120), gone)
+
+    steps.step("SIGTERM to the leader: the follower leads within 5 s");
+    let stopped = Instant::now();
+    let stopping = tokio::spawn(a.stop());
+    let took = b.wait_leading(5).await;
+    println!(
+        "handover: replica-b leads {:.2?} after replica-a's SIGTERM",
+        stopped.elapsed()
+    );
+    assert!(took <= Duration::from_secs(5));
+    within(35, "replica-a exits after SIGTERM", stopping)
         .await
-        .expect("target deleted")
-        .expect("watch");
-    for lun in ["e2e-l1", "e2e-l2"] {
-        let l = luns.get(lun).await.expect("lun");
-        let lun_uid = l.metadata.uid.clone().unwrap_or_default();
-        luns.delete(lun, &DeleteParams::default())
+        .expect("replica-a stop");
+
+    steps.step("the new leader cleans up: delete the target and the Luns");
+    let t = within(30, "read target", targets.get(&target))
+        .await
+        .expect("target");
+    within(
+        30,
+        "delete target",
+        targets.delete(&target, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete target");
+    wait_for(
+        &targets,
+        &target,
+        120,
+        "target deleted",
+        conditions::is_deleted(&t.uid().unwrap_or_default()),
+    )
+    .await;
+    for lun in &lun_names {
+        let l = within(30, "read Lun", luns.get(lun)).await.expect("Lun");
+        within(30, "delete Lun", luns.delete(lun, &DeleteParams::default()))
             .await
-            .expect("delete lun");
-        let gone = await_condition(luns.clone(), lun, conditions::is_deleted(&lun_uid));
-        tokio::time::timeout(Duration::from_secs(120), gone)
-            .await
-            .expect("lun deleted")
-            .expect("watch");
+            .expect("delete Lun");
+        wait_for(
+            &luns,
+            lun,
+            120,
+            &format!("Lun {lun} deleted"),
+            conditions::is_deleted(&l.uid().unwrap_or_default()),
+        )
+        .await;
     }
-    assert!(
-        state.luns().iter().all(|l| !l.name.starts_with("e2e-")),
-        "LUNs left on the array"
-    );
-    assert!(
-        state.targets().iter().all(|t| t.name != "e2e-t1"),
-        "target left on the array"
+    let (left_luns, left_targets) = sim.state.read(|s| (s.luns.len(), s.targets.len()));
+    assert_eq!(
+        (left_luns, left_targets),
+        (0, 0),
+        "LUNs and targets left on the array"
     );
 
-    let _ = stop_a.send(());
-    let _ = stop_b.send(());
-    a.await
-        .expect("replica a")
-        .expect("replica a stopped cleanly");
-    // The follower takes the Lease when the leader releases it, then stops.
-    b.await
-        .expect("replica b")
-        .expect("replica b stopped cleanly");
+    steps.step("delete the StorageArray while an operator still runs");
+    // Its finalizer (and its Secrets') are released by the operator: deleted
+    // after the operator stopped, they would hold the namespace for ever.
+    let sa = within(30, "read StorageArray", arrays.get("dsm"))
+        .await
+        .expect("StorageArray");
+    within(
+        30,
+        "delete StorageArray",
+        arrays.delete("dsm", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete StorageArray");
+    wait_for(
+        &arrays,
+        "dsm",
+        120,
+        "StorageArray deleted",
+        conditions::is_deleted(&sa.uid().unwrap_or_default()),
+    )
+    .await;
+
+    steps.step("stop the second replica");
+    b.stop().await;
+}
+
+// ---- 3. Namespace deletion ----
+
+#[test]
+fn deleting_a_namespace_removes_it_and_leaves_the_array_empty() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("namespace-deletion", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        // The Lease lives outside the namespace being deleted: deleting it
+        // with the namespace would stop the operator half way.
+        let control = create_namespace(&client, "aop-e2e-control").await;
+        let outcome = tokio::spawn(namespace_deletion(
+            path,
+            client.clone(),
+            control.clone(),
+            steps,
+        ))
+        .await;
+        delete_namespace(&client, &control).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn namespace_deletion(kubeconfig: String, client: Client, control: String, steps: Steps) {
+    let sim = IsolatedDsm::start();
+    let ns = create_namespace(&client, "aop-e2e-nsdel").await;
+    steps.step("Secrets, StorageArray, Luns and a target in the namespace");
+    storage_array(&client, &ns, &sim).await;
+    let replica = Replica::start(&kubeconfig, "replica-nsdel", &control, &ns).await;
+    replica.wait_leading(60).await;
+    let (lun_names, target) = luns_and_target(&client, &ns, "nsdel").await;
+    let luns: Api<Lun> = Api::namespaced(client.clone(), &ns);
+    let targets: Api<IscsiTarget> = Api::namespaced(client.clone(), &ns);
+    for lun in &lun_names {
+        wait_for(&luns, lun, 180, &format!("Lun {lun} Ready"), is_current()).await;
+    }
+    wait_for(&targets, &target, 180, "target Ready", is_current()).await;
+    let (on_array_luns, on_array_targets) = sim.state.read(|s| (s.luns.len(), s.targets.len()));
+    assert_eq!(
+        (on_array_luns, on_array_targets),
+        (2, 1),
+        "objects on the array"
+    );
+
+    steps.step("delete the whole namespace");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let uid = within(30, "read namespace", namespaces.get(&ns))
+        .await
+        .expect("namespace")
+        .uid()
+        .unwrap_or_default();
+    within(
+        30,
+        "delete namespace",
+        namespaces.delete(&ns, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete namespace");
+    // What still holds the namespace, printed when the wait fails.
+    let report = || {
+        let state = sim.state.clone();
+        state.read(|s| {
+            format!(
+                "on the array: LUNs {:?}, targets {:?}",
+                s.luns.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
+                s.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+            )
+        })
+    };
+    let gone = tokio::time::timeout(
+        Duration::from_secs(300),
+        kube::runtime::wait::await_condition(namespaces.clone(), &ns, conditions::is_deleted(&uid)),
+    )
+    .await;
+    if !matches!(gone, Ok(Ok(_))) {
+        let held = objects_left(&client, &ns).await;
+        panic!(
+            "namespace {ns} not gone within 300s ({gone:?}); left in it: {held}; {}",
+            report()
+        );
+    }
+
+    steps.step("the array is empty");
+    let (left_luns, left_targets) = sim.state.read(|s| (s.luns.len(), s.targets.len()));
+    assert_eq!(
+        (left_luns, left_targets),
+        (0, 0),
+        "the namespace is gone but the array still holds objects: {}",
+        report()
+    );
+
+    steps.step("stop the operator");
+    replica.stop().await;
+}
+
+/// The objects still in `ns`, with their finalizers and whether they are
+/// being deleted, for the message of a namespace that does not go away.
+async fn objects_left(client: &Client, ns: &str) -> String {
+    let mut out = Vec::new();
+    for (api_version, kind) in [
+        ("array-operator.io/v1alpha1", "IscsiTarget"),
+        ("array-operator.io/v1alpha1", "Lun"),
+        ("array-operator.io/v1alpha1", "StorageArray"),
+        ("v1", "Secret"),
+    ] {
+        let probe = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "-"}});
+        let (api, _) = api_for(client, ns, &probe);
+        match tokio::time::timeout(Duration::from_secs(30), api.list(&ListParams::default())).await
+        {
+            Ok(Ok(list)) => out.extend(list.items.iter().map(|o| {
+                format!(
+                    "{kind}/{} finalizers {:?}{}",
+                    o.name_any(),
+                    o.finalizers(),
+                    if o.metadata.deletion_timestamp.is_some() {
+                        " (being deleted)"
+                    } else {
+                        ""
+                    }
+                )
+            })),
+            Ok(Err(e)) => out.push(format!("{kind}: list failed: {e}")),
+            Err(_) => out.push(format!("{kind}: list not answered within 30s")),
+        }
+    }
+    if out.is_empty() {
+        "nothing".to_string()
+    } else {
+        out.join(", ")
+    }
 }

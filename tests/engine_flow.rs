@@ -339,7 +339,7 @@ impl Env {
 
     async fn delete_target(&self, name: &str) -> Cleanup<IscsiTargetStatus> {
         let t = self.cluster.target(NS, name).expect("target");
-        let out = engine::iscsi_target::cleanup(&t, Some(&self.handle)).await;
+        let out = engine::iscsi_target::cleanup(&t, Some(&self.handle), &self.cluster).await;
         if let Cleanup::Done { .. } = out {
             self.cluster.remove_target(NS, name);
         }
@@ -486,7 +486,14 @@ async fn map_unmap_and_chap_on_changed_off(vendor: Vendor) {
     env.apply_target("tgt1", target_spec(&["l1", "l2"], Some("chap")));
     let out = env.reconcile_target("tgt1").await;
     assert_ready(&out, &out.status.common.conditions);
-    assert_eq!(reasons(&out.events), ["Created", "Mapped", "Mapped"]);
+    // One Mapped Event names every Lun mapped (the recorder keeps only the
+    // first note of a series).
+    assert_eq!(reasons(&out.events), ["Created", "Mapped"]);
+    let mapped_note = &out.events[1].note;
+    assert!(
+        mapped_note.contains("Lun l1") && mapped_note.contains("Lun l2"),
+        "{mapped_note}"
+    );
     let mapped = out
         .status
         .at_array
@@ -607,12 +614,13 @@ async fn adoption_by_external_name_and_a_clash_without_it(vendor: Vendor) {
     let mut made = env.sim.lun_spec("1Gi");
     made.name = Some("legacy".into());
     let foreign = Lun::new("legacy-maker", made);
-    let desired = engine::lun::desired(&foreign, vendor, None).expect("desired");
+    let desired = engine::lun::desired(&foreign, &env.handle, None).expect("desired");
     let foreign_id = env
         .handle
         .backend
         .create_lun(&desired)
         .await
+        .map(|c| c.id)
         .expect("out-of-band create");
 
     // Without external-name: AlreadyExists, and nothing is sent.

@@ -141,3 +141,75 @@ fn missing_fields(written: &Value, kept: &Value, path: &str) -> Vec<String> {
     }
     out
 }
+
+/// Every Secret the examples refer to holds what the vendor accepts: DSM
+/// credentials (username, password), an NGX token, and CHAP secrets with a
+/// username and a 12-16 character password (DSM's rule in
+/// synology-iscsi-lun-target; most initiators, ESXi and Windows among them,
+/// want the same on NGX).
+#[test]
+fn every_example_secret_meets_the_vendor_limits() {
+    let mut checked = 0;
+    for vendor in ["synology", "ngxstorage"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(vendor);
+        let docs: Vec<Value> = support::yaml11::yaml_files(&dir)
+            .iter()
+            .flat_map(|f| support::yaml_documents(&std::fs::read_to_string(f).expect("read")))
+            .collect();
+        let secret = |name: &str| -> serde_json::Map<String, Value> {
+            docs.iter()
+                .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == name)
+                .and_then(|d| d["stringData"].as_object().cloned())
+                .unwrap_or_else(|| panic!("{vendor}: no Secret {name} with stringData"))
+        };
+        for doc in &docs {
+            let name = doc["metadata"]["name"].as_str().unwrap_or("?");
+            match doc["kind"].as_str() {
+                Some("StorageArray") => {
+                    let creds = secret(
+                        doc["spec"]["credentialsSecretRef"]["name"]
+                            .as_str()
+                            .expect("credentialsSecretRef"),
+                    );
+                    let keys: Vec<&str> = if vendor == "synology" {
+                        vec!["username", "password"]
+                    } else {
+                        vec!["token"]
+                    };
+                    for key in keys {
+                        assert!(
+                            creds
+                                .get(key)
+                                .and_then(Value::as_str)
+                                .is_some_and(|v| !v.is_empty()),
+                            "{vendor} StorageArray {name}: credentials lack {key}"
+                        );
+                    }
+                    checked += 1;
+                }
+                Some("IscsiTarget") => {
+                    for field in ["secretRef", "mutualSecretRef"] {
+                        let Some(secret_name) = doc["spec"]["chap"][field]["name"].as_str() else {
+                            continue;
+                        };
+                        let chap = secret(secret_name);
+                        let user = chap.get("username").and_then(Value::as_str).unwrap_or("");
+                        let password = chap.get("password").and_then(Value::as_str).unwrap_or("");
+                        assert!(!user.is_empty(), "{vendor} {name}: {field} has no username");
+                        let n = password.chars().count();
+                        assert!(
+                            (12..=16).contains(&n),
+                            "{vendor} IscsiTarget {name}: the {field} CHAP password has {n} characters; 12 to 16 are accepted"
+                        );
+                        checked += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // Two arrays, two CHAP secrets on DSM (mutual), one on NGX.
+    assert_eq!(checked, 5, "Secrets checked");
+}

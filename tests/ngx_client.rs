@@ -232,6 +232,7 @@ async fn resize_is_verified_in_each_mode(d: Dialect) {
     wrong_cfg.resize_mode = match right.resize_mode() {
         ResizeMode::Absolute => ResizeMode::Delta,
         ResizeMode::Delta => ResizeMode::Absolute,
+        ResizeMode::Auto => unreachable!("the helper configures each dialect's own mode"),
     };
     let wrong = NgxClient::connect(wrong_cfg).await.expect("connect");
 

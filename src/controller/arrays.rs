@@ -17,9 +17,9 @@ use tokio::sync::Mutex;
 use crate::array::backend::{Backend, BackendConfig, BackendError, Credentials};
 use crate::array::error::ErrorClass;
 use crate::array::transport::TransportConfig;
-use crate::array::types::SecretString;
-use crate::crd::storage_array::{ResizeMode, StorageArray, Vendor};
+use crate::crd::storage_array::{StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
+use crate::model::SecretString;
 
 /// Why an array handle cannot be had. Every message is a stable sentence
 /// (no countdown, no Rust debug text) naming the StorageArray, the field or
@@ -354,7 +354,7 @@ impl ArrayRegistry {
                 .ngxstorage
                 .as_ref()
                 .map(|n| n.resize_mode)
-                .unwrap_or(ResizeMode::Absolute),
+                .unwrap_or_default(),
             session_name: self.session_name.clone(),
         };
         Ok((config, fingerprint, resync))

@@ -2,26 +2,74 @@
 //! Kubernetes API.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::array::types::SecretString;
 use crate::crd::{IscsiTarget, Lun};
+use crate::engine::lifecycle::{Managed, claim_of};
 use crate::engine::{Cluster, ClusterError, ObjectKey, SecretData};
+use crate::model::SecretString;
+use crate::reconcile::claims::Claim;
 
-/// [`Cluster`] backed by a kube client.
+/// [`Cluster`] backed by a kube client and, once the controllers run, by
+/// their watch-fed stores (so a reconcile reads other objects from memory,
+/// not with a GET or LIST).
 #[derive(Clone)]
 pub struct KubeCluster {
     client: Client,
+    luns: Arc<OnceLock<Store<Lun>>>,
+    targets: Arc<OnceLock<Store<IscsiTarget>>>,
 }
 
 impl KubeCluster {
     /// Wraps a client.
     pub fn new(client: Client) -> Self {
-        KubeCluster { client }
+        KubeCluster {
+            client,
+            luns: Arc::default(),
+            targets: Arc::default(),
+        }
+    }
+
+    /// Serves Luns from the Lun controller's store from now on.
+    pub fn set_luns(&self, store: Store<Lun>) {
+        let _ = self.luns.set(store);
+    }
+
+    /// Serves IscsiTargets from the IscsiTarget controller's store.
+    pub fn set_targets(&self, store: Store<IscsiTarget>) {
+        let _ = self.targets.set(store);
+    }
+
+    async fn all_luns(&self, namespace: &str) -> Result<Vec<Arc<Lun>>, ClusterError> {
+        if let Some(store) = self.luns.get() {
+            return Ok(store
+                .state()
+                .into_iter()
+                .filter(|l| l.metadata.namespace.as_deref() == Some(namespace))
+                .collect());
+        }
+        let api: Api<Lun> = Api::namespaced(self.client.clone(), namespace);
+        let list = api.list(&Default::default()).await.map_err(api_error)?;
+        Ok(list.items.into_iter().map(Arc::new).collect())
+    }
+
+    async fn all_targets(&self, namespace: &str) -> Result<Vec<Arc<IscsiTarget>>, ClusterError> {
+        if let Some(store) = self.targets.get() {
+            return Ok(store
+                .state()
+                .into_iter()
+                .filter(|t| t.metadata.namespace.as_deref() == Some(namespace))
+                .collect());
+        }
+        let api: Api<IscsiTarget> = Api::namespaced(self.client.clone(), namespace);
+        let list = api.list(&Default::default()).await.map_err(api_error)?;
+        Ok(list.items.into_iter().map(Arc::new).collect())
     }
 }
 
@@ -35,6 +83,13 @@ impl Cluster for KubeCluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<String>, ClusterError> {
+        if let Some(store) = self.luns.get() {
+            let key = ObjectRef::<Lun>::new(name).within(namespace);
+            return Ok(store
+                .get(&key)
+                .as_deref()
+                .and_then(crate::engine::lun_external_id));
+        }
         let api: Api<Lun> = Api::namespaced(self.client.clone(), namespace);
         Ok(api
             .get_opt(name)
@@ -49,16 +104,40 @@ impl Cluster for KubeCluster {
         namespace: &str,
         lun: &str,
     ) -> Result<Vec<String>, ClusterError> {
-        let api: Api<IscsiTarget> = Api::namespaced(self.client.clone(), namespace);
-        let targets = api.list(&Default::default()).await.map_err(api_error)?;
-        Ok(targets
-            .items
+        Ok(self
+            .all_targets(namespace)
+            .await?
             .into_iter()
             .filter(|t| {
                 t.metadata.deletion_timestamp.is_none() && t.spec.luns.iter().any(|l| l == lun)
             })
-            .filter_map(|t| t.metadata.name)
+            .filter_map(|t| t.metadata.name.clone())
             .collect())
+    }
+
+    async fn claims(
+        &self,
+        kind: &str,
+        namespace: &str,
+        array: &str,
+    ) -> Result<Vec<Claim>, ClusterError> {
+        Ok(match kind {
+            "Lun" => self
+                .all_luns(namespace)
+                .await?
+                .iter()
+                .filter(|l| l.array_ref() == array)
+                .map(|l| claim_of(l.as_ref()))
+                .collect(),
+            "IscsiTarget" => self
+                .all_targets(namespace)
+                .await?
+                .iter()
+                .filter(|t| t.array_ref() == array)
+                .map(|t| claim_of(t.as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     async fn secret(

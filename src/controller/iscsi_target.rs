@@ -9,59 +9,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, reflector, watcher};
 
-use crate::crd::iscsi_target::IscsiTargetStatus;
 use crate::crd::{IscsiTarget, Lun};
-use crate::engine::common::common_with;
-use crate::engine::conditions::ConditionState;
-use crate::engine::{self, ArrayHandle, Cleanup, Outcome};
 
-use super::cluster::KubeCluster;
 use super::context::Context;
-use super::managed::{ManagedKind, error_policy, reconcile};
-
-impl ManagedKind for IscsiTarget {
-    const KIND: &'static str = "IscsiTarget";
-    type Status = IscsiTargetStatus;
-
-    fn array_ref(&self) -> &str {
-        &self.spec.array_ref.name
-    }
-
-    async fn reconcile_engine<'a>(
-        &'a self,
-        array: &'a ArrayHandle,
-        cluster: &'a KubeCluster,
-    ) -> Outcome<IscsiTargetStatus> {
-        engine::iscsi_target::reconcile(self, array, cluster).await
-    }
-
-    async fn cleanup_engine<'a>(
-        &'a self,
-        array: Option<&'a ArrayHandle>,
-        _cluster: &'a KubeCluster,
-    ) -> Cleanup<IscsiTargetStatus> {
-        engine::iscsi_target::cleanup(self, array).await
-    }
-
-    fn status_with(
-        &self,
-        ready: Option<ConditionState>,
-        synced: ConditionState,
-    ) -> IscsiTargetStatus {
-        let previous = self.status.clone().unwrap_or_default();
-        IscsiTargetStatus {
-            common: common_with(
-                Some(&previous.common),
-                ready.as_ref(),
-                &synced,
-                self.metadata.generation,
-            ),
-            ..previous
-        }
-    }
-}
+use super::managed::{error_policy, reconcile, trigger_stream};
 
 /// The targets (in `namespace`) that list Lun `lun`.
 pub fn targets_listing(
@@ -104,10 +57,10 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
-        ctx.api::<IscsiTarget>(),
-        watcher::Config::default().any_semantic(),
-    );
+    let (reader, writer) = reflector::store::<IscsiTarget>();
+    ctx.cluster.set_targets(reader.clone());
+    let controller =
+        Controller::for_stream(trigger_stream(ctx.api::<IscsiTarget>(), writer), reader);
     let by_lun = controller.store();
     let by_secret = controller.store();
     controller

@@ -3,7 +3,6 @@
 //! server-side apply and the engine's Events published.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +16,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::crd::shared::{FINALIZER, ready_reason, synced_reason};
+use crate::crd::shared::{
+    ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CONDITION_SYNCED, FINALIZER, ready_reason,
+    synced_reason,
+};
+use crate::engine::common::common_with;
 use crate::engine::conditions::ConditionState;
-use crate::engine::{ArrayHandle, Cleanup, EngineEvent, EventType, Outcome, Progress};
+use crate::engine::lifecycle::{self, Managed};
+use crate::engine::{Cleanup, EngineEvent, EventType, Progress};
 
 use super::arrays::ArrayAccessError;
-use super::cluster::KubeCluster;
 use super::context::{Context, FIELD_MANAGER};
 
 /// How soon a reconcile that waits for another object comes back.
@@ -42,9 +45,11 @@ pub enum ControllerError {
     Finalizer(String),
 }
 
-/// A kind the engine manages on an array.
+/// A kind the controllers manage: the engine's [`Managed`] plus what a
+/// kube-runtime Controller needs of it.
 pub trait ManagedKind:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    Managed<Status: Serialize>
+    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + Debug
     + Serialize
@@ -53,30 +58,60 @@ pub trait ManagedKind:
     + Sync
     + 'static
 {
-    /// The kind name.
-    const KIND: &'static str;
-    /// The status type.
-    type Status: Serialize + Send + Sync;
+}
 
-    /// `spec.arrayRef.name`.
-    fn array_ref(&self) -> &str;
+impl<K> ManagedKind for K where
+    K: Managed<Status: Serialize>
+        + Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
 
-    /// The engine's reconcile.
-    fn reconcile_engine<'a>(
-        &'a self,
-        array: &'a ArrayHandle,
-        cluster: &'a KubeCluster,
-    ) -> impl Future<Output = Outcome<Self::Status>> + Send + 'a;
+/// What of an object wakes its controller: what a person changes (the
+/// generation, that is the spec; deletion; the pause and external-name
+/// annotations) and the finalizers (the finalizer helper waits for its own
+/// write to come back). The operator's status and create-record writes
+/// change none of it, so they never trigger a reconcile and a failing
+/// object keeps its backoff.
+pub fn wake_hash<K: Resource>(obj: &K) -> Option<u64> {
+    Some(wake_hash_of(obj.meta()))
+}
 
-    /// The engine's cleanup.
-    fn cleanup_engine<'a>(
-        &'a self,
-        array: Option<&'a ArrayHandle>,
-        cluster: &'a KubeCluster,
-    ) -> impl Future<Output = Cleanup<Self::Status>> + Send + 'a;
+/// [`wake_hash`] of an object's metadata.
+pub fn wake_hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k)).cloned();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.generation,
+        meta.deletion_timestamp.is_some(),
+        &meta.finalizers,
+        annotation(ANNOTATION_PAUSED),
+        annotation(ANNOTATION_EXTERNAL_NAME),
+    )
+        .hash(&mut h);
+    h.finish()
+}
 
-    /// The status to write when the array cannot be had.
-    fn status_with(&self, ready: Option<ConditionState>, synced: ConditionState) -> Self::Status;
+/// The trigger stream of a managed kind's Controller: a watcher reflected
+/// into `writer` (the store the claims index and mappers read), filtered by
+/// [`wake_hash`].
+pub fn trigger_stream<K: ManagedKind>(
+    api: Api<K>,
+    writer: kube::runtime::reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static {
+    use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(wake_hash::<K>, PredicateConfig::default())
 }
 
 fn object_key<K: ManagedKind>(obj: &K) -> String {
@@ -156,29 +191,47 @@ async fn apply<K: ManagedKind>(
         Err(e) => {
             let unreachable = matches!(
                 e,
-                ArrayAccessError::Connect { .. } | ArrayAccessError::BackingOff { .. }
+                ArrayAccessError::Connect { .. }
+                    | ArrayAccessError::BackingOff { .. }
+                    | ArrayAccessError::NotFound(_)
             );
-            let status = obj.status_with(
-                Some(ConditionState::no(
+            let reason = if unreachable {
+                synced_reason::ARRAY_UNREACHABLE
+            } else {
+                synced_reason::RECONCILE_ERROR
+            };
+            let text = e.to_string();
+            let was = obj.common_status().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == CONDITION_SYNCED)
+                    .map(|c| c.reason.clone())
+            });
+            let common = common_with(
+                obj.common_status(),
+                Some(&ConditionState::no(
                     ready_reason::UNAVAILABLE,
                     "the array cannot be reached",
                 )),
-                ConditionState::no(
-                    if unreachable || matches!(e, ArrayAccessError::NotFound(_)) {
-                        synced_reason::ARRAY_UNREACHABLE
-                    } else {
-                        synced_reason::RECONCILE_ERROR
-                    },
-                    e.to_string(),
-                ),
+                &ConditionState::no(reason, text.clone()),
+                Progress::Failed,
+                obj.meta().generation,
             );
-            patch_status(api, obj.as_ref(), &status).await?;
-            ctx.metrics
-                .reconcile_failed(K::KIND, synced_reason::ARRAY_UNREACHABLE);
+            patch_status(api, obj.as_ref(), &obj.keep_status(common)).await?;
+            if was.as_deref() != Some(reason) {
+                // Once per outage, not once per retry.
+                publish(
+                    ctx,
+                    obj.as_ref(),
+                    &[EngineEvent::warning(reason, "Connect", text)],
+                )
+                .await;
+            }
+            ctx.metrics.reconcile_failed(K::KIND, reason);
             return Ok(Action::requeue(ctx.backoff.failed(&key)));
         }
     };
-    let outcome = obj.reconcile_engine(&handle, &ctx.cluster).await;
+    let outcome = lifecycle::reconcile(obj.as_ref(), &handle, &ctx.cluster).await;
     patch_status(api, obj.as_ref(), &outcome.status).await?;
     publish(ctx, obj.as_ref(), &outcome.events).await;
     Ok(match outcome.progress {
@@ -187,7 +240,7 @@ async fn apply<K: ManagedKind>(
             Action::requeue(handle.resync)
         }
         Progress::Waiting => Action::requeue(WAITING_REQUEUE),
-        Progress::Failed => {
+        Progress::Failed | Progress::Stalled => {
             let reason = synced_reason_of(&outcome.status).unwrap_or_else(|| "Unknown".into());
             ctx.metrics.reconcile_failed(K::KIND, &reason);
             Action::requeue(ctx.backoff.failed(&key))
@@ -202,7 +255,7 @@ async fn cleanup<K: ManagedKind>(
 ) -> Result<Action, ControllerError> {
     let ns = obj.namespace().unwrap_or_default();
     let handle = ctx.arrays.handle(&ns, obj.array_ref()).await.ok();
-    match obj.cleanup_engine(handle.as_deref(), &ctx.cluster).await {
+    match lifecycle::cleanup(obj.as_ref(), handle.as_deref(), &ctx.cluster).await {
         Cleanup::Done { events } => {
             publish(ctx, obj.as_ref(), &events).await;
             Ok(Action::await_change())

@@ -28,7 +28,9 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::array::backend::ArrayInfo;
-use crate::crd::shared::{CONDITION_READY, CommonStatus, ready_reason};
+use crate::crd::shared::{
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, CommonStatus, ready_reason,
+};
 use crate::crd::storage_array::{
     PoolCapacity, StorageArray, StorageArrayObserved, StorageArrayStatus,
 };
@@ -41,10 +43,6 @@ use super::context::{Context, FIELD_MANAGER};
 use super::holds::{self, ArrayReferrer, Stores};
 use super::managed::ControllerError;
 
-/// kstatus: work is in progress.
-pub const CONDITION_RECONCILING: &str = "Reconciling";
-/// kstatus: the operator cannot make progress without a person.
-pub const CONDITION_STALLED: &str = "Stalled";
 /// Whether the array's certificate is verified.
 pub const CONDITION_TLS_VERIFIED: &str = "TLSVerified";
 
@@ -99,6 +97,7 @@ pub fn observed(info: &ArrayInfo) -> StorageArrayObserved {
         serial: info.serial.clone(),
         dialect: info.dialect.clone(),
         active_endpoint: info.active_endpoint.clone(),
+        resize_mode: info.resize_mode.clone(),
         pools: info
             .pools
             .iter()

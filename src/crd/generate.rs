@@ -9,9 +9,9 @@ use super::{IscsiTarget, Lun, ReplicationPlan, SnapshotSchedule, StorageArray, V
 /// Failure to render the CRDs.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// serde_yaml refused a CRD.
-    #[error("serialising a CRD to YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    /// A CRD could not be turned into a JSON value.
+    #[error("serialising a CRD: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// Every CRD, with the file stem it is written under in `crds/`.
@@ -26,9 +26,13 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     ]
 }
 
-/// One CRD as a YAML document (starting with `---`).
+/// One CRD as a YAML document (starting with `---`). kubectl and Helm read
+/// YAML 1.1, so the document is written by [`super::yaml11`], which quotes
+/// every string a YAML 1.1 reader would take for a boolean, null, number or
+/// timestamp (serde_yaml writes YAML 1.2 and leaves `Off` plain).
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, GenerateError> {
-    Ok(format!("---\n{}", serde_yaml::to_string(crd)?))
+    let value = serde_json::to_value(crd)?;
+    Ok(format!("---\n{}", super::yaml11::to_string(&value)))
 }
 
 /// The header every generated file starts with.

@@ -25,10 +25,16 @@ use super::shared::{
     printcolumn = r#"{"name":"LUNS","type":"integer","jsonPath":".status.atArray.mappedLunCount"}"#,
     printcolumn = r#"{"name":"SESSIONS","type":"integer","jsonPath":".status.atArray.connectedSessions"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    // metadata.name is the array-side name when spec.name is unset: it must
+    // then fit what the arrays accept (DSM 128 characters; NGXStorage 30
+    // letters, digits, `_` or `-`).
+    validation = Rule::new("has(self.spec.name) || size(self.metadata.name) <= 128").message("metadata.name is the target's name on the array when spec.name is unset, and arrays accept at most 128 characters: set spec.name"),
+    validation = Rule::new("!has(self.spec.portalGroup) || has(self.spec.name) || self.metadata.name.matches('^[a-z0-9-]{1,30}$')").message("metadata.name is the target's name on NGXStorage when spec.name is unset, and NGXStorage accepts 1-30 letters, digits, '_' or '-' (no dots): set spec.name")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = Rule::new("!has(self.portalGroup) || !has(self.name) || self.name.matches('^[A-Za-z0-9_-]{1,30}$')").message("spec.name on NGXStorage (spec.portalGroup set) must be 1-30 letters, digits, '_' or '-'").field_path(".name"),
     validation = Rule::new("!has(oldSelf.iqn) || (has(self.iqn) && self.iqn == oldSelf.iqn)").message("spec.iqn is immutable once set: initiators address the target by it").field_path(".iqn"),
     validation = Rule::new("!(has(self.portalGroup) && (has(self.maxRecvSegBytes) || has(self.maxSendSegBytes)))").message("spec.portalGroup is NGXStorage-only and spec.maxRecvSegBytes/maxSendSegBytes are Synology-only: a target lives on one vendor's array").field_path(".portalGroup")
 )]

@@ -25,10 +25,16 @@ use super::shared::{
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"SYNCED","type":"string","jsonPath":".status.conditions[?(@.type==\"Synced\")].status"}"#,
     printcolumn = r#"{"name":"EXTERNAL-ID","type":"string","jsonPath":".status.externalId"}"#,
-    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    // metadata.name is the array-side name when spec.name is unset: it must
+    // then fit what the arrays accept (DSM 128 characters; NGXStorage 30
+    // letters, digits, `_` or `-`).
+    validation = Rule::new("has(self.spec.name) || size(self.metadata.name) <= 128").message("metadata.name is the LUN's name on the array when spec.name is unset, and arrays accept at most 128 characters: set spec.name"),
+    validation = Rule::new("!(has(self.spec.pool) || has(self.spec.ngxstorage)) || has(self.spec.name) || self.metadata.name.matches('^[a-z0-9-]{1,30}$')").message("metadata.name is the LUN's name on NGXStorage when spec.name is unset, and NGXStorage accepts 1-30 letters, digits, '_' or '-' (no dots): set spec.name")
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = Rule::new("!(has(self.pool) || has(self.ngxstorage)) || !has(self.name) || self.name.matches('^[A-Za-z0-9_-]{1,30}$')").message("spec.name on NGXStorage (spec.pool or spec.ngxstorage set) must be 1-30 letters, digits, '_' or '-'").field_path(".name"),
     validation = Rule::new("quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0").message("spec.size may only grow: an array cannot shrink a LUN without losing data").field_path(".size"),
     validation = Rule::new("!has(oldSelf.location) || (has(self.location) && self.location == oldSelf.location)").message("spec.location is immutable once set").field_path(".location"),
     validation = Rule::new("!has(oldSelf.pool) || (has(self.pool) && self.pool == oldSelf.pool)").message("spec.pool is immutable once set").field_path(".pool"),

@@ -10,6 +10,7 @@ pub mod shared;
 pub mod snapshot_schedule;
 pub mod storage_array;
 pub mod virtual_machine;
+pub mod yaml11;
 
 pub use iscsi_target::{IscsiTarget, IscsiTargetSpec, IscsiTargetStatus};
 pub use lun::{Lun, LunSpec, LunStatus};

@@ -32,6 +32,11 @@ pub const FINALIZER: &str = "array-operator.io/cleanup";
 pub const CONDITION_READY: &str = "Ready";
 /// Condition type: the last reconcile reached the array and applied the spec.
 pub const CONDITION_SYNCED: &str = "Synced";
+/// kstatus' `Reconciling`: True while the operator works toward the spec.
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+/// kstatus' `Stalled`: True when the operator cannot make progress without
+/// a person (invalid spec, conflict, create in doubt, unsupported).
+pub const CONDITION_STALLED: &str = "Stalled";
 /// Condition type (ReplicationPlan): a sync is running.
 pub const CONDITION_SYNCHRONIZING: &str = "Synchronizing";
 
@@ -65,6 +70,11 @@ pub mod synced_reason {
     pub const UNSUPPORTED: &str = "Unsupported";
     /// The pause annotation is set.
     pub const PAUSED: &str = "Paused";
+    /// Another object claims the same array object (id or name).
+    pub const CONFLICT: &str = "Conflict";
+    /// A create may have happened and the operator cannot prove the object
+    /// it finds is its own.
+    pub const CREATE_IN_DOUBT: &str = "CreateInDoubt";
 }
 
 /// A StorageArray in the same namespace.

@@ -86,10 +86,11 @@ fn default_time_zone() -> String {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.maxCount) || has(self.maxAge)").message("spec.retention needs maxCount, maxAge or both"))]
 pub struct Retention {
-    /// Keep at most this many snapshots per LUN (NGXStorage native
-    /// schedules accept 1-512).
+    /// Keep at most this many snapshots per LUN, 1 to 512: NGXStorage native
+    /// schedules keep at most 512, DSM at most 256 snapshots of a LUN, so a
+    /// larger count could never be reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 4096))]
+    #[schemars(range(min = 1, max = 512))]
     pub max_count: Option<i32>,
     /// Prune snapshots older than this duration (`168h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

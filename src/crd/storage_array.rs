@@ -113,9 +113,14 @@ pub struct NgxStorageArraySettings {
     /// The controller id NGX mutations must name, for example `RSA3Q866_A`.
     #[schemars(regex(pattern = r"^[A-Za-z0-9]+_[AB]$"), length(min = 3, max = 64))]
     pub owner: String,
-    /// How a LUN resize is sent: `Absolute` (the new size, as the REST
-    /// document reads) or `Delta` (the increment, as newer vendor SDKs send).
-    /// The size is read back after every resize either way.
+    /// How a LUN resize is sent: `Auto` (the default: find out safely, see
+    /// below), `Absolute` (the new size, as the REST document reads) or
+    /// `Delta` (the increment, as newer vendor SDKs send). The size is read
+    /// back after every resize. `Auto` sends the increment first, which can
+    /// never leave a LUN larger than its spec on either kind of array, and
+    /// sends the new size only when the LUN read back shows the array took
+    /// the increment as a size; what it learned is shown in
+    /// `status.atArray.resizeMode`.
     #[serde(default)]
     pub resize_mode: ResizeMode,
 }
@@ -124,8 +129,11 @@ pub struct NgxStorageArraySettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(transform = crate::crd::shared::drop_type_description)]
 pub enum ResizeMode {
-    /// `size` is the new total size.
+    /// Send the increment first, read back, and send the new total only
+    /// when the array showed it reads `size` as a total.
     #[default]
+    Auto,
+    /// `size` is the new total size.
     Absolute,
     /// `size` is the increment.
     Delta,
@@ -162,6 +170,11 @@ pub struct StorageArrayObserved {
     /// The endpoint in use (NGXStorage HA: the Master controller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_endpoint: Option<String>,
+    /// How the array reads a LUN resize `size` (NGXStorage: `Absolute` or
+    /// `Delta`): the configured `spec.ngxstorage.resizeMode`, or with
+    /// `Auto` what the last grow showed; unset until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_mode: Option<String>,
     /// Capacity per pool or volume, where the API offers it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pools: Vec<PoolCapacity>,

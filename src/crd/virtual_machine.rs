@@ -56,7 +56,10 @@ pub struct VirtualMachineSpec {
     /// Memory as a quantity (`4Gi`); VMM takes whole MiB.
     #[schemars(schema_with = "super::shared::size_schema")]
     pub memory: Quantity,
-    /// What VMM does with the guest when the host boots.
+    /// What VMM does with the guest when its host boots: `Never` (default:
+    /// leave it off; DSM autorun 0), `LastState` (restore the state it had
+    /// at shutdown; DSM 1) or `Always` (power it on; DSM 2). The names are
+    /// not `On`/`Off`: kubectl and Helm read those as YAML 1.1 booleans.
     #[serde(default)]
     pub autorun: Autorun,
     /// Free text stored in VMM.
@@ -93,17 +96,20 @@ pub struct VirtualMachineSpec {
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
-/// VMM autorun setting.
+/// VMM autorun setting: what VMM does with the guest when its host boots.
+/// No value may be a YAML 1.1 boolean word (`On`, `Off`, `yes`, ...): a
+/// manifest saying `autorun: On` would reach the apiserver as `true`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[schemars(transform = crate::crd::shared::drop_type_description)]
 pub enum Autorun {
-    /// Stay off (DSM 0).
+    /// Leave the guest off (DSM autorun 0, "off").
     #[default]
-    Off,
-    /// Resume the last state (DSM 1).
+    Never,
+    /// Restore the power state the guest had when the host shut down (DSM
+    /// autorun 1, "last state").
     LastState,
-    /// Power on (DSM 2).
-    On,
+    /// Power the guest on (DSM autorun 2, "on").
+    Always,
 }
 
 /// Desired power state.

@@ -1,24 +1,19 @@
-//! What the reconcile of every kind shares: pause, the identity decision
-//! and its messages, the crash-safety records around a create, array error
-//! reporting, and the conditions.
-
-use std::collections::BTreeMap;
+//! The ways a reconcile stops early, each with its conditions and
+//! message: pause, references, identity and ownership stops, array errors.
+//! Messages are stable sentences naming the object, the field or call, and
+//! the array's own code and text.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
 use crate::array::backend::BackendError;
 use crate::array::error::ErrorClass;
 use crate::crd::shared::{
-    ANNOTATION_CREATE_FAILED, ANNOTATION_CREATE_PENDING, ANNOTATION_CREATE_SUCCEEDED,
-    ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CONDITION_SYNCED, CommonStatus, ready_reason,
-    synced_reason,
+    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CONDITION_SYNCED,
+    CommonStatus, ready_reason, synced_reason,
 };
-use crate::reconcile::identity::Identity;
 
-use super::conditions::{ConditionState, set_ready_and_synced};
-use super::{
-    ArrayHandle, Cluster, ClusterError, EngineEvent, ObjectKey, Progress, event_reason, timestamp,
-};
+use super::conditions::{ConditionState, set_all};
+use super::{ArrayHandle, ClusterError, EngineEvent, Progress, event_reason};
 
 /// A reconcile that ends early: the conditions to write and how it went.
 #[derive(Clone, Debug)]
@@ -100,7 +95,7 @@ impl Stop {
                 "the spec cannot be applied",
             )),
             ConditionState::no(invalid.reason(), invalid.to_string()),
-            Progress::Converged,
+            Progress::Stalled,
         )
     }
 
@@ -126,6 +121,177 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// Waiting for another object (named in `why`) or for the array.
+    pub fn waiting(why: String) -> Self {
+        Stop::new(
+            Some(ConditionState::no(ready_reason::CREATING, why.clone())),
+            ConditionState::no(synced_reason::RECONCILE_ERROR, why),
+            Progress::Waiting,
+        )
+    }
+
+    /// Deletion waits for something a person or another object must do.
+    pub fn held(why: String) -> Self {
+        Stop::new(
+            Some(ConditionState::no(ready_reason::DELETING, why)),
+            ConditionState::yes(
+                synced_reason::RECONCILE_SUCCESS,
+                "deletion waits for the objects named in the Ready condition",
+            ),
+            Progress::Waiting,
+        )
+    }
+
+    /// A create succeeded but its object is not in the view yet.
+    pub fn creating(noun: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::CREATING,
+                format!("the {noun} is being created"),
+            )),
+            ConditionState::no(
+                synced_reason::RECONCILE_ERROR,
+                format!("the created {noun} is not listed by the array yet"),
+            ),
+            Progress::Waiting,
+        )
+    }
+
+    /// Another object holds the array object `id`.
+    pub fn conflict(noun: &str, id: &str, other: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(ready_reason::UNAVAILABLE, "not owned")),
+            ConditionState::no(
+                synced_reason::CONFLICT,
+                format!(
+                    "{noun} {id} is already claimed by {other}; one array object has one owner, so this object sends no call to it (point annotation {ANNOTATION_EXTERNAL_NAME} or spec.name elsewhere, or delete one of the two)"
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// Another object will create (or has) the array name `name`.
+    pub fn name_conflict(noun: &str, name: &str, other: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(ready_reason::UNAVAILABLE, "not created")),
+            ConditionState::no(
+                synced_reason::CONFLICT,
+                format!(
+                    "the {noun} name {name:?} is already claimed by {other} on the same array; set a different spec.name"
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// A create in doubt found an object of its name that another object
+    /// holds: the operator cannot prove which is whose.
+    pub fn in_doubt(noun: &str, name: &str, id: &str, other: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                "create in doubt",
+            )),
+            ConditionState::no(
+                synced_reason::CREATE_IN_DOUBT,
+                format!(
+                    "a create of {noun} {name:?} may have happened, and the array's {noun} of that name (id {id}) is claimed by {other}; check which object it belongs to, then remove annotation {ANNOTATION_CREATE_PENDING} from this object"
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// A create in doubt is too old for the object of its name to be
+    /// proven its result.
+    pub fn unprovable(noun: &str, name: &str, id: &str, pending_at: &str) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                "create in doubt",
+            )),
+            ConditionState::no(
+                synced_reason::CREATE_IN_DOUBT,
+                format!(
+                    "a create of {noun} {name:?} recorded at {pending_at} may have happened, and the array has a {noun} of that name (id {id}), but too long after to prove it is that create's; check it: to adopt it set annotation {ANNOTATION_EXTERNAL_NAME}: {id}, otherwise remove annotation {ANNOTATION_CREATE_PENDING} and set a different spec.name"
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// An array object of the name exists and was not adopted.
+    pub fn already_exists(
+        noun: &str,
+        name: &str,
+        existing_id: &str,
+        array: &ArrayHandle,
+        copied_external_name: Option<&str>,
+    ) -> Self {
+        let copied = copied_external_name
+            .map(|c| {
+                format!(
+                    "; the annotation {ANNOTATION_EXTERNAL_NAME}: {c} on this object was recorded for another object (a copied manifest) and is not a claim"
+                )
+            })
+            .unwrap_or_default();
+        Stop::new(
+            Some(ConditionState::no(ready_reason::UNAVAILABLE, "not adopted")),
+            ConditionState::no(
+                synced_reason::ALREADY_EXISTS,
+                format!(
+                    "a {noun} named {name:?} already exists on {} (id {existing_id}); it is not taken over silently: to adopt it, set annotation {ANNOTATION_EXTERNAL_NAME}: {existing_id}{copied}",
+                    array.key
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// `external-name` names an id the array does not have.
+    pub fn adopted_missing(noun: &str, id: &str, array: &ArrayHandle) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                format!("{noun} {id} is not on the array"),
+            )),
+            ConditionState::no(
+                synced_reason::RECONCILE_ERROR,
+                format!(
+                    "annotation {ANNOTATION_EXTERNAL_NAME} names {noun} id {id}, which {} does not have; it was adopted, not created by the operator, so it is not recreated",
+                    array.key
+                ),
+            ),
+            Progress::Stalled,
+        )
+    }
+
+    /// Observe never creates.
+    pub fn observe_absent(noun: &str, name: &str, array: &ArrayHandle) -> Self {
+        Stop::new(
+            Some(ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                format!("no {noun} named {name:?} on {}", array.key),
+            )),
+            ConditionState::yes(
+                synced_reason::RECONCILE_SUCCESS,
+                "managementPolicy is Observe: the operator never creates",
+            ),
+            Progress::Converged,
+        )
+    }
+
+    /// Adds to an array error's message that the create is in doubt.
+    pub fn in_doubt_note(mut self) -> Self {
+        self.synced.message.push_str(
+            "; the create may have happened, so the next pass looks for it before creating again",
+        );
+        self
+    }
+}
+
 /// The `Synced` reason and the progress an array error means.
 pub fn error_reason(e: &BackendError) -> (&'static str, Progress) {
     match e.class {
@@ -133,9 +299,9 @@ pub fn error_reason(e: &BackendError) -> (&'static str, Progress) {
         | ErrorClass::Unauthorized
         | ErrorClass::SessionExpired
         | ErrorClass::Busy => (synced_reason::ARRAY_UNREACHABLE, Progress::Failed),
-        ErrorClass::Unsupported => (synced_reason::UNSUPPORTED, Progress::Converged),
+        ErrorClass::Unsupported => (synced_reason::UNSUPPORTED, Progress::Stalled),
         ErrorClass::InvalidRequest if e.vendor_code.is_none() => {
-            (synced_reason::INVALID_SPEC, Progress::Converged)
+            (synced_reason::INVALID_SPEC, Progress::Stalled)
         }
         ErrorClass::AlreadyExists => (synced_reason::ALREADY_EXISTS, Progress::Failed),
         _ => (synced_reason::RECONCILE_ERROR, Progress::Failed),
@@ -161,15 +327,24 @@ pub fn spec_unchanged(status: Option<&CommonStatus>, generation: Option<i64>) ->
     synced && status.observed_generation == generation
 }
 
-/// The conditions after this reconcile, from the previous ones.
+/// The conditions after this reconcile, from the previous ones: `Ready`,
+/// `Synced`, and kstatus' `Reconciling` and `Stalled`.
 pub fn conditions(
     previous: Option<&CommonStatus>,
     ready: Option<&ConditionState>,
     synced: &ConditionState,
+    progress: Progress,
     generation: Option<i64>,
 ) -> Vec<Condition> {
     let mut conditions = previous.map(|s| s.conditions.clone()).unwrap_or_default();
-    set_ready_and_synced(&mut conditions, ready, synced, generation, &super::now());
+    set_all(
+        &mut conditions,
+        ready,
+        synced,
+        progress,
+        generation,
+        &super::now(),
+    );
     conditions
 }
 
@@ -179,132 +354,12 @@ pub fn common_with(
     previous: Option<&CommonStatus>,
     ready: Option<&ConditionState>,
     synced: &ConditionState,
+    progress: Progress,
     generation: Option<i64>,
 ) -> CommonStatus {
     CommonStatus {
         observed_generation: generation,
-        conditions: conditions(previous, ready, synced, generation),
+        conditions: conditions(previous, ready, synced, progress, generation),
         external_id: previous.and_then(|p| p.external_id.clone()),
     }
-}
-
-/// What identity says to do next.
-pub enum Next {
-    /// Work on the array object with this id.
-    Use(String),
-    /// Create it (`lost`: it existed and disappeared).
-    Create {
-        /// The object the operator created is gone from the array.
-        lost: bool,
-    },
-    /// Stop here.
-    Stop(Stop),
-}
-
-/// Acts on an identity decision for the array object `noun` (`LUN`,
-/// `target`) named `name`: records a recovered create, refuses a clash, and
-/// never creates under Observe.
-pub async fn settle_identity(
-    identity: Identity,
-    noun: &str,
-    name: &str,
-    manage: bool,
-    array: &ArrayHandle,
-    object: &ObjectKey,
-    cluster: &impl Cluster,
-) -> Next {
-    match identity {
-        Identity::Existing { id, recovered } => {
-            if recovered {
-                // The create before a crash did happen: record it now.
-                if let Err(e) = record_created(cluster, object, &id).await {
-                    return Next::Stop(Stop::cluster(e));
-                }
-            }
-            Next::Use(id)
-        }
-        Identity::AlreadyExists { existing_id } => Next::Stop(Stop::new(
-            Some(ConditionState::no(ready_reason::UNAVAILABLE, "not adopted")),
-            ConditionState::no(
-                synced_reason::ALREADY_EXISTS,
-                format!(
-                    "a {noun} named {name:?} already exists on {} (id {existing_id}); it is not taken over silently: to adopt it, set annotation {ANNOTATION_EXTERNAL_NAME}: {existing_id}",
-                    array.key
-                ),
-            ),
-            Progress::Converged,
-        )),
-        Identity::AdoptedMissing { id } => Next::Stop(Stop::new(
-            Some(ConditionState::no(
-                ready_reason::UNAVAILABLE,
-                format!("{noun} {id} is not on the array"),
-            )),
-            ConditionState::no(
-                synced_reason::RECONCILE_ERROR,
-                format!(
-                    "annotation {ANNOTATION_EXTERNAL_NAME} names {noun} id {id}, which {} does not have; it is adopted, so it is not recreated",
-                    array.key
-                ),
-            ),
-            Progress::Failed,
-        )),
-        Identity::Create | Identity::Recreate { .. } if !manage => Next::Stop(Stop::new(
-            Some(ConditionState::no(
-                ready_reason::UNAVAILABLE,
-                format!("no {noun} named {name:?} on {}", array.key),
-            )),
-            ConditionState::yes(
-                synced_reason::RECONCILE_SUCCESS,
-                "managementPolicy is Observe: the operator never creates",
-            ),
-            Progress::Converged,
-        )),
-        Identity::Create => Next::Create { lost: false },
-        Identity::Recreate { .. } => Next::Create { lost: true },
-    }
-}
-
-async fn annotate(
-    cluster: &impl Cluster,
-    object: &ObjectKey,
-    pairs: &[(&str, String)],
-) -> Result<(), ClusterError> {
-    let annotations: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    cluster.annotate(object, annotations).await
-}
-
-/// Records that a create call is about to be made. Without this record a
-/// crash could leak the array object, so no create happens if it fails.
-pub async fn record_pending(
-    cluster: &impl Cluster,
-    object: &ObjectKey,
-) -> Result<(), ClusterError> {
-    annotate(cluster, object, &[(ANNOTATION_CREATE_PENDING, timestamp())]).await
-}
-
-/// Records a create that succeeded, with the id it made.
-pub async fn record_created(
-    cluster: &impl Cluster,
-    object: &ObjectKey,
-    id: &str,
-) -> Result<(), ClusterError> {
-    annotate(
-        cluster,
-        object,
-        &[
-            (ANNOTATION_EXTERNAL_NAME, id.to_string()),
-            (ANNOTATION_CREATE_SUCCEEDED, timestamp()),
-        ],
-    )
-    .await
-}
-
-/// Records a create the array refused (so the name is not taken as ours
-/// later). Best effort: without it the next pass looks the name up, which
-/// is safe too.
-pub async fn record_failed(cluster: &impl Cluster, object: &ObjectKey) {
-    let _ = annotate(cluster, object, &[(ANNOTATION_CREATE_FAILED, timestamp())]).await;
 }

@@ -1,10 +1,16 @@
-//! Building the `Ready` and `Synced` conditions: each carries the generation
-//! it was computed for, and keeps its lastTransitionTime while its status
-//! does not change (what kstatus, Flux and Argo CD read).
+//! Building the conditions: `Ready` and `Synced`, and kstatus'
+//! `Reconciling` (work in progress) and `Stalled` (needs a person). Each
+//! carries the generation it was computed for, and keeps its
+//! lastTransitionTime while its status does not change (what kstatus, Flux
+//! and Argo CD read).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::shared::{CONDITION_READY, CONDITION_SYNCED};
+use crate::crd::shared::{
+    CONDITION_READY, CONDITION_RECONCILING, CONDITION_STALLED, CONDITION_SYNCED,
+};
+
+use super::Progress;
 
 /// One condition as the engine decides it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +85,52 @@ pub fn set_ready_and_synced(
     set_condition(conditions, CONDITION_SYNCED, synced, generation, now);
 }
 
+/// Sets `Ready` (when given), `Synced`, and kstatus' `Reconciling` and
+/// `Stalled` from how the reconcile went: `Stalled` is True when a person
+/// must act (the Synced reason says why), `Reconciling` while the operator
+/// is still working or retrying.
+pub fn set_all(
+    conditions: &mut Vec<Condition>,
+    ready: Option<&ConditionState>,
+    synced: &ConditionState,
+    progress: Progress,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    set_ready_and_synced(conditions, ready, synced, generation, now);
+    let stalled = match progress {
+        Progress::Stalled => ConditionState::yes(synced.reason, synced.message.clone()),
+        _ => ConditionState::no("NotStalled", "no person is needed"),
+    };
+    let reconciling = match progress {
+        Progress::Waiting | Progress::Failed => {
+            let why = ready
+                .filter(|r| r.status != "True")
+                .map(|r| r.message.clone())
+                .unwrap_or_else(|| synced.message.clone());
+            ConditionState::yes(
+                if progress == Progress::Failed {
+                    "RetryingAfterError"
+                } else {
+                    "Progressing"
+                },
+                why,
+            )
+        }
+        Progress::Converged | Progress::Stalled => {
+            ConditionState::no("Reconciled", "the operator is not working on this object")
+        }
+    };
+    set_condition(
+        conditions,
+        CONDITION_RECONCILING,
+        &reconciling,
+        generation,
+        now,
+    );
+    set_condition(conditions, CONDITION_STALLED, &stalled, generation, now);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +171,56 @@ mod tests {
         );
         assert_eq!(cs[0].last_transition_time, t2);
         assert_eq!(cs[0].status, "True");
+    }
+
+    #[test]
+    fn kstatus_conditions_follow_progress() {
+        let now = t("2026-11-22T10:00:00Z");
+        let status_of = |cs: &[Condition], ty: &str| {
+            cs.iter()
+                .find(|c| c.type_ == ty)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        let mut cs = Vec::new();
+        let synced = ConditionState::no("InvalidSpec", "spec.pool: no such pool");
+        set_all(&mut cs, None, &synced, Progress::Stalled, Some(3), &now);
+        assert_eq!(
+            status_of(&cs, "Stalled"),
+            Some(("True".into(), "InvalidSpec".into()))
+        );
+        assert_eq!(
+            status_of(&cs, "Reconciling").map(|s| s.0),
+            Some("False".into())
+        );
+        assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
+        let waiting = ConditionState::no("Creating", "waiting for Lun a");
+        let ok = ConditionState::yes("ReconcileSuccess", "ok");
+        set_all(
+            &mut cs,
+            Some(&waiting),
+            &ok,
+            Progress::Waiting,
+            Some(4),
+            &now,
+        );
+        assert_eq!(
+            status_of(&cs, "Reconciling"),
+            Some(("True".into(), "Progressing".into()))
+        );
+        assert_eq!(status_of(&cs, "Stalled").map(|s| s.0), Some("False".into()));
+        let ready = ConditionState::yes("Available", "ok");
+        set_all(
+            &mut cs,
+            Some(&ready),
+            &ok,
+            Progress::Converged,
+            Some(4),
+            &now,
+        );
+        assert_eq!(
+            status_of(&cs, "Reconciling").map(|s| s.0),
+            Some("False".into())
+        );
+        assert_eq!(status_of(&cs, "Ready").map(|s| s.0), Some("True".into()));
     }
 }

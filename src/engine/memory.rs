@@ -124,6 +124,31 @@ impl Cluster for MemoryCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
+    async fn claims(
+        &self,
+        kind: &str,
+        namespace: &str,
+        array: &str,
+    ) -> Result<Vec<crate::reconcile::claims::Claim>, ClusterError> {
+        use super::lifecycle::{Managed, claim_of};
+        let state = self.lock();
+        Ok(match kind {
+            "Lun" => state
+                .luns
+                .iter()
+                .filter(|((ns, _), l)| ns == namespace && l.array_ref() == array)
+                .map(|(_, l)| claim_of(l))
+                .collect(),
+            "IscsiTarget" => state
+                .targets
+                .iter()
+                .filter(|((ns, _), t)| ns == namespace && t.array_ref() == array)
+                .map(|(_, t)| claim_of(t))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     async fn annotate(
         &self,
         object: &ObjectKey,

@@ -12,6 +12,7 @@
 pub mod common;
 pub mod conditions;
 pub mod iscsi_target;
+pub mod lifecycle;
 pub mod lun;
 pub mod memory;
 pub mod observation;
@@ -24,8 +25,8 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::array::backend::Backend;
-use crate::array::types::SecretString;
 use crate::crd::storage_array::Vendor;
+use crate::model::SecretString;
 
 pub use observation::{ArrayView, ObservationCache};
 
@@ -131,6 +132,16 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<SecretData>, ClusterError>> + Send;
 
+    /// What every object of `kind` in `namespace` whose `spec.arrayRef`
+    /// names `array` claims there: the claims index of the ownership
+    /// protocol (one array object, one claimant).
+    fn claims(
+        &self,
+        kind: &str,
+        namespace: &str,
+        array: &str,
+    ) -> impl Future<Output = Result<Vec<crate::reconcile::claims::Claim>, ClusterError>> + Send;
+
     /// Merges annotations into an object's metadata. Must be durable before
     /// it returns: crash safety depends on it.
     fn annotate(
@@ -213,6 +224,10 @@ pub enum Progress {
     Waiting,
     /// Failed: come back with exponential backoff.
     Failed,
+    /// Cannot go on without a person (invalid spec, conflict, create in
+    /// doubt, unsupported): kstatus `Stalled`; come back with backoff in
+    /// case the cause went away.
+    Stalled,
 }
 
 /// What a reconcile decided.

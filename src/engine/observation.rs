@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::array::backend::{Backend, BackendError};
-use crate::array::types::{ObservedLun, ObservedTarget};
+use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::identity::ArrayIndex;
 
 /// Everything observed on one array at one moment.

@@ -1,12 +1,9 @@
 //! The LUN diff: desired spec against the observed array LUN, to an ordered
 //! list of operations. Pure: no I/O, no clock.
 
-use crate::array::types::{LunSettings, ObservedLun, Placement};
+use crate::model::{LunSettings, ObservedLun, Placement};
 
 use super::drift::Drift;
-
-/// Vendor settings that are fixed at create time.
-pub const IMMUTABLE_SETTINGS: [&str; 2] = ["synology.type", "ngxstorage.blocksize"];
 
 /// Where a clone comes from (create-time only).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +31,12 @@ pub struct DesiredLun {
     pub settings: LunSettings,
     /// Clone source, for create only.
     pub source: Option<CloneSource>,
+    /// Settings the vendor fixes at create (the adapter says which): a
+    /// difference there is reported, never "corrected".
+    pub fixed_settings: Vec<String>,
+    /// The array's type word a create makes (DSM `BLUN`, NGX `thin`), so
+    /// the status shows it before the next list.
+    pub type_word: Option<String>,
 }
 
 /// One call's worth of change.
@@ -177,7 +180,7 @@ pub fn diff(desired: &DesiredLun, observed: Option<&ObservedLun>) -> LunPlan {
         }
         let field = format!("spec.{key}");
         let have_text = have.map(String::as_str).unwrap_or("<unset>");
-        if IMMUTABLE_SETTINGS.contains(&key.as_str()) {
+        if desired.fixed_settings.iter().any(|k| k == key) {
             plan.drift
                 .push(Drift::fixed(field, want, have_text, "fixed at create"));
         } else {
@@ -225,7 +228,7 @@ pub fn apply_model(
                     name: d.name.clone(),
                     size_bytes: d.size_bytes,
                     allocated_bytes: None,
-                    lun_type: None,
+                    lun_type: d.type_word.clone(),
                     placement: Some(d.placement.clone()),
                     thin: Some(d.thin),
                     description: d.description.clone(),
@@ -266,6 +269,8 @@ mod tests {
             description: Some("data".into()),
             settings: [("synology.emulateCaw".to_string(), "true".to_string())].into(),
             source: None,
+            fixed_settings: vec!["synology.type".into(), "ngxstorage.blocksize".into()],
+            type_word: Some("BLUN".into()),
         }
     }
 
@@ -412,7 +417,8 @@ mod tests {
     prop_compose! {
         fn arb_desired()(name in "[a-z]{1,4}", size in 1u64..1 << 40, placement in placement(), thin in any::<bool>(),
                          description in prop::option::of("[a-z ]{0,6}"), settings in settings()) -> DesiredLun {
-            DesiredLun { name, size_bytes: size, placement, thin, description, settings, source: None }
+            DesiredLun { name, size_bytes: size, placement, thin, description, settings, source: None,
+                fixed_settings: vec!["synology.type".into(), "ngxstorage.blocksize".into()], type_word: None }
         }
     }
 

@@ -1,10 +1,12 @@
 //! The pure reconcile core: `observe` (a vendor-neutral view of the array,
-//! see [`crate::array::types`]) → `diff(desired, observed)` → an ordered list
+//! see [`crate::model`]) → `diff(desired, observed)` → an ordered list
 //! of operations → `apply` through the vendor client. Nothing here does I/O,
 //! so every rule is tested without an array.
 
+pub mod claims;
 pub mod drift;
 pub mod identity;
+pub mod invalid;
 pub mod lun;
 pub mod target;
 

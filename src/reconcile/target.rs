@@ -6,7 +6,7 @@
 //! mappings are never remapped just to change their order: that would cut
 //! the initiators' paths to a LUN in use.
 
-use crate::array::types::{Chap, ObservedChap, ObservedTarget, TargetSettings};
+use crate::model::{Chap, ObservedChap, ObservedTarget, TargetSettings};
 
 use super::drift::Drift;
 
@@ -93,8 +93,8 @@ pub struct TargetPlan {
 }
 
 fn chap_matches(want: &Chap, have: &ObservedChap) -> bool {
-    let secret_matches = |w: &crate::array::types::SecretString,
-                          h: &Option<crate::array::types::SecretString>| {
+    let secret_matches = |w: &crate::model::SecretString,
+                          h: &Option<crate::model::SecretString>| {
         h.as_ref().is_none_or(|h| h == w)
     };
     want.initiator.username == have.username
@@ -322,7 +322,7 @@ pub fn apply_model(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::array::types::{ChapCredential, SecretString};
+    use crate::model::{ChapCredential, SecretString};
     use proptest::prelude::*;
 
     fn cred(u: &str, p: &str) -> ChapCredential {

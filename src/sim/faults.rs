@@ -5,10 +5,17 @@
 //! example `POST /lun/create`). Tests, and the `simulate` command's flags, arm
 //! rules against those keys; the simulator asks [`Faults::decide`] before it
 //! handles each call and acts on the answer.
+//!
+//! Besides counted rules, a seeded [`RandomFaults`] plan faults a share of the
+//! calls at random, reproducibly for a seed and a call order; the chaos test
+//! uses it. [`Faults::fired`] lists every fault that fired, for its report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// What to do to one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +32,46 @@ pub enum FaultAction {
     DropAfterApply,
     /// Treat the caller's session as expired (DSM: 106/119) for this call.
     ExpireSession,
+    /// Act, then answer with the vendor's own error envelope and this code:
+    /// the array changed although the client was told it failed.
+    ErrorCodeAfterApply(i64),
+    /// Act, then answer with this HTTP status and an empty body.
+    HttpStatusAfterApply(u16),
+}
+
+impl FaultAction {
+    /// True when the simulator acts on the call before the fault shows.
+    pub fn applies_first(&self) -> bool {
+        matches!(
+            self,
+            FaultAction::DropAfterApply
+                | FaultAction::ErrorCodeAfterApply(_)
+                | FaultAction::HttpStatusAfterApply(_)
+        )
+    }
+}
+
+/// A seeded plan that faults a share of the calls at random.
+#[derive(Clone, Debug)]
+pub struct RandomFaults {
+    /// Seed of the random sequence: the same seed and the same call order
+    /// fault the same calls the same way.
+    pub seed: u64,
+    /// Chance, in thousandths, that a matching call is faulted.
+    pub per_mille: u32,
+    /// Operation keys it applies to; empty applies to every operation.
+    pub operations: Vec<String>,
+    /// The faults to choose from, uniformly.
+    pub actions: Vec<FaultAction>,
+}
+
+/// A fault that fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FiredFault {
+    /// The operation key of the call.
+    pub operation: String,
+    /// What was done to it.
+    pub action: FaultAction,
 }
 
 /// One armed rule.
@@ -84,6 +131,8 @@ struct FaultState {
     latency: Duration,
     per_operation_latency: HashMap<String, Duration>,
     rules: Vec<ArmedRule>,
+    random: Option<(RandomFaults, StdRng)>,
+    fired: Vec<FiredFault>,
 }
 
 /// Shared, cloneable fault plan. Cloning shares the plan.
@@ -119,9 +168,27 @@ impl Faults {
         });
     }
 
-    /// Disarms every rule and removes all latency.
+    /// Arms a seeded random plan, replacing any earlier one. Counted rules
+    /// fire first; the plan is only asked about calls no rule faulted.
+    pub fn arm_random(&self, plan: RandomFaults) {
+        let rng = StdRng::seed_from_u64(plan.seed);
+        lock(&self.state).random = Some((plan, rng));
+    }
+
+    /// Disarms every rule and the random plan and removes all latency. The
+    /// list of faults that fired is kept.
     pub fn clear(&self) {
-        *lock(&self.state) = FaultState::default();
+        let mut state = lock(&self.state);
+        let fired = std::mem::take(&mut state.fired);
+        *state = FaultState {
+            fired,
+            ..FaultState::default()
+        };
+    }
+
+    /// Every fault that fired since the plan was made, in order.
+    pub fn fired(&self) -> Vec<FiredFault> {
+        lock(&self.state).fired.clone()
     }
 
     /// Counts this call against the armed rules and says what to do to it.
@@ -159,6 +226,21 @@ impl Faults {
             }
         }
         state.rules.retain(|r| r.rule.is_some());
+        if action.is_none()
+            && let Some((plan, rng)) = state.random.as_mut()
+            && !plan.actions.is_empty()
+            && (plan.operations.is_empty() || plan.operations.iter().any(|o| o == operation))
+            && rng.random_range(0..1000) < plan.per_mille
+        {
+            let pick = rng.random_range(0..plan.actions.len());
+            action = plan.actions.get(pick).cloned();
+        }
+        if let Some(a) = &action {
+            state.fired.push(FiredFault {
+                operation: operation.to_string(),
+                action: a.clone(),
+            });
+        }
         FaultDecision { latency, action }
     }
 }
@@ -252,6 +334,39 @@ mod tests {
         assert!(f.decide("x").action.is_some());
         assert!(f.decide("x").action.is_some());
         assert!(f.decide("x").action.is_none());
+    }
+
+    #[test]
+    fn a_random_plan_is_reproducible_for_a_seed_and_stops_when_cleared() {
+        let run = |seed| {
+            let f = Faults::default();
+            f.arm_random(RandomFaults {
+                seed,
+                per_mille: 300,
+                operations: vec!["w".into()],
+                actions: vec![
+                    FaultAction::ErrorCodeAfterApply(9),
+                    FaultAction::HttpStatus(503),
+                ],
+            });
+            let got: Vec<Option<FaultAction>> = (0..64)
+                .map(|i| f.decide(if i % 4 == 0 { "r" } else { "w" }).action)
+                .collect();
+            (f, got)
+        };
+        let (f, first) = run(7);
+        let (_, again) = run(7);
+        assert_eq!(first, again);
+        let faulted = first.iter().flatten().count();
+        assert!((3..40).contains(&faulted), "{faulted} of 48 calls faulted");
+        // Only the listed operation is faulted.
+        assert!(first.iter().step_by(4).all(Option::is_none));
+        assert_eq!(f.fired().len(), faulted);
+        f.clear();
+        assert!((0..64).all(|_| f.decide("w").action.is_none()));
+        assert_eq!(f.fired().len(), faulted, "the record of what fired is kept");
+        assert!(FaultAction::ErrorCodeAfterApply(1).applies_first());
+        assert!(!FaultAction::HttpStatus(500).applies_first());
     }
 
     #[test]

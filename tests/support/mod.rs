@@ -6,6 +6,9 @@
 
 use serde_json::Value;
 
+pub mod e2e;
+pub mod yaml11;
+
 /// Every generated CRD, parsed back from the YAML `array-operator crds` prints.
 pub fn generated_crds() -> Vec<Value> {
     let yaml = array_operator::crd::generate::all_crds_yaml().expect("render CRDs");

@@ -84,6 +84,9 @@ pub struct ArrayInfo {
     pub dialect: Option<String>,
     /// Endpoint in use (NGX HA: the Master).
     pub active_endpoint: Option<String>,
+    /// How the array reads a LUN resize `size` (NGX: `Absolute` or
+    /// `Delta`), once configured or learned (`status.atArray.resizeMode`).
+    pub resize_mode: Option<String>,
     /// Capacity per pool (NGX) or volume (DSM): name, total, free bytes.
     pub pools: Vec<(String, Option<u64>, Option<u64>)>,
 }
@@ -132,6 +135,37 @@ impl BackendError {
             vendor_code: None,
             api_call: api_call.into(),
             message: what.into(),
+        }
+    }
+}
+
+/// The spec spelling of an enum: its serde form.
+pub(crate) fn spec_word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// What a create call made. A multi-step create (an NGX target and its auth
+/// group, a DSM target and its settings) that was cut after the object
+/// itself was made still made it: the object is the caller's, and the next
+/// diff completes the remaining steps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// The array-side id of the new object.
+    pub id: String,
+    /// The error of a later step, when the create was cut part way.
+    pub incomplete: Option<BackendError>,
+}
+
+impl Created {
+    /// A create that completed every step.
+    pub fn complete(id: impl Into<String>) -> Self {
+        Created {
+            id: id.into(),
+            incomplete: None,
         }
     }
 }
@@ -185,6 +219,36 @@ impl Backend {
         }
     }
 
+    /// The LUN `spec` asks for on this array, or the first rule of the
+    /// vendor it breaks (checked before any write). `name_field` is the
+    /// field the array-side name comes from.
+    pub fn desired_lun(
+        &self,
+        spec: &crate::crd::lun::LunSpec,
+        name: String,
+        name_field: &str,
+        size_bytes: u64,
+        source: Option<crate::reconcile::lun::CloneSource>,
+    ) -> Result<DesiredLun, crate::reconcile::invalid::InvalidSpec> {
+        match self {
+            Backend::Synology(_) => dsm::rules::desired_lun(spec, name, size_bytes, source),
+            Backend::Ngx(_) => ngx::rules::desired_lun(spec, name, name_field, size_bytes, source),
+        }
+    }
+
+    /// The target `spec` asks for on this array (from its vendor-neutral
+    /// part `target`), or the first rule of the vendor it breaks.
+    pub fn desired_target(
+        &self,
+        spec: &crate::crd::IscsiTargetSpec,
+        target: DesiredTarget,
+    ) -> Result<DesiredTarget, crate::reconcile::invalid::InvalidSpec> {
+        match self {
+            Backend::Synology(_) => dsm::rules::desired_target(spec, target),
+            Backend::Ngx(_) => ngx::rules::desired_target(spec, target),
+        }
+    }
+
     /// Model, version, capacity.
     pub async fn info(&self) -> Result<ArrayInfo, BackendError> {
         dispatch!(self, "info", b => b.info().await)
@@ -208,8 +272,8 @@ impl Backend {
     }
 
     /// Creates (or clones) a LUN; returns its array-side id.
-    pub async fn create_lun(&self, desired: &DesiredLun) -> Result<String, BackendError> {
-        dispatch!(self, "create_lun", b => b.create_lun(desired).await)
+    pub async fn create_lun(&self, desired: &DesiredLun) -> Result<Created, BackendError> {
+        dispatch!(self, "create_lun", b => b.create_lun(desired).await.map(Created::complete))
     }
 
     /// Applies one non-create, non-delete LUN operation (rename, grow, set,
@@ -224,8 +288,9 @@ impl Backend {
     }
 
     /// Creates a target with its settings, CHAP and initiators (not its
-    /// mappings); returns its array-side id.
-    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+    /// mappings). A create cut after the target itself was made returns
+    /// it with the later step's error in [`Created::incomplete`].
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
         dispatch!(self, "create_target", b => b.create_target(desired).await)
     }
 

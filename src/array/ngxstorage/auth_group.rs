@@ -6,7 +6,8 @@ use serde_json::json;
 use super::client::NgxClient;
 use super::dialect::{Endpoint, Field};
 use super::error::NgxError;
-use super::lun::{decode_err, list};
+use super::listing::{self, Listing};
+use super::lun::decode_err;
 use super::types::{AuthGroup, Rec};
 
 /// CHAP credentials. Debug never shows the password.
@@ -56,7 +57,8 @@ impl NgxClient {
             })
     }
 
-    /// Deletes an auth group. Already gone counts as success.
+    /// Deletes an auth group. Already gone counts as success: a not-found
+    /// code, or a code-less 404 when a fresh list no longer holds the group.
     pub async fn delete_auth_group(&self, id: &str) -> Result<(), NgxError> {
         match self
             .call(Endpoint::AuthGroupDelete, Some(id), &[], None)
@@ -64,6 +66,10 @@ impl NgxClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => {
+                let still_there = self.auth_groups().await?.iter().any(|g| g.id == id);
+                if still_there { Err(e) } else { Ok(()) }
+            }
             Err(e) => Err(e),
         }
     }
@@ -85,7 +91,9 @@ impl NgxClient {
             .map(|_| ())
     }
 
-    /// Removes the group's CHAP credentials. None set counts as success.
+    /// Removes the group's CHAP credentials. None set counts as success: a
+    /// not-found code, or a code-less 404 when the group read afresh has no
+    /// CHAP (or is gone).
     pub async fn delete_auth_group_chap(&self, id: &str) -> Result<(), NgxError> {
         match self
             .call(Endpoint::AuthGroupDeleteChap, Some(id), &[], None)
@@ -93,6 +101,12 @@ impl NgxClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => match self.auth_group(id).await {
+                Ok(g) if g.chap_enabled || g.chap_username.is_some() => Err(e),
+                Ok(_) => Ok(()),
+                Err(gone) if gone.is_not_found() => Ok(()),
+                Err(other) => Err(other),
+            },
             Err(e) => Err(e),
         }
     }
@@ -117,7 +131,9 @@ impl NgxClient {
         }
     }
 
-    /// Removes an initiator entry by its id. Already gone counts as success.
+    /// Removes an initiator entry by its id. Already gone counts as
+    /// success: a not-found code, or a code-less 404 when no auth group
+    /// read afresh holds the entry.
     pub async fn delete_auth_group_iqn(&self, iqn_id: &str) -> Result<(), NgxError> {
         match self
             .call(Endpoint::AuthGroupDeleteIqn, Some(iqn_id), &[], None)
@@ -125,6 +141,14 @@ impl NgxClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => {
+                let still_there = self
+                    .auth_groups_detailed()
+                    .await?
+                    .iter()
+                    .any(|g| g.initiators.iter().any(|i| i.id == iqn_id));
+                if still_there { Err(e) } else { Ok(()) }
+            }
             Err(e) => Err(e),
         }
     }
@@ -138,32 +162,40 @@ impl NgxClient {
             .map_err(|e| decode_err(Endpoint::AuthGroupDetail, self, e))
     }
 
-    /// Every auth group in detail.
+    /// Every auth group in detail; fails on a malformed record.
     pub async fn auth_groups_detailed(&self) -> Result<Vec<AuthGroup>, NgxError> {
-        let v = self
-            .call(Endpoint::AuthGroupDetailList, None, &[], None)
-            .await?;
-        list(&v)
-            .iter()
-            .map(|g| AuthGroup::decode(g, self.dialect()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| decode_err(Endpoint::AuthGroupDetailList, self, e))
+        self.auth_groups_detailed_listing().await?.into_strict()
     }
 
-    /// Every auth group, short form.
+    /// Every auth group in detail, a malformed record reported on its own.
+    pub async fn auth_groups_detailed_listing(&self) -> Result<Listing<AuthGroup>, NgxError> {
+        listing::fetch(
+            self,
+            Endpoint::AuthGroupDetailList,
+            &[],
+            Field::GroupId,
+            AuthGroup::decode,
+        )
+        .await
+    }
+
+    /// Every auth group, short form; fails on a malformed record.
     pub async fn auth_groups(&self) -> Result<Vec<AuthGroupSummary>, NgxError> {
-        let v = self.call(Endpoint::AuthGroupList, None, &[], None).await?;
-        list(&v)
-            .iter()
-            .map(|g| {
-                let r = Rec::new(g, self.dialect());
+        listing::fetch(
+            self,
+            Endpoint::AuthGroupList,
+            &[],
+            Field::GroupId,
+            |g, d| {
+                let r = Rec::new(g, d);
                 Ok(AuthGroupSummary {
                     id: r.need_str(Field::GroupId)?,
                     name: r.need_str(Field::GroupName)?,
                     owner: r.str(Field::GroupOwner),
                 })
-            })
-            .collect::<Result<_, String>>()
-            .map_err(|e| decode_err(Endpoint::AuthGroupList, self, e))
+            },
+        )
+        .await?
+        .into_strict()
     }
 }

@@ -19,8 +19,13 @@ use super::validate::{self, Rule};
 /// How `PATCH lun/{id}` `size` is meant (`StorageArray.spec.ngxstorage.resizeMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ResizeMode {
-    /// `size` is the new total, as the document reads.
+    /// Find out, safely: every grow first sends the increment (which can
+    /// never overshoot on either kind of array), reads the LUN back, and
+    /// sends the new total only when the array showed it reads `size` as a
+    /// total. See [`NgxClient::resize_lun`].
     #[default]
+    Auto,
+    /// `size` is the new total, as the document reads.
     Absolute,
     /// `size` is the increment, as the SDK's newer versions send.
     Delta,
@@ -30,11 +35,16 @@ impl ResizeMode {
     /// The spec spelling.
     pub fn as_str(self) -> &'static str {
         match self {
+            ResizeMode::Auto => "Auto",
             ResizeMode::Absolute => "Absolute",
             ResizeMode::Delta => "Delta",
         }
     }
 }
+
+/// The most bytes of one answer the client reads. A bigger body (a broken
+/// or hostile array, or a proxy's error page) is refused, not buffered.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Bounded backoff for 725 (busy) answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +154,8 @@ struct Inner {
     /// Set once: from the config, or by the probe at connect.
     dialect: OnceLock<Dialect>,
     selection: Mutex<Option<Selection>>,
+    /// In `Auto` resize mode: how this array turned out to read `size`.
+    learned_resize: std::sync::Mutex<Option<ResizeMode>>,
 }
 
 /// A client for one NGXStorage array (or HA pair). Cheap to clone; clones
@@ -213,6 +225,7 @@ impl NgxClient {
                 controllers,
                 transport,
                 selection: Mutex::new(None),
+                learned_resize: std::sync::Mutex::new(None),
             }),
         };
         client.current_controller().await?;
@@ -239,6 +252,37 @@ impl NgxClient {
         self.inner.config.resize_mode
     }
 
+    /// How the array reads a resize `size`: the configured mode when it is
+    /// `Absolute` or `Delta`; in `Auto`, what the last grow showed (`None`
+    /// until a grow has). This is what `StorageArray.status.atArray.resizeMode`
+    /// reports.
+    pub fn effective_resize_mode(&self) -> Option<ResizeMode> {
+        match self.inner.config.resize_mode {
+            ResizeMode::Auto => *self
+                .inner
+                .learned_resize
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            fixed => Some(fixed),
+        }
+    }
+
+    /// Records what a grow showed about the array (`Auto` mode).
+    pub(crate) fn learn_resize_mode(&self, mode: ResizeMode) {
+        let mut learned = self
+            .inner
+            .learned_resize
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *learned != Some(mode) {
+            tracing::info!(
+                mode = mode.as_str(),
+                "NGX array reads a LUN resize `size` this way"
+            );
+        }
+        *learned = Some(mode);
+    }
+
     /// The base URL of the controller currently chosen as Master, if any.
     pub async fn active_endpoint(&self) -> Option<String> {
         let selection = self.inner.selection.lock().await;
@@ -258,7 +302,9 @@ impl NgxClient {
             {
                 Ok(Value::Array(_)) => return Ok(dialect),
                 Ok(other) => tried.push(format!("{dialect}: not a list ({})", short(&other))),
-                Err(e) if e.is_not_found() || e.http_status() == Some(405) => {
+                // An unserved path answers 404 (code-less, or a not-found
+                // code) or 405.
+                Err(e) if e.is_not_found() || matches!(e.http_status(), Some(404 | 405)) => {
                     tried.push(format!("{dialect}: {e}"));
                 }
                 Err(e) => return Err(e),
@@ -495,12 +541,39 @@ impl NgxClient {
             }
         };
         let status = response.status().as_u16();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
+        let bytes = match read_capped(response, MAX_BODY_BYTES).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Attempt::Answer(Err(NgxError::TooLarge {
+                    api_call: call,
+                    object: id.map(str::to_string),
+                    http_status: status,
+                    limit: MAX_BODY_BYTES,
+                }));
+            }
             Err(e) => return Attempt::Lost(describe_transport_error(&e)),
         };
         Attempt::Answer(parse_answer(&call, id, status, &bytes))
     }
+}
+
+/// Reads a body of at most `limit` bytes; `None` when it is longer (the
+/// rest is not read: the connection is dropped with the response).
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// reqwest's message plus its source chain, without the URL's query (which
@@ -610,8 +683,11 @@ mod tests {
         assert!(matches!(e, NgxError::BadResponse { .. }));
         let e = parse_answer("GET /x", None, 200, b"<html>").expect_err("html");
         assert!(matches!(e, NgxError::BadResponse { .. }));
+        // A code-less 404 is a path the array does not serve, not a
+        // confirmation that an object is gone.
         let e = parse_answer("GET /x", None, 404, b"").expect_err("404");
-        assert_eq!(e.class(), ErrorClass::NotFound);
+        assert_ne!(e.class(), ErrorClass::NotFound);
+        assert_eq!(e.http_status(), Some(404));
         assert!(parse_answer("GET /x", None, 200, br#"{"success":true}"#).is_ok());
     }
 

@@ -8,7 +8,10 @@ use super::validate::Violation;
 
 /// Busy: the array refused before acting, so any call may be resent.
 pub const CODE_BUSY: i64 = 725;
-/// Not found codes (the SDK's errors.go); a code-less 404 counts too.
+/// Not found codes (the SDK's errors.go). Unlike the SDK, a code-less 404
+/// does not count: it is what a web server answers for a path the array
+/// does not serve, so taking it as "already gone" would let a delete sent
+/// to the wrong route "succeed" and leak the object.
 pub const CODES_NOT_FOUND: [i64; 3] = [5011, 521, 611];
 /// Already exists codes: 710, 522, 519 (auth group), 525 (iSCSI target).
 pub const CODES_ALREADY_EXISTS: [i64; 4] = [710, 522, 519, 525];
@@ -27,7 +30,6 @@ pub fn classify(code: Option<i64>, http_status: u16) -> ErrorClass {
         Some(CODE_UNAUTHORIZED) => ErrorClass::Unauthorized,
         _ => match http_status {
             401 | 403 => ErrorClass::Unauthorized,
-            404 if code.is_none() => ErrorClass::NotFound,
             400 | 422 => ErrorClass::InvalidRequest,
             507 => ErrorClass::LimitReached,
             _ => ErrorClass::Other,
@@ -107,6 +109,21 @@ pub enum NgxError {
         /// What was missing or malformed.
         detail: String,
     },
+    /// The answer was longer than the client reads.
+    #[error(
+        "{api_call}{}: answer larger than {limit} bytes (HTTP {http_status}); not read",
+        on(object)
+    )]
+    TooLarge {
+        /// The call.
+        api_call: String,
+        /// The id in the path, when the call addressed one object.
+        object: Option<String>,
+        /// HTTP status of the answer.
+        http_status: u16,
+        /// The limit, bytes.
+        limit: usize,
+    },
     /// The connection failed before the request was sent.
     #[error("{api_call}{}: array unreachable: {detail}", on(object))]
     Unreachable {
@@ -178,9 +195,9 @@ impl NgxError {
     /// The HTTP status of an array answer, when there was one.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            NgxError::Api { http_status, .. } | NgxError::BadResponse { http_status, .. } => {
-                Some(*http_status)
-            }
+            NgxError::Api { http_status, .. }
+            | NgxError::BadResponse { http_status, .. }
+            | NgxError::TooLarge { http_status, .. } => Some(*http_status),
             _ => None,
         }
     }
@@ -211,6 +228,7 @@ impl ArrayError for NgxError {
             | NgxError::NoController { .. } => ErrorClass::Unreachable,
             NgxError::UnknownDialect { .. } => ErrorClass::Unsupported,
             NgxError::BadResponse { .. }
+            | NgxError::TooLarge { .. }
             | NgxError::Decode { .. }
             | NgxError::ResizeMismatch { .. }
             | NgxError::Setup(_) => ErrorClass::Other,
@@ -230,6 +248,7 @@ impl ArrayError for NgxError {
             | NgxError::Size { api_call, .. }
             | NgxError::Api { api_call, .. }
             | NgxError::BadResponse { api_call, .. }
+            | NgxError::TooLarge { api_call, .. }
             | NgxError::Decode { api_call, .. }
             | NgxError::Unreachable { api_call, .. }
             | NgxError::Ambiguous { api_call, .. } => api_call,
@@ -251,7 +270,7 @@ mod tests {
         for c in [5011, 521, 611] {
             assert_eq!(classify(Some(c), 400), ErrorClass::NotFound);
         }
-        assert_eq!(classify(None, 404), ErrorClass::NotFound);
+        assert_eq!(classify(None, 404), ErrorClass::Other);
         for c in [710, 522, 519, 525] {
             assert_eq!(classify(Some(c), 409), ErrorClass::AlreadyExists);
         }

@@ -2,19 +2,18 @@
 
 use super::client::NgxClient;
 use super::dialect::Endpoint;
+use super::dialect::Field;
 use super::error::NgxError;
-use super::lun::{decode_err, list};
+use super::listing;
+use super::lun::decode_err;
 use super::types::{Pool, PoolCapacity, PortalGroup};
 
 impl NgxClient {
     /// Every pool.
     pub async fn pools(&self) -> Result<Vec<Pool>, NgxError> {
-        let v = self.call(Endpoint::PoolList, None, &[], None).await?;
-        list(&v)
-            .iter()
-            .map(|p| Pool::decode(p, self.dialect()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| decode_err(Endpoint::PoolList, self, e))
+        listing::fetch(self, Endpoint::PoolList, &[], Field::PoolId, Pool::decode)
+            .await?
+            .into_strict()
     }
 
     /// One pool in detail.
@@ -31,14 +30,15 @@ impl NgxClient {
 
     /// Every portal group.
     pub async fn portal_groups(&self) -> Result<Vec<PortalGroup>, NgxError> {
-        let v = self
-            .call(Endpoint::PortalGroupList, None, &[], None)
-            .await?;
-        list(&v)
-            .iter()
-            .map(|p| PortalGroup::decode(p, self.dialect()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| decode_err(Endpoint::PortalGroupList, self, e))
+        listing::fetch(
+            self,
+            Endpoint::PortalGroupList,
+            &[],
+            Field::PortalId,
+            PortalGroup::decode,
+        )
+        .await?
+        .into_strict()
     }
 
     /// One portal group in detail.

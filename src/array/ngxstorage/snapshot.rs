@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::client::NgxClient;
 use super::dialect::{Endpoint, Field};
 use super::error::NgxError;
+use super::listing::{self, Listing};
 use super::lun::decode_err;
 use super::types::{Rec, Snapshot, SnapshotSchedule};
 
@@ -42,7 +43,8 @@ impl NgxClient {
         })
     }
 
-    /// Deletes a snapshot. Already gone counts as success.
+    /// Deletes a snapshot. Already gone counts as success: a not-found
+    /// code, or a code-less 404 when a fresh list no longer holds it.
     pub async fn delete_snapshot(&self, id: &str) -> Result<(), NgxError> {
         match self
             .call(Endpoint::SnapshotDelete, Some(id), &[], None)
@@ -50,6 +52,14 @@ impl NgxClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => {
+                let still_there = self
+                    .snapshots_detailed(None)
+                    .await?
+                    .iter()
+                    .any(|x| x.id == id);
+                if still_there { Err(e) } else { Ok(()) }
+            }
             Err(e) => Err(e),
         }
     }
@@ -106,11 +116,42 @@ impl NgxClient {
             .map(|l| (key.to_string(), l.to_string()))
             .into_iter()
             .collect();
-        let v = self
-            .call(Endpoint::SnapshotDetailList, None, &query, None)
-            .await?;
-        Snapshot::decode_list(&v, self.dialect())
-            .map_err(|e| decode_err(Endpoint::SnapshotDetailList, self, e))
+        self.snapshot_listing(Endpoint::SnapshotDetailList, &query)
+            .await?
+            .into_strict()
+    }
+
+    /// LUN snapshots in detail, of one LUN or of all, a malformed record
+    /// reported on its own.
+    pub async fn snapshots_detailed_listing(
+        &self,
+        lun_id: Option<&str>,
+    ) -> Result<Listing<Snapshot>, NgxError> {
+        let key = Field::QuerySnapshotListVolume.name(self.dialect());
+        let query: Vec<(String, String)> = lun_id
+            .map(|l| (key.to_string(), l.to_string()))
+            .into_iter()
+            .collect();
+        self.snapshot_listing(Endpoint::SnapshotDetailList, &query)
+            .await
+    }
+
+    /// The document wraps LUN snapshots as `{"luns": [...], "shares":
+    /// [...]}`; the SDK reads a plain array.
+    async fn snapshot_listing(
+        &self,
+        endpoint: Endpoint,
+        query: &[(String, String)],
+    ) -> Result<Listing<Snapshot>, NgxError> {
+        let v = self.call(endpoint, None, query, None).await?;
+        let records = listing::items(self, endpoint, &v)?;
+        Ok(listing::decode_each(
+            self,
+            endpoint,
+            records,
+            Field::SnapId,
+            Snapshot::decode,
+        ))
     }
 
     /// LUN snapshots, short form, of one LUN or of all.
@@ -119,11 +160,9 @@ impl NgxClient {
             .map(|l| ("vol_id".to_string(), l.to_string()))
             .into_iter()
             .collect();
-        let v = self
-            .call(Endpoint::SnapshotList, None, &query, None)
-            .await?;
-        Snapshot::decode_list(&v, self.dialect())
-            .map_err(|e| decode_err(Endpoint::SnapshotList, self, e))
+        self.snapshot_listing(Endpoint::SnapshotList, &query)
+            .await?
+            .into_strict()
     }
 
     /// The LUN's native schedule; `None` when it has none.

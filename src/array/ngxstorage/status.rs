@@ -2,8 +2,10 @@
 
 use super::client::NgxClient;
 use super::dialect::Endpoint;
+use super::dialect::Field;
 use super::error::NgxError;
-use super::lun::{decode_err, list};
+use super::listing;
+use super::lun::decode_err;
 use super::types::{ClusterStatus, License, PoolCapacity, PoolHealth, SystemInfo};
 
 impl NgxClient {
@@ -23,12 +25,15 @@ impl NgxClient {
 
     /// Health per pool.
     pub async fn pool_health(&self) -> Result<Vec<PoolHealth>, NgxError> {
-        let v = self.call(Endpoint::StatusPools, None, &[], None).await?;
-        list(&v)
-            .iter()
-            .map(|p| PoolHealth::decode(p, self.dialect()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| decode_err(Endpoint::StatusPools, self, e))
+        listing::fetch(
+            self,
+            Endpoint::StatusPools,
+            &[],
+            Field::PoolId,
+            PoolHealth::decode,
+        )
+        .await?
+        .into_strict()
     }
 
     /// The answering controller's cluster status.

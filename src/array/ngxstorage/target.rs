@@ -6,7 +6,8 @@ use serde_json::json;
 use super::client::NgxClient;
 use super::dialect::{Endpoint, Field};
 use super::error::NgxError;
-use super::lun::{decode_err, list};
+use super::listing::{self, Listing};
+use super::lun::decode_err;
 use super::types::{MappedLun, Rec, Target, TargetCreated};
 
 /// What to create: the body of `POST target/iscsi/`.
@@ -57,11 +58,16 @@ impl NgxClient {
         Ok(TargetCreated { id, luns })
     }
 
-    /// Deletes a target. Already gone counts as success.
+    /// Deletes a target. Already gone counts as success: a not-found code,
+    /// or a code-less 404 when a fresh list no longer holds the target.
     pub async fn delete_target(&self, id: &str) -> Result<(), NgxError> {
         match self.call(Endpoint::TargetDelete, Some(id), &[], None).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => {
+                let still_there = self.targets().await?.iter().any(|t| t.id == id);
+                if still_there { Err(e) } else { Ok(()) }
+            }
             Err(e) => Err(e),
         }
     }
@@ -111,7 +117,9 @@ impl NgxClient {
         }
     }
 
-    /// Unmaps LUNs from a target. A LUN not mapped (or gone) counts as success.
+    /// Unmaps LUNs from a target. A LUN not mapped (or gone) counts as
+    /// success: a not-found code, or a code-less 404 when the target read
+    /// afresh maps none of them (or is gone itself).
     pub async fn remove_target_luns(&self, id: &str, lun_ids: &[String]) -> Result<(), NgxError> {
         let body = json!({"lun_ids": lun_ids, "owner": self.owner()});
         match self
@@ -120,6 +128,12 @@ impl NgxClient {
         {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
+            Err(e) if e.http_status() == Some(404) => match self.target(id).await {
+                Ok(t) if t.luns.iter().any(|m| lun_ids.contains(&m.vol_id)) => Err(e),
+                Ok(_) => Ok(()),
+                Err(gone) if gone.is_not_found() => Ok(()),
+                Err(other) => Err(other),
+            },
             Err(e) => Err(e),
         }
     }
@@ -132,32 +146,35 @@ impl NgxClient {
         Target::decode(&v, self.dialect()).map_err(|e| decode_err(Endpoint::TargetDetail, self, e))
     }
 
-    /// Every target in detail.
+    /// Every target in detail; fails on a malformed record (see
+    /// [`NgxClient::targets_detailed_listing`] for the partial view).
     pub async fn targets_detailed(&self) -> Result<Vec<Target>, NgxError> {
-        let v = self
-            .call(Endpoint::TargetDetailList, None, &[], None)
-            .await?;
-        list(&v)
-            .iter()
-            .map(|t| Target::decode(t, self.dialect()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| decode_err(Endpoint::TargetDetailList, self, e))
+        self.targets_detailed_listing().await?.into_strict()
     }
 
-    /// Every target, short form.
+    /// Every target in detail, a malformed record reported on its own.
+    pub async fn targets_detailed_listing(&self) -> Result<Listing<Target>, NgxError> {
+        listing::fetch(
+            self,
+            Endpoint::TargetDetailList,
+            &[],
+            Field::TargetId,
+            Target::decode,
+        )
+        .await
+    }
+
+    /// Every target, short form; fails on a malformed record.
     pub async fn targets(&self) -> Result<Vec<TargetSummary>, NgxError> {
-        let v = self.call(Endpoint::TargetList, None, &[], None).await?;
-        list(&v)
-            .iter()
-            .map(|t| {
-                let r = Rec::new(t, self.dialect());
-                Ok(TargetSummary {
-                    id: r.need_str(Field::TargetId)?,
-                    name: r.need_str(Field::TargetName)?,
-                    owner: r.str(Field::TargetOwner),
-                })
+        listing::fetch(self, Endpoint::TargetList, &[], Field::TargetId, |t, d| {
+            let r = Rec::new(t, d);
+            Ok(TargetSummary {
+                id: r.need_str(Field::TargetId)?,
+                name: r.need_str(Field::TargetName)?,
+                owner: r.str(Field::TargetOwner),
             })
-            .collect::<Result<_, String>>()
-            .map_err(|e| decode_err(Endpoint::TargetList, self, e))
+        })
+        .await?
+        .into_strict()
     }
 }

@@ -44,9 +44,50 @@ impl<'a> Rec<'a> {
         as_u64(self.get(field)?)
     }
 
+    /// The field's spellings, for error messages: `` `vol_id`/`id` ``.
+    fn spelled(&self, field: Field) -> String {
+        let [a, b] = field.candidates(self.dialect);
+        if a == b {
+            format!("`{a}`")
+        } else {
+            format!("`{a}`/`{b}`")
+        }
+    }
+
     pub(crate) fn need_str(&self, field: Field) -> Result<String, String> {
-        self.str(field)
-            .ok_or_else(|| format!("missing `{}`", field.candidates(self.dialect).join("`/`")))
+        match self.get(field) {
+            None => Err(format!("missing field {}", self.spelled(field))),
+            Some(v) => match self.str(field) {
+                Some(s) if s.trim().is_empty() => {
+                    Err(format!("field {} is empty", self.spelled(field)))
+                }
+                Some(s) => Ok(s),
+                None => Err(format!(
+                    "field {} is not a string or number (got {})",
+                    self.spelled(field),
+                    short(v)
+                )),
+            },
+        }
+    }
+
+    pub(crate) fn need_u64(&self, field: Field) -> Result<u64, String> {
+        match self.get(field) {
+            None => Err(format!("missing field {}", self.spelled(field))),
+            Some(v) => as_u64(v).ok_or_else(|| {
+                format!(
+                    "field {} is not a whole number (got {})",
+                    self.spelled(field),
+                    short(v)
+                )
+            }),
+        }
+    }
+
+    /// A flag sent as a boolean, `on`/`off`, `true`/`false`, `yes`/`no`, or
+    /// 1/0 as a number or a string.
+    pub(crate) fn flag(&self, field: Field) -> Option<bool> {
+        as_flag(self.get(field)?)
     }
 
     pub(crate) fn array(&self, field: Field) -> &'a [Value] {
@@ -54,6 +95,25 @@ impl<'a> Rec<'a> {
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+}
+
+fn short(v: &Value) -> String {
+    v.to_string().chars().take(60).collect()
+}
+
+/// A flag from a boolean, `on`/`off`, `true`/`false`, `yes`/`no`, or 1/0
+/// (number or string).
+pub(crate) fn as_flag(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" | "1" => Some(true),
+            "off" | "false" | "no" | "0" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -146,8 +206,15 @@ pub struct Lun {
     pub iscsi_target: Option<String>,
 }
 
-fn flag(rec: &Rec<'_>, field: Field) -> Option<bool> {
-    rec.str(field).map(|s| s == "on")
+/// Thin provisioning from the document's `provision_type` (`thin`/`full`)
+/// or the SDK's `thin_provision` (on/off or a boolean).
+fn thin(rec: &Rec<'_>) -> Option<bool> {
+    let value = rec.get(Field::LunProvision)?;
+    match value.as_str().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(s) if s == "thin" => Some(true),
+        Some(s) if s == "full" || s == "thick" => Some(false),
+        _ => as_flag(value),
+    }
 }
 
 impl Lun {
@@ -157,15 +224,13 @@ impl Lun {
             id: r.need_str(Field::LunId)?,
             name: r.need_str(Field::LunName)?,
             pool: r.str(Field::LunPool),
-            size_bytes: r
-                .u64(Field::LunSize)
-                .ok_or_else(|| "missing LUN size (`vol_size`/`size`)".to_string())?,
+            size_bytes: r.need_u64(Field::LunSize)?,
             used_bytes: r.u64(Field::LunUsed),
             scsi_lunid: r.str(Field::LunScsiId),
-            thin: r.str(Field::LunProvision).map(|p| p == "thin"),
+            thin: thin(&r),
             blocksize: r.str(Field::LunBlocksize),
-            deduplication: flag(&r, Field::LunDedup),
-            compression: flag(&r, Field::LunCompress),
+            deduplication: r.flag(Field::LunDedup),
+            compression: r.flag(Field::LunCompress),
             io_type: r.str(Field::LunIoType),
             qos_priority: r.u64(Field::LunQos),
             owner: r.str(Field::LunOwner),
@@ -173,6 +238,7 @@ impl Lun {
                 .get(Field::LunProtocols)
                 .and_then(|p| p.get("iscsi"))
                 .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
                 .map(str::to_string),
         })
     }
@@ -345,7 +411,7 @@ impl AuthGroup {
             id: r.need_str(Field::GroupId)?,
             name: r.need_str(Field::GroupName)?,
             owner: r.str(Field::GroupOwner),
-            chap_enabled: r.u64(Field::ChapStatus) == Some(1),
+            chap_enabled: r.flag(Field::ChapStatus) == Some(true),
             chap_username,
             chap_password,
             initiators,
@@ -417,23 +483,8 @@ impl Snapshot {
             pool: r.str(Field::SnapPool),
             reserved_bytes: r.u64(Field::SnapReserved),
             created: r.u64(Field::SnapCreated),
-            bound: r.u64(Field::SnapBinded).map(|b| b != 0),
+            bound: r.flag(Field::SnapBinded),
         })
-    }
-
-    /// Decodes a snapshot list: the document's `{"luns": [...], "shares":
-    /// [...]}` (LUN snapshots only) or the SDK's plain array.
-    pub(crate) fn decode_list(v: &Value, d: Dialect) -> Result<Vec<Self>, String> {
-        let items = match v {
-            Value::Array(items) => items.as_slice(),
-            Value::Object(o) => o
-                .get("luns")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            _ => return Err("a snapshot list is neither an array nor {luns, shares}".into()),
-        };
-        items.iter().map(|i| Snapshot::decode(i, d)).collect()
     }
 }
 
@@ -462,8 +513,8 @@ impl SnapshotSchedule {
                         .and_then(Value::as_str)
                         .map(str::to_string)
                 })
-                .ok_or("missing `c_time`")?,
-            keep_max: r.u64(Field::ScheduleKeep).ok_or("missing `keep_max`")?,
+                .ok_or_else(|| format!("missing field {}", r.spelled(Field::ScheduleCron)))?,
+            keep_max: r.need_u64(Field::ScheduleKeep)?,
             readable: r.str(Field::ScheduleReadable),
         })
     }
@@ -538,7 +589,18 @@ impl PoolCapacity {
         };
         match v {
             Value::Array(items) => items.iter().map(one).collect(),
-            Value::Object(_) => Ok(vec![one(v)?]),
+            // One pool's entry.
+            Value::Object(o) if o.contains_key("pool_name") || o.contains_key("name") => {
+                Ok(vec![one(v)?])
+            }
+            // Entries keyed by pool name (the SDK decodes an object).
+            Value::Object(o) => o
+                .iter()
+                .map(|(name, entry)| {
+                    let info = entry.get("capacity").unwrap_or(entry);
+                    Ok(PoolCapacity::from_info(name.clone(), info))
+                })
+                .collect(),
             _ => Err("pool overview is neither an array nor an object".into()),
         }
     }
@@ -587,7 +649,11 @@ pub struct SystemInfo {
 
 impl SystemInfo {
     pub(crate) fn decode(v: &Value) -> Self {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let s = |k: &str| match v.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
         SystemInfo {
             product: s("product"),
             app_version: s("app_version"),
@@ -720,5 +786,189 @@ mod tests {
         assert_eq!(a[0].logical_available_bytes, Some(40));
         assert_eq!(b[0].logical_available_bytes, Some(40));
         assert_eq!(b[0].pool, "p1");
+    }
+
+    /// One record per row: (what, dialect of the client, JSON, expected).
+    /// Rows come in three shapes for every field the client reads: the
+    /// document's, the SDK's, and the SDK's own test fixtures.
+    #[test]
+    fn lun_records_decode_in_every_shape() {
+        type Row = (
+            &'static str,
+            Value,
+            (u64, Option<bool>, Option<bool>, Option<bool>),
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "document: strings, provision_type",
+                json!({"vol_id": "a1", "vol_name": "x", "vol_size": "1073741824", "vol_used": "4096",
+                       "provision_type": "thin", "dedup": "on", "compress": "off"}),
+                (1 << 30, Some(true), Some(true), Some(false)),
+            ),
+            (
+                "document: numbers where it shows strings",
+                json!({"vol_id": "a1", "vol_name": "x", "vol_size": 1073741824u64,
+                       "provision_type": "full", "dedup": "off", "compress": "on"}),
+                (1 << 30, Some(false), Some(false), Some(true)),
+            ),
+            (
+                "sdk: numbers, thin_provision/deduplication/compression on/off",
+                json!({"id": "a1", "name": "x", "size": 1073741824u64, "used": 0,
+                       "thin_provision": "on", "deduplication": "off", "compression": "on", "created": 1788950470u64}),
+                (1 << 30, Some(true), Some(false), Some(true)),
+            ),
+            (
+                "sdk: strings and booleans (FlexBytes/FlexOnOff, types.go@2a0a706d)",
+                json!({"id": "a1", "name": "x", "size": "1073741824", "thin_provision": false,
+                       "deduplication": true, "compression": "off", "extra": {"nested": [1]}}),
+                (1 << 30, Some(false), Some(true), Some(false)),
+            ),
+            (
+                "sdk fixture: client_test.go@8158dc31 create answer luns[0]",
+                json!({"id": "lun-1", "name": "vol1", "size": 0}),
+                (0, None, None, None),
+            ),
+        ];
+        for d in Dialect::ALL {
+            for (what, record, (size, thin, dedup, compress)) in &rows {
+                let l = Lun::decode(record, d).unwrap_or_else(|e| panic!("{what} ({d}): {e}"));
+                assert_eq!(
+                    (l.size_bytes, l.thin, l.deduplication, l.compression),
+                    (*size, *thin, *dedup, *compress),
+                    "{what} ({d})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_field_is_named() {
+        for d in Dialect::ALL {
+            let e = Lun::decode(&json!({"name": "x", "size": 1}), d).expect_err("no id");
+            assert!(
+                e.contains("missing field") && e.contains("`vol_id`") && e.contains("`id`"),
+                "{e}"
+            );
+            let e = Lun::decode(&json!({"id": "a", "name": "x", "size": "big"}), d)
+                .expect_err("bad size");
+            assert!(
+                e.contains("not a whole number") && e.contains("\"big\""),
+                "{e}"
+            );
+            let e =
+                Lun::decode(&json!({"id": "", "name": "x", "size": 1}), d).expect_err("empty id");
+            assert!(e.contains("is empty"), "{e}");
+            let e = Target::decode(
+                &json!({"id": "t", "name": "n", "luns": [{"number": "1"}]}),
+                d,
+            )
+            .expect_err("mapped LUN without id");
+            assert!(e.contains("missing field"), "{e}");
+        }
+    }
+
+    #[test]
+    fn target_lun_numbers_decode_as_strings_or_numbers() {
+        // client_test.go@8158dc31: "number":"6" (TestFCTargetGetRaw) and
+        // "number":6 (TestFCTargetGetNumericLUNNumber); the document's
+        // `lun_number` strings.
+        let rows = [
+            json!({"id": "t1", "name": "tgt-a", "owner": "o1", "luns": [{"id": "lun-1", "name": "v", "number": "6"}]}),
+            json!({"id": "t1", "name": "tgt-a", "owner": "o1", "luns": [{"id": "lun-1", "name": "v", "number": 6}]}),
+            json!({"scsi_id": "t1", "scsi_target_name": "tgt-a", "luns": [{"vol_id": "lun-1", "lun_number": "6"}]}),
+        ];
+        for d in Dialect::ALL {
+            for r in &rows {
+                let t = Target::decode(r, d).unwrap_or_else(|e| panic!("{r} ({d}): {e}"));
+                assert_eq!((t.id.as_str(), t.luns[0].number), ("t1", Some(6)), "{r}");
+                assert_eq!(t.luns[0].vol_id, "lun-1");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshots_decode_the_live_fixture_and_both_dialects() {
+        // snapshot_test.go@7db4426a liveSnapshotShape, verbatim values.
+        let live = json!({"binded":0,"created":"1788950470","id":"08282136ef7e8708ee8c29c3ee88cd820da2037e",
+            "name":"probe-snap-tmp","path":"probe-snap-vol@probe-snap-tmp","pool_name":"openstackSSD1",
+            "reserved":"57344","restore":1,"vol_size":"1073741824",
+            "volume_id":"7176302add549ceaf03caef021707ca0e6021f89","volume_name":"probe-snap-vol","volume_type":"lun"});
+        let doc = json!({"reserved": "57344", "pool_name": "nvme1", "binded": 0, "restore": 1, "snap_name": "x",
+            "snap_id": "816479d3d58565ea7670d7c3dc9a25fb143e96e6", "vol_name": "x", "created": "1713251666"});
+        let numeric = json!({"id": "s1", "name": "n", "reserved": 57344, "created": 1713251666u64, "binded": true});
+        for d in Dialect::ALL {
+            let s = Snapshot::decode(&live, d).expect("live");
+            assert_eq!(s.volume_name.as_deref(), Some("probe-snap-vol"));
+            assert_eq!(
+                (s.reserved_bytes, s.created, s.bound),
+                (Some(57344), Some(1788950470), Some(false))
+            );
+            let s = Snapshot::decode(&doc, d).expect("doc");
+            assert_eq!(
+                (s.name.as_deref(), s.volume_name.as_deref()),
+                (Some("x"), Some("x"))
+            );
+            let s = Snapshot::decode(&numeric, d).expect("numbers");
+            assert_eq!((s.reserved_bytes, s.bound), (Some(57344), Some(true)));
+        }
+    }
+
+    #[test]
+    fn auth_groups_decode_every_chap_status_form() {
+        // authgroup_test.go@2a0a706d TestAuthGroupUnmarshalChapStatus rows.
+        let rows = [
+            (json!(1), true),
+            (json!(0), false),
+            (json!(true), true),
+            (json!(false), false),
+            (json!("1"), true),
+        ];
+        for d in Dialect::ALL {
+            for (status, want) in &rows {
+                let g = AuthGroup::decode(
+                    &json!({"id": "ag-1", "name": "ag", "chap_status": status}),
+                    d,
+                )
+                .expect("group");
+                assert_eq!((g.id.as_str(), g.chap_enabled), ("ag-1", *want), "{status}");
+            }
+            let g = AuthGroup::decode(&json!({"group_id": "ag-1", "group_name": "ag"}), d)
+                .expect("doc");
+            assert!(!g.chap_enabled);
+        }
+    }
+
+    #[test]
+    fn schedules_and_pools_decode_both_spellings() {
+        let doc = json!({"id": "1", "c_time": "45 23 * * 6", "keep_max": 3, "h_read": "x"});
+        let sdk = json!({"id": "", "volume_id": "v", "interval": "45 23 * * 6", "retention": "3", "enabled": true, "next_run": ""});
+        for d in Dialect::ALL {
+            for r in [&doc, &sdk] {
+                let s = SnapshotSchedule::decode(r, d).expect("schedule");
+                assert_eq!((s.cron.as_str(), s.keep_max), ("45 23 * * 6", 3), "{r}");
+            }
+            // pool_test.go@7db4426a fixtures and the document's names.
+            for r in [
+                json!({"id":"p1","name":"test1","owner":"ctrl-b","blocksize":"16k"}),
+                json!({"id":"p1","name":"test1","is_flash":1}),
+                json!({"pool_id":"p1","pool_name":"test1","owner":"1"}),
+            ] {
+                let p = Pool::decode(&r, d).expect("pool");
+                assert_eq!((p.id.as_str(), p.name.as_str()), ("p1", "test1"), "{r}");
+            }
+        }
+        // The overview: the document's array, and the object the SDK decodes
+        // (keyed by pool name, or one entry).
+        let keyed = json!({"pool1": {"capacity": {"total_size": "100", "free_size": 40}}});
+        let one = json!({"pool_name": "pool1", "capacity": {"total_size": 100}});
+        let listed = json!([{"pool_name": "pool1", "capacity": {"total_size": "100"}}]);
+        for v in [keyed, one, listed] {
+            let caps = PoolCapacity::decode_overview(&v).expect("overview");
+            assert_eq!(
+                (caps[0].pool.as_str(), caps[0].total_bytes),
+                ("pool1", Some(100)),
+                "{v}"
+            );
+        }
     }
 }

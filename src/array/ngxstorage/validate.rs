@@ -89,7 +89,12 @@ impl Rule {
                 .as_u64()
                 .is_some_and(|n| [4, 8, 16, 32, 64, 128].contains(&n)),
             Rule::PositiveInt => value.as_u64().is_some_and(|n| n >= 1),
-            Rule::KeepMax => value.as_u64().is_some_and(|n| (1..=512).contains(&n)),
+            // The SDK's schedule type holds `retention` as a string, so a
+            // numeric string counts as the number.
+            Rule::KeepMax => value
+                .as_u64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                .is_some_and(|n| (1..=512).contains(&n)),
             _ => value.as_str().is_some_and(|s| self.check_str(s)),
         }
     }
@@ -267,11 +272,16 @@ pub fn body_spec(endpoint: Endpoint, dialect: Dialect) -> Vec<FieldSpec> {
         E::AuthGroupCreate | E::AuthGroupRename => {
             vec![req("name", GroupName), req("owner", Owner)]
         }
+        // The SDK's AddCHAP (authgroup.go@4cbe64a6) sends no owner.
         E::AuthGroupAddChap => vec![
             req("username", NonEmpty),
             req("password", Secret),
-            req("owner", Owner),
+            match dialect {
+                Dialect::Document => req("owner", Owner),
+                Dialect::Sdk => opt("owner", Owner),
+            },
         ],
+        E::PortalGroupCreate => vec![req("name", NonEmpty), req("owner", Owner)],
         E::AuthGroupAddIqn => vec![
             req("iqn", NonEmpty),
             req(Field::ReqIqnAlias.name(dialect), NonEmpty),
@@ -279,7 +289,18 @@ pub fn body_spec(endpoint: Endpoint, dialect: Dialect) -> Vec<FieldSpec> {
         ],
         E::SnapshotCreate => vec![req("name", SnapshotName), req("volume_id", HexId)],
         E::SnapshotClone => vec![req("name", SnapshotName)],
-        E::ScheduleCreate => vec![req("cron_time", Cron), req("keep_max", KeepMax)],
+        E::ScheduleCreate => match dialect {
+            Dialect::Document => vec![req("cron_time", Cron), req("keep_max", KeepMax)],
+            // The SDK's CreateSchedule sends its SnapshotSchedule type
+            // (`interval`, `retention`, `enabled`, ...); either spelling
+            // is taken, and `check_body` requires one of each pair.
+            Dialect::Sdk => vec![
+                opt("cron_time", Cron),
+                opt("keep_max", KeepMax),
+                opt("interval", Cron),
+                opt("retention", KeepMax),
+            ],
+        },
         _ => Vec::new(),
     }
 }
@@ -337,7 +358,27 @@ pub fn check_body(endpoint: Endpoint, dialect: Dialect, body: &Value) -> Result<
             Some(_) => {}
         }
     }
+    for (a, b, rule) in alternatives(endpoint, dialect) {
+        let present = |k: &str| object.get(k).is_some_and(|v| !v.is_null());
+        if !present(a) && !present(b) {
+            return Err(Violation {
+                field: format!("{a}` or `{b}"),
+                problem: format!("one of the two is required ({})", rule.describe()),
+            });
+        }
+    }
     Ok(())
+}
+
+/// Pairs of fields of which a body must carry at least one.
+fn alternatives(endpoint: Endpoint, dialect: Dialect) -> Vec<(&'static str, &'static str, Rule)> {
+    match (endpoint, dialect) {
+        (Endpoint::ScheduleCreate, Dialect::Sdk) => vec![
+            ("cron_time", "interval", Rule::Cron),
+            ("keep_max", "retention", Rule::KeepMax),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// Checks query parameters against `endpoint`'s table.

@@ -106,7 +106,12 @@ enum SendError {
     Transport(String),
     Http(u16),
     Decode(String),
+    TooLarge,
 }
+
+/// The most bytes of one answer the client reads. A bigger body (a broken
+/// or hostile DSM, or a proxy's error page) is refused, not buffered.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Deserialize)]
 struct LoginData {
@@ -371,6 +376,13 @@ impl DsmClient {
                         message: message_for(api, code),
                     });
                 }
+                Err(SendError::TooLarge) => {
+                    return Err(DsmError::TooLarge {
+                        api_call: api_call.to_string(),
+                        subject: subject.to_string(),
+                        limit: MAX_BODY_BYTES,
+                    });
+                }
                 Err(SendError::Decode(detail)) => {
                     return Err(DsmError::Decode {
                         api_call: api_call.to_string(),
@@ -388,6 +400,11 @@ impl DsmClient {
                         subject: subject.to_string(),
                         status,
                         outcome_unknown,
+                    },
+                    SendError::TooLarge => DsmError::TooLarge {
+                        api_call: api_call.to_string(),
+                        subject: subject.to_string(),
+                        limit: MAX_BODY_BYTES,
                     },
                     SendError::Transport(detail) | SendError::Decode(detail) => {
                         DsmError::Transport {
@@ -426,12 +443,31 @@ impl DsmClient {
         if !status.is_success() {
             return Err(SendError::Http(status.as_u16()));
         }
-        let body = resp
-            .bytes()
+        let body = read_capped(resp, MAX_BODY_BYTES)
             .await
-            .map_err(|e| SendError::Transport(error_chain(&e.without_url())))?;
+            .map_err(|e| SendError::Transport(error_chain(&e.without_url())))?
+            .ok_or(SendError::TooLarge)?;
         serde_json::from_slice(&body).map_err(|e| SendError::Decode(e.to_string()))
     }
+}
+
+/// Reads a body of at most `limit` bytes; `None` when it is longer (the
+/// rest is not read: the connection is dropped with the response).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// An error and its sources on one line, so a TLS refusal names its reason

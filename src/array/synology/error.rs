@@ -87,6 +87,16 @@ pub enum DsmError {
         /// The serde error or a description of the shape.
         detail: String,
     },
+    /// The answer was longer than the client reads.
+    #[error("{api_call} ({subject}): answer larger than {limit} bytes; not read")]
+    TooLarge {
+        /// `API.method`.
+        api_call: String,
+        /// What the call was about.
+        subject: String,
+        /// The limit, bytes.
+        limit: usize,
+    },
     /// The DSM does not offer the API at a version this client speaks.
     #[error("{api_call}: the DSM does not offer this API: {detail}")]
     Unsupported {
@@ -146,7 +156,7 @@ impl ArrayError for DsmError {
             DsmError::Transport { .. } => ErrorClass::Unreachable,
             DsmError::HttpStatus { status, .. } if *status >= 500 => ErrorClass::Unreachable,
             DsmError::HttpStatus { .. } => ErrorClass::Other,
-            DsmError::Decode { .. } => ErrorClass::Other,
+            DsmError::Decode { .. } | DsmError::TooLarge { .. } => ErrorClass::Other,
             DsmError::Unsupported { .. } => ErrorClass::Unsupported,
             DsmError::InvalidRequest { .. } => ErrorClass::InvalidRequest,
             DsmError::Setup(_) => ErrorClass::InvalidRequest,
@@ -163,6 +173,7 @@ impl ArrayError for DsmError {
             | DsmError::Transport { api_call, .. }
             | DsmError::HttpStatus { api_call, .. }
             | DsmError::Decode { api_call, .. }
+            | DsmError::TooLarge { api_call, .. }
             | DsmError::Unsupported { api_call, .. }
             | DsmError::InvalidRequest { api_call, .. } => api_call,
             DsmError::Setup(_) => "",

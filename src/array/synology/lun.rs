@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{CallKind, DsmClient};
 use super::error::DsmError;
+use super::listing::{self, Listing};
 use super::params::Params;
 use super::types::{SnapshotStatus, flex_bool_opt, flex_u64, flex_u64_opt};
 
@@ -226,12 +227,6 @@ pub struct LunSnapshotBrief {
 }
 
 #[derive(Deserialize)]
-struct LunList {
-    #[serde(default)]
-    luns: Vec<Lun>,
-}
-
-#[derive(Deserialize)]
 struct LunGet {
     lun: Lun,
 }
@@ -295,16 +290,28 @@ impl DsmClient {
 }
 
 impl LunApi<'_> {
-    /// Every LUN of every type.
+    /// Every LUN of every type; fails on a malformed record (see
+    /// [`LunApi::list_listing`] for the partial view).
     pub async fn list(&self) -> Result<Vec<Lun>, DsmError> {
+        self.list_listing().await?.into_strict()
+    }
+
+    /// Every LUN of every type, a malformed record reported on its own.
+    pub async fn list_listing(&self) -> Result<Listing<Lun>, DsmError> {
         let params = Params::new()
             .json("types", &ALL_LUN_TYPES)
             .json("additional", &LIST_ADDITIONAL);
-        let list: LunList = self
+        let data = self
             .client
-            .call(API_LUN, "list", "all LUNs", params, CallKind::Read)
+            .call_value(API_LUN, "list", "all LUNs", params, CallKind::Read)
             .await?;
-        Ok(list.luns)
+        listing::decode_each(
+            &format!("{API_LUN}.list"),
+            "all LUNs",
+            &data,
+            "luns",
+            "uuid",
+        )
     }
 
     /// The LUN named `name`, if any.

@@ -30,20 +30,24 @@
 
 pub mod client;
 pub mod error;
+pub mod listing;
 pub mod lun;
 pub mod params;
 pub mod replication;
 pub mod session;
 pub mod snapshot;
+pub mod system;
 pub mod target;
 pub mod types;
 pub mod vmm;
 
-pub use client::{ApiEntry, CallKind, DsmClient, DsmConfig};
+pub use client::{ApiEntry, CallKind, DsmClient, DsmConfig, MAX_BODY_BYTES};
 pub use error::DsmError;
+pub use listing::{Listing, Malformed};
 pub use lun::{CreateLun, CreatedLun, DevAttribs, Lun, LunType, SetLun};
 pub use replication::{Plan, SyncOptions};
 pub use session::{Credentials, session_name_for};
 pub use snapshot::{LunSnapshot, TakeSnapshot, TakenSnapshot};
+pub use system::DsmInfo;
 pub use target::{Chap, CreateTarget, MappedLun, SetTarget, Target, TargetAuth};
 pub use vmm::{Autorun, CreateGuest, Guest, GuestCreate, NewVdisk, NewVnic, SetGuest, TaskInfo};

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::client::{CallKind, DsmClient};
 use super::error::DsmError;
+use super::listing::{self, Listing};
 use super::params::Params;
 use super::types::{flex_bool, flex_u64_opt};
 
@@ -132,12 +133,6 @@ fn yes() -> bool {
 }
 
 #[derive(Deserialize)]
-struct TargetList {
-    #[serde(default)]
-    targets: Vec<Target>,
-}
-
-#[derive(Deserialize)]
 struct TargetGet {
     target: Target,
 }
@@ -210,12 +205,32 @@ impl TargetApi<'_> {
             .await
     }
 
+    /// Every target, a malformed record reported on its own.
+    pub async fn list_listing(&self) -> Result<Listing<Target>, DsmError> {
+        self.listing_with(Params::new().json("additional", &ADDITIONAL), "all targets")
+            .await
+    }
+
     async fn list_with(&self, params: Params, subject: &str) -> Result<Vec<Target>, DsmError> {
-        let list: TargetList = self
+        self.listing_with(params, subject).await?.into_strict()
+    }
+
+    async fn listing_with(
+        &self,
+        params: Params,
+        subject: &str,
+    ) -> Result<Listing<Target>, DsmError> {
+        let data = self
             .client
-            .call(API_TARGET, "list", subject, params, CallKind::Read)
+            .call_value(API_TARGET, "list", subject, params, CallKind::Read)
             .await?;
-        Ok(list.targets)
+        listing::decode_each(
+            &format!("{API_TARGET}.list"),
+            subject,
+            &data,
+            "targets",
+            "target_id",
+        )
     }
 
     /// The target named `name`, if any.

@@ -3,7 +3,8 @@
 use serde::Deserialize;
 
 use super::state::{
-    DsmState, Limits, SimHost, SimImage, SimNetwork, SimPlan, SimStorage, SimSyncRecord, Volume,
+    DsmState, Limits, SimHost, SimImage, SimNetwork, SimPlan, SimStorage, SimSyncRecord, SimSystem,
+    Volume,
 };
 
 /// The replication plan fixture, in the shape the Snapshot Replication docs
@@ -73,11 +74,27 @@ fn seeded_plan() -> Vec<SimPlan> {
     }]
 }
 
+/// The seeded model (`SYNO.DSM.Info` `model`).
+pub const MODEL: &str = "RS3621xs+";
+/// The seeded serial number.
+pub const SERIAL: &str = "2150SIM0001";
+/// The seeded build number (`SYNO.DSM.Info` `version`).
+pub const BUILD: &str = "69057";
+/// The seeded version (`SYNO.DSM.Info` `version_string`).
+pub const VERSION_STRING: &str = "DSM 7.2.1-69057 Update 5";
+
 /// The seed: `/volume1`, one DR plan, one VMM host, storage, network and
 /// disk image; no LUNs, targets or guests.
 pub fn seed() -> DsmState {
     DsmState {
         hostname: "nas01".into(),
+        system: SimSystem {
+            model: MODEL.into(),
+            serial: SERIAL.into(),
+            build: BUILD.into(),
+            version_string: VERSION_STRING.into(),
+            ram_mb: 16384,
+        },
         volumes: vec![Volume {
             path: "/volume1".into(),
             total_bytes: VOLUME1_BYTES,

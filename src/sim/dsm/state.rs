@@ -373,11 +373,29 @@ impl Default for Limits {
     }
 }
 
+/// What the DSM says about itself (`SYNO.DSM.Info`, `SYNO.Core.System`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimSystem {
+    /// Model, for example `RS3621xs+`.
+    pub model: String,
+    /// Serial number.
+    pub serial: String,
+    /// Build number (`version`), for example `69057`.
+    pub build: String,
+    /// The version as DSM shows it (`version_string`), for example
+    /// `DSM 7.2.1-69057 Update 5`.
+    pub version_string: String,
+    /// Memory, MB.
+    pub ram_mb: i64,
+}
+
 /// Everything the simulated DSM holds.
 #[derive(Clone, Debug, Default)]
 pub struct DsmState {
     /// Host name (used in generated IQNs and the API answers).
     pub hostname: String,
+    /// Model, version and serial.
+    pub system: SimSystem,
     /// Volumes.
     pub volumes: Vec<Volume>,
     /// LUNs.
@@ -408,6 +426,10 @@ pub struct DsmState {
     /// `SYNO.Virtualization.` API when VMM is absent): `SYNO.API.Info` does
     /// not list them and calls get 102.
     pub missing_apis: Vec<String>,
+    /// Fields forced into the rendered record of a LUN, by uuid: a firmware
+    /// bug or a hostile DSM, for tests of how a client copes with one bad
+    /// record (`Value::Null` removes the field).
+    pub tampered: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Next LUN id.
     pub next_lun_id: i64,
     /// Next target id.

@@ -22,8 +22,17 @@
 //!   (target), 611 (auth group, initiator, CHAP); unknown paths: a code-less 404.
 //! - Duplicates: 710 (LUN name, mapping, initiator), 522 (snapshot name),
 //!   519 (auth group name), 525 (target name).
-//! - Deleting a LUN mapped to a target, an auth group a target uses, or a
-//!   snapshot with a clone: 534.
+//! - Deleting a LUN mapped to a target, a LUN whose snapshot has a live
+//!   clone, an auth group or portal group a target uses, or a snapshot with
+//!   a clone: 534. Deleting a clone frees its snapshot.
+//! - The sdk dialect answers in the shapes the vendor's Go SDK decodes
+//!   (strings where its types hold strings, `thin_provision` /
+//!   `deduplication` / `compression`, `volume_name`, the schedule as
+//!   `interval` / `retention` / `enabled`, the pool overview as an object)
+//!   and takes what it sends (AddCHAP without owner, the schedule body,
+//!   portal group create and delete).
+//! - `PATCH lun/{id}` reads `size` as the dialect says (document: total,
+//!   sdk: increment) unless [`SimState::set_resize_delta`] says otherwise.
 //! - Not enough pool space for a full LUN: HTTP 507.
 //! - A fault of kind `ErrorCode` answers HTTP 200 with the envelope, so a
 //!   client must read the envelope whatever the status.

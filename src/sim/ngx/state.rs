@@ -54,6 +54,8 @@ pub struct SimLun {
     pub owner: String,
     /// The snapshot it was cloned from.
     pub clone_of: Option<String>,
+    /// Creation time, Unix seconds.
+    pub created: u64,
 }
 
 /// A LUN mapped to a target.
@@ -165,6 +167,9 @@ pub struct SimSchedule {
     pub cron: String,
     /// `keep_max`.
     pub keep_max: u64,
+    /// Whether it runs (the SDK's `enabled`; the document has no off switch,
+    /// so a document-dialect schedule is always enabled).
+    pub enabled: bool,
     /// Owner.
     pub owner: String,
 }
@@ -188,6 +193,14 @@ pub struct ArrayState {
     pub snapshots: BTreeMap<String, SimSnapshot>,
     /// Schedules by LUN id.
     pub schedules: BTreeMap<String, SimSchedule>,
+    /// How `PATCH lun/{id}` reads `size`, overriding the dialect's reading
+    /// (`None`): `Some(true)` adds it, `Some(false)` sets it. Lets a test
+    /// pair either dialect with either firmware behaviour.
+    pub resize_delta: Option<bool>,
+    /// Fields forced into the rendered record of an object, by object id:
+    /// a firmware bug or a hostile array, for tests of how a client copes
+    /// with one bad record (`Value::Null` removes the field).
+    pub tampered: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ArrayState {
@@ -222,6 +235,26 @@ impl ArrayState {
     /// A LUN by name.
     pub fn lun_by_name(&self, name: &str) -> Option<&SimLun> {
         self.luns.values().find(|l| l.name == name)
+    }
+
+    /// Applies the tampering for `id` to a rendered record.
+    pub fn apply_tampering(&self, id: &str, record: &mut serde_json::Value) {
+        if let (Some(fields), Some(o)) = (self.tampered.get(id), record.as_object_mut()) {
+            for (k, v) in fields {
+                if v.is_null() {
+                    o.remove(k);
+                } else {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether a live LUN is a clone of the snapshot `snap_id`.
+    pub fn has_clone_of(&self, snap_id: &str) -> bool {
+        self.luns
+            .values()
+            .any(|l| l.clone_of.as_deref() == Some(snap_id))
     }
 
     /// Targets a LUN is mapped to.
@@ -309,6 +342,23 @@ impl SimState {
                 t.luns.len() != before
             })
         })
+    }
+
+    /// Makes `PATCH lun/{id}` read `size` as an increment (`true`) or the
+    /// new total (`false`), whatever the dialect.
+    pub fn set_resize_delta(&self, delta: bool) {
+        self.write(|s| s.resize_delta = Some(delta));
+    }
+
+    /// From now on the array renders `field` of object `id` (LUN, target,
+    /// snapshot) as `value`; `Value::Null` drops the field.
+    pub fn tamper(&self, id: &str, field: &str, value: serde_json::Value) {
+        self.write(|s| {
+            s.tampered
+                .entry(id.to_string())
+                .or_default()
+                .insert(field.to_string(), value);
+        });
     }
 
     /// Free bytes of the pool named `name`.

@@ -27,6 +27,7 @@
 //!   as empty, and setting a non-empty list is Unsupported.
 
 pub mod convert;
+pub mod rules;
 
 use std::collections::BTreeSet;
 
@@ -44,7 +45,7 @@ use crate::array::types::{Chap, ObservedLun, ObservedTarget, Placement};
 use crate::reconcile::lun::{CloneSource, DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
-use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
+use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials};
 
 /// A connected Synology DSM array. Cheap to clone: clones share the client
 /// (login, API table, concurrency limit). `Debug` shows no secret (the
@@ -162,8 +163,8 @@ impl DsmBackend {
         &self.client
     }
 
-    /// See [`super::Backend::info`]. DSM's iSCSI APIs say nothing about the
-    /// model, version or serial, so those stay `None`. Volumes are the LUN
+    /// See [`super::Backend::info`]. Model, version and serial come from
+    /// `SYNO.DSM.Info` (see [`DsmClient::dsm_info`]). Volumes are the LUN
     /// locations; their capacity comes from Virtual Machine Manager's storage
     /// list when VMM is installed (it is the only capacity API the client
     /// speaks), else it stays `None`.
@@ -199,7 +200,20 @@ impl DsmBackend {
                 }
             }
         }
+        let system = match self.client.dsm_info().await {
+            Ok(s) => s,
+            // A DSM that offers neither information API still serves
+            // LUNs: the status just lacks model and version.
+            Err(e) if e.class() == ErrorClass::Unsupported => {
+                tracing::info!(error = %e, "DSM reports no model or version");
+                Default::default()
+            }
+            Err(e) => return Err(vendor(e)),
+        };
         Ok(ArrayInfo {
+            model: system.model,
+            version: system.version,
+            serial: system.serial,
             active_endpoint: Some(self.client.base_url().to_string()),
             pools: volumes
                 .into_iter()
@@ -430,7 +444,7 @@ impl DsmBackend {
     }
 
     /// See [`super::Backend::create_target`].
-    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
         let api_call = call(API_TARGET, "create");
         if !desired.initiators.is_empty() {
             return Err(initiators_unsupported(&api_call));
@@ -448,17 +462,25 @@ impl DsmBackend {
             max_sessions: extra.max_sessions.take(),
         };
         let id = self.client.targets().create(&req).await.map_err(vendor)?;
-        if extra != SetTarget::default() {
-            self.client
-                .targets()
-                .set(id, &extra)
-                .await
-                .map_err(vendor)?;
-        }
-        if !desired.enabled {
-            self.client.targets().disable(id).await.map_err(vendor)?;
-        }
-        Ok(id.to_string())
+        // The target exists from here on: a later step that fails leaves it
+        // to the next diff, which finds the setting missing and completes it.
+        let rest = async {
+            if extra != SetTarget::default() {
+                self.client
+                    .targets()
+                    .set(id, &extra)
+                    .await
+                    .map_err(vendor)?;
+            }
+            if !desired.enabled {
+                self.client.targets().disable(id).await.map_err(vendor)?;
+            }
+            Ok::<(), BackendError>(())
+        };
+        Ok(Created {
+            id: id.to_string(),
+            incomplete: rest.await.err(),
+        })
     }
 
     /// See [`super::Backend::update_target`].

@@ -10,6 +10,7 @@
 //!   offers, and deriving it from the id (not the name) survives renames.
 
 pub mod lun;
+pub mod rules;
 pub mod target;
 
 use crate::array::error::ErrorClass;
@@ -19,7 +20,7 @@ use crate::crd::storage_array::ResizeMode;
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
-use super::{ArrayInfo, BackendConfig, BackendError, Credentials};
+use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials};
 
 /// A portal group's id and, when it has one, its name.
 type PortalGroupName = (String, Option<String>);
@@ -67,6 +68,7 @@ impl NgxBackend {
         let mut c = NgxConfig::new(config.endpoint.clone(), token, owner);
         c.secondary_endpoint = config.secondary_endpoint.clone();
         c.resize_mode = match config.resize_mode {
+            ResizeMode::Auto => ngxstorage::ResizeMode::Auto,
             ResizeMode::Absolute => ngxstorage::ResizeMode::Absolute,
             ResizeMode::Delta => ngxstorage::ResizeMode::Delta,
         };
@@ -122,6 +124,10 @@ impl NgxBackend {
             serial: system.service_tag,
             dialect: Some(self.client.dialect().as_str().to_string()),
             active_endpoint: self.client.active_endpoint().await,
+            resize_mode: self
+                .client
+                .effective_resize_mode()
+                .map(|m| m.as_str().to_string()),
             pools: pools
                 .into_iter()
                 .map(|p| (p.pool, p.total_bytes, p.free_bytes))
@@ -168,7 +174,7 @@ impl NgxBackend {
     }
 
     /// See [`super::Backend::create_target`].
-    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<String, BackendError> {
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
         // A group the spec names is taken from the portal groups already
         // listed for this array, so a burst of creates costs no read each.
         // An unknown or ambiguous choice falls back to the listing, which

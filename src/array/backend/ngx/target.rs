@@ -17,7 +17,7 @@ use crate::array::types::{Chap, ObservedChap, ObservedTarget};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
 use super::{misrouted, vendor};
-use crate::array::backend::BackendError;
+use crate::array::backend::{BackendError, Created};
 
 /// The default auth group's id (the document's "1"): no CHAP, any initiator.
 pub const DEFAULT_AUTH_GROUP_ID: &str = "1";
@@ -183,7 +183,7 @@ pub(crate) async fn create(
     client: &NgxClient,
     d: &DesiredTarget,
     known_portal: Option<String>,
-) -> Result<String, BackendError> {
+) -> Result<Created, BackendError> {
     // Everything that can be refused is refused before the first call.
     let create_call = call(client, Endpoint::TargetCreate);
     let chap = check_chap(&create_call, d.chap.as_ref())?;
@@ -217,19 +217,26 @@ pub(crate) async fn create(
         })
         .await
         .map_err(vendor)?;
+    let mut incomplete = None;
     if chap.is_some() || !d.initiators.is_empty() {
         // The group is made after the target because its name comes from
         // the target id. A failure here leaves a target on the default
         // group, which the next diff finds (CHAP or initiators missing) and
         // completes through `update`.
-        let group = own_group(client, &created.id).await?;
-        apply(client, &group, ChapChange::Set(chap), Some(&d.initiators)).await?;
-        client
-            .set_target_auth_group(&created.id, &group.id)
-            .await
-            .map_err(vendor)?;
+        let rest = async {
+            let group = own_group(client, &created.id).await?;
+            apply(client, &group, ChapChange::Set(chap), Some(&d.initiators)).await?;
+            client
+                .set_target_auth_group(&created.id, &group.id)
+                .await
+                .map_err(vendor)
+        };
+        incomplete = rest.await.err();
     }
-    Ok(created.id)
+    Ok(Created {
+        id: created.id,
+        incomplete,
+    })
 }
 
 fn disable_unsupported(call: &str) -> BackendError {

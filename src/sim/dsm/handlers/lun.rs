@@ -124,6 +124,15 @@ fn lun_json(s: &DsmState, lun: &SimLun, additional: &Additional) -> Value {
                 .collect::<Vec<_>>()
         );
     }
+    if let (Some(fields), Some(o)) = (s.tampered.get(&lun.uuid), v.as_object_mut()) {
+        for (k, x) in fields {
+            if x.is_null() {
+                o.remove(k);
+            } else {
+                o.insert(k.clone(), x.clone());
+            }
+        }
+    }
     v
 }
 

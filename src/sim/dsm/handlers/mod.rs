@@ -22,6 +22,7 @@ use crate::sim::server::{drop_after, dropped_response};
 pub mod auth;
 pub mod dr;
 pub mod lun;
+pub mod system;
 pub mod target;
 pub mod vmm;
 
@@ -67,6 +68,24 @@ pub const APIS: &[ApiSpec] = &[
         max_version: 1,
         methods: &["get"],
         needs_session: false,
+    },
+    // DSM 7 serves both on entry.cgi (DSM 6 had SYNO.DSM.Info on
+    // dsm/info.cgi); synology-api asks SYNO.DSM.Info version 2.
+    ApiSpec {
+        name: "SYNO.DSM.Info",
+        path: "entry.cgi",
+        min_version: 1,
+        max_version: 2,
+        methods: &["getinfo"],
+        needs_session: true,
+    },
+    ApiSpec {
+        name: "SYNO.Core.System",
+        path: "entry.cgi",
+        min_version: 1,
+        max_version: 3,
+        methods: &["info"],
+        needs_session: true,
     },
     ApiSpec {
         name: "SYNO.Core.ISCSI.LUN",
@@ -386,8 +405,17 @@ async fn handle(
     }
 
     let mut drop_after_apply = false;
+    // An "act, then fail" fault: the answer that replaces the real one.
+    let mut fail_after_apply = None;
     match decision.action {
         Some(FaultAction::ErrorCode(code)) => return envelope_error(code),
+        Some(FaultAction::ErrorCodeAfterApply(code)) => {
+            fail_after_apply = Some(envelope_error(code));
+        }
+        Some(FaultAction::HttpStatusAfterApply(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            fail_after_apply = Some(status.into_response());
+        }
         Some(FaultAction::HttpStatus(status)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return status.into_response();
@@ -424,6 +452,8 @@ async fn handle(
         "SYNO.Core.ISCSI.LUN" => lun::handle(&ctx),
         "SYNO.Core.ISCSI.Target" => target::handle(&ctx),
         "SYNO.DR.Plan" => dr::handle(&ctx),
+        "SYNO.DSM.Info" => system::dsm_info(&ctx),
+        "SYNO.Core.System" => system::core_system_info(&ctx),
         _ => vmm::handle(&ctx, spec.name),
     };
     let resp = match result {
@@ -432,6 +462,8 @@ async fn handle(
     };
     if drop_after_apply {
         drop_after(resp)
+    } else if let Some(failure) = fail_after_apply {
+        failure
     } else {
         resp
     }

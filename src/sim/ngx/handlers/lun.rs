@@ -7,7 +7,7 @@ use crate::array::ngxstorage::dialect::{Dialect, Field};
 use crate::array::ngxstorage::size::SizeUnit;
 
 use super::super::state::{ArrayState, SimLun};
-use super::{ApiErr, EXISTS, NOT_FOUND, Req, bytes, hex, new_id, obj, success};
+use super::{ApiErr, EXISTS, NOT_FOUND, Req, bytes, hex, new_id, now, obj, success};
 
 fn blocksize_bytes(b: &str) -> u64 {
     b.trim_end_matches('k')
@@ -39,6 +39,12 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
         .map(|p| p.name.clone())
         .unwrap_or_default();
     let target = s.targets_of(&l.id).first().map(|t| t.name.clone());
+    // The document reads provisioning as `provision_type` thin/full; the
+    // SDK's LUN type (types.go@2a0a706d) as `thin_provision` on/off.
+    let provision = match d {
+        Dialect::Document => json!(if l.thin { "thin" } else { "full" }),
+        Dialect::Sdk => json!(on(l.thin)),
+    };
     let mut o = obj(
         d,
         vec![
@@ -48,10 +54,7 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
             (Field::LunUsed, bytes(d, l.used_bytes)),
             (Field::LunScsiId, json!(l.scsi_lunid)),
             (Field::LunPool, json!(pool)),
-            (
-                Field::LunProvision,
-                json!(if l.thin { "thin" } else { "full" }),
-            ),
+            (Field::LunProvision, provision),
             (Field::LunBlocksize, json!(l.blocksize_bytes.to_string())),
             (Field::LunDedup, json!(on(l.dedup))),
             (Field::LunCompress, json!(on(l.compress))),
@@ -61,6 +64,9 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
             (Field::LunProtocols, json!({"iscsi": target, "fc": null})),
         ],
     );
+    if d == Dialect::Sdk {
+        o.insert(Field::LunCreated.name(d).into(), json!(l.created));
+    }
     o.insert("flash_cache".into(), json!(on(l.flash_cache)));
     o.insert("dram_cache".into(), json!(on(l.dram_cache)));
     o.insert(
@@ -69,7 +75,9 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
     );
     o.insert("compress_ratio".into(), json!("-"));
     o.insert("sizebysnapshots".into(), json!("0"));
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&l.id, &mut v);
+    v
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
@@ -136,6 +144,7 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
                 // LUN create carries no owner: the LUN follows its pool.
                 owner: pool.owner.clone(),
                 clone_of: None,
+                created: now(),
             };
             let mut entry = obj(
                 d,
@@ -157,19 +166,40 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
     })
 }
 
+/// Deleting a LUN takes its snapshots with it, so a LUN whose snapshot
+/// still has a live clone is refused with 534, the same rule the array
+/// applies to deleting that snapshot itself; a clone pointing at nothing
+/// cannot happen. Deleting a clone frees its source snapshot (`binded` 0)
+/// once no other clone of it remains.
 pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
     let id = req.id();
     req.ctx.state.write(|s| {
-        lookup(s, id)?;
+        let clone_of = lookup(s, id)?.clone_of.clone();
         if let Some(t) = s.targets_of(id).first() {
             return Err(ApiErr::attached(format!(
                 "LUN {id} is attached to target {}",
                 t.name
             )));
         }
+        if let Some(snap) = s
+            .snapshots
+            .values()
+            .find(|x| x.vol_id == id && s.has_clone_of(&x.id))
+        {
+            return Err(ApiErr::attached(format!(
+                "LUN {id}: its snapshot {} has a clone bound to it",
+                snap.name
+            )));
+        }
         s.snapshots.retain(|_, snap| snap.vol_id != id);
         s.schedules.remove(id);
         s.luns.remove(id);
+        if let Some(source) = clone_of
+            && !s.has_clone_of(&source)
+            && let Some(snap) = s.snapshots.get_mut(&source)
+        {
+            snap.binded = false;
+        }
         Ok(success())
     })
 }
@@ -184,7 +214,8 @@ pub(crate) fn modify(req: &Req<'_>) -> Result<Value, ApiErr> {
         if let Some(bytes) = requested {
             // The document reads `size` as the new total; the SDK sends an
             // increment.
-            let new_size = if d.resize_is_delta() {
+            let delta = s.resize_delta.unwrap_or(d.resize_is_delta());
+            let new_size = if delta {
                 lun.size_bytes.saturating_add(bytes)
             } else {
                 bytes

@@ -165,6 +165,12 @@ impl Req<'_> {
     pub(crate) fn u64(&self, key: &str) -> Option<u64> {
         self.body.get(key).and_then(Value::as_u64)
     }
+    /// A number sent as a number or as a numeric string.
+    pub(crate) fn num(&self, key: &str) -> Option<u64> {
+        let v = self.body.get(key)?;
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    }
     pub(crate) fn owner(&self) -> String {
         self.str("owner")
             .unwrap_or_else(|| self.ctx.state.read(|s| s.owners()[0].clone()))
@@ -287,6 +293,8 @@ pub async fn dispatch(
         tokio::time::sleep(decision.latency).await;
     }
     let mut drop_after_apply = false;
+    // An "act, then fail" fault: the answer that replaces the real one.
+    let mut fail_after_apply = None;
     match decision.action {
         Some(FaultAction::ErrorCode(code)) => {
             // Deliberately HTTP 200: the client must read the envelope
@@ -303,6 +311,19 @@ pub async fn dispatch(
         }
         Some(FaultAction::DropBeforeApply) => return dropped_response(),
         Some(FaultAction::DropAfterApply) => drop_after_apply = true,
+        Some(FaultAction::ErrorCodeAfterApply(code)) => {
+            fail_after_apply = Some(
+                (
+                    StatusCode::OK,
+                    axum::Json(json!({"code": code, "error": format!("simulated error {code}")})),
+                )
+                    .into_response(),
+            );
+        }
+        Some(FaultAction::HttpStatusAfterApply(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            fail_after_apply = Some(status.into_response());
+        }
         Some(FaultAction::ExpireSession) => {
             return ApiErr::new(
                 StatusCode::UNAUTHORIZED,
@@ -336,6 +357,8 @@ pub async fn dispatch(
     };
     if drop_after_apply {
         drop_after(response)
+    } else if let Some(failure) = fail_after_apply {
+        failure
     } else {
         response
     }
@@ -426,8 +449,10 @@ fn handle(endpoint: Endpoint, req: &Req<'_>) -> Result<Value, ApiErr> {
         E::AuthGroupDetail => auth_group::detail(req),
         E::AuthGroupDetailList => auth_group::detail_list(req),
         E::AuthGroupList => auth_group::list(req),
-        E::PortalGroupList => info::portal_groups(req),
+        E::PortalGroupList | E::PortalGroupDetailList => info::portal_groups(req),
         E::PortalGroupDetail => info::portal_group(req),
+        E::PortalGroupCreate => info::create_portal_group(req),
+        E::PortalGroupDelete => info::delete_portal_group(req),
         E::SnapshotCreate => snapshot::create(req),
         E::SnapshotDelete => snapshot::delete(req),
         E::SnapshotDeleteAll => snapshot::delete_all(req),
@@ -440,6 +465,7 @@ fn handle(endpoint: Endpoint, req: &Req<'_>) -> Result<Value, ApiErr> {
         E::ScheduleCreate => snapshot::create_schedule(req),
         E::ScheduleDelete => snapshot::delete_schedule(req),
         E::PoolList => info::pools(req),
+        E::PoolDetailList => info::pool_detail_list(req),
         E::PoolDetail => info::pool(req),
         E::PoolOverview => info::pool_overview(req),
         E::StatusSystemInfo => info::system_info(req),
@@ -447,5 +473,11 @@ fn handle(endpoint: Endpoint, req: &Req<'_>) -> Result<Value, ApiErr> {
         E::StatusPools => info::status_pools(req),
         E::StatusCluster => info::cluster(req),
         E::StatusLicense => info::license(req),
+        E::StatusServices => Ok(info::services()),
+        E::StatusIops | E::StatusBandwidth => Ok(json!({"read": 0, "write": 0, "total": 0})),
+        E::StatusCache => Ok(json!({})),
+        E::StatusCpu => Ok(info::cpu()),
+        E::StatusEnclosures => info::enclosures(req),
+        E::StatusOverloadedVolumes => Ok(info::overloaded_volumes(req)),
     }
 }

@@ -5,9 +5,7 @@ use serde_json::{Value, json};
 use crate::array::ngxstorage::dialect::{Dialect, Field};
 
 use super::super::state::{ArrayState, SimLun, SimSchedule, SimSnapshot};
-use super::{
-    ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, bytes, hex, new_id, now, obj, success,
-};
+use super::{ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, hex, new_id, now, obj, success};
 
 fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
     let lun = s.luns.get(&snap.vol_id);
@@ -22,7 +20,9 @@ fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
             (Field::SnapVolId, json!(snap.vol_id)),
             (Field::SnapVolName, json!(lun.map(|l| l.name.clone()))),
             (Field::SnapPool, json!(pool)),
-            (Field::SnapReserved, bytes(d, snap.reserved)),
+            // A string in both: the document's examples and the SDK's
+            // Snapshot type (`reserved` string, types.go@2a0a706d).
+            (Field::SnapReserved, json!(snap.reserved.to_string())),
             (Field::SnapCreated, json!(snap.created.to_string())),
             (Field::SnapBinded, json!(u8::from(snap.binded))),
         ],
@@ -33,13 +33,17 @@ fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
         }
         Dialect::Sdk => {
             let name = lun.map(|l| l.name.clone()).unwrap_or_default();
-            o.insert(
-                "path".into(),
-                json!(format!("{}/{name}@{}", pool.unwrap_or_default(), snap.name)),
-            );
+            // The SDK fixture's live shape (snapshot_test.go@7db4426a):
+            // `path` is `<lun>@<snap>`, plus `volume_type` and `vol_size`.
+            o.insert("path".into(), json!(format!("{name}@{}", snap.name)));
+            o.insert("volume_type".into(), json!("lun"));
+            o.insert("vol_size".into(), json!(snap.size_bytes.to_string()));
+            o.insert("restore".into(), json!(1));
         }
     }
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&snap.id, &mut v);
+    v
 }
 
 /// The document wraps lists as `{luns, shares}`; the SDK reads arrays.
@@ -148,6 +152,7 @@ pub(crate) fn clone(req: &Req<'_>) -> Result<Value, ApiErr> {
                 scsi_lunid: format!("589c00{}", hex(&rand::random::<[u8; 16]>())),
                 thin: true,
                 clone_of: Some(snap.id.clone()),
+                created: now(),
                 ..source
             },
         );
@@ -218,7 +223,10 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
                     ],
                 );
                 let lun = s.luns.get(&x.vol_id);
-                o.insert("lun_name".into(), json!(lun.map(|l| l.name.clone())));
+                o.insert(
+                    Field::SnapVolName.name(d).into(),
+                    json!(lun.map(|l| l.name.clone())),
+                );
                 Value::Object(o)
             })
             .collect();
@@ -237,6 +245,40 @@ fn readable(cron: &str) -> String {
     }
 }
 
+/// A schedule as the served dialect writes it: the document's `c_time`,
+/// `keep_max` (a number) and `h_read`; the SDK's SnapshotSchedule type
+/// (types.go@2a0a706d): `interval`, `retention` (a string), `enabled` (a
+/// boolean), `volume_id`, `volume_name`, `next_run`.
+fn render_schedule(s: &ArrayState, sch: &SimSchedule, d: Dialect) -> Value {
+    let keep = match d {
+        Dialect::Document => json!(sch.keep_max),
+        Dialect::Sdk => json!(sch.keep_max.to_string()),
+    };
+    let mut o = obj(
+        d,
+        vec![
+            (Field::ScheduleId, json!(sch.id)),
+            (Field::ScheduleCron, json!(sch.cron)),
+            (Field::ScheduleKeep, keep),
+            (Field::ScheduleReadable, json!(readable(&sch.cron))),
+            (Field::ScheduleVolId, json!(sch.vol_id)),
+        ],
+    );
+    o.insert("owner".into(), json!(sch.owner));
+    match d {
+        Dialect::Document => {
+            o.insert("vol_type".into(), json!("lun"));
+        }
+        Dialect::Sdk => {
+            let name = s.luns.get(&sch.vol_id).map(|l| l.name.clone());
+            o.insert("volume_name".into(), json!(name.unwrap_or_default()));
+            o.insert(Field::ScheduleEnabled.name(d).into(), json!(sch.enabled));
+            o.insert("next_run".into(), json!(""));
+        }
+    }
+    Value::Object(o)
+}
+
 pub(crate) fn schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
     let d = req.d();
     req.ctx.state.read(|s| {
@@ -247,39 +289,46 @@ pub(crate) fn schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
                 format_args!("snapshot schedule of LUN {}", req.id()),
             )
         })?;
-        let mut o = obj(
-            d,
-            vec![
-                (Field::ScheduleId, json!(sch.id)),
-                (Field::ScheduleCron, json!(sch.cron)),
-                (Field::ScheduleKeep, json!(sch.keep_max)),
-                (Field::ScheduleReadable, json!(readable(&sch.cron))),
-            ],
-        );
-        o.insert("owner".into(), json!(sch.owner));
-        o.insert("vol_id".into(), json!(sch.vol_id));
-        o.insert("vol_type".into(), json!("lun"));
-        Ok(Value::Object(o))
+        Ok(render_schedule(s, sch, d))
     })
 }
 
-/// Creating a schedule where one exists replaces it.
+/// Creating a schedule where one exists replaces it. The document's body
+/// is `{cron_time, keep_max}`; an sdk-dialect array also takes the SDK's
+/// `{interval, retention, enabled, ...}` (snapshot.go@7db4426a), `interval`
+/// holding the same five-field cron expression.
 pub(crate) fn create_schedule(req: &Req<'_>) -> Result<Value, ApiErr> {
-    let cron = req.str("cron_time").unwrap_or_default();
-    let keep_max = req.u64("keep_max").unwrap_or(1);
+    let d = req.d();
+    let cron = req
+        .str("cron_time")
+        .or_else(|| req.str("interval"))
+        .unwrap_or_default();
+    let keep_max = req
+        .num("keep_max")
+        .or_else(|| req.num("retention"))
+        .unwrap_or(1);
+    let enabled = req
+        .body
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     req.ctx.state.write(|s| {
         let owner = lun(s, req.id())?.owner.clone();
-        s.schedules.insert(
-            req.id().to_string(),
-            SimSchedule {
-                id: new_id(),
-                vol_id: req.id().to_string(),
-                cron: cron.clone(),
-                keep_max,
-                owner,
-            },
-        );
-        Ok(json!({"h_read": readable(&cron), "success": true}))
+        let sch = SimSchedule {
+            id: new_id(),
+            vol_id: req.id().to_string(),
+            cron: cron.clone(),
+            keep_max,
+            enabled,
+            owner,
+        };
+        let mut answer = match d {
+            Dialect::Document => json!({"h_read": readable(&cron)}),
+            Dialect::Sdk => render_schedule(s, &sch, d),
+        };
+        answer["success"] = json!(true);
+        s.schedules.insert(req.id().to_string(), sch);
+        Ok(answer)
     })
 }
 

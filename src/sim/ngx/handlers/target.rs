@@ -16,13 +16,9 @@ fn mapped(s: &ArrayState, m: &SimMapping, d: Dialect) -> Value {
         d,
         vec![
             (Field::MappedVolId, json!(m.vol_id)),
-            (
-                Field::MappedNumber,
-                match d {
-                    Dialect::Document => json!(m.number.to_string()),
-                    Dialect::Sdk => json!(m.number),
-                },
-            ),
+            // A string in both: the document's examples and the SDK's
+            // ISCSITarget type (`number` string, types.go@2a0a706d).
+            (Field::MappedNumber, json!(m.number.to_string())),
             (Field::MappedName, json!(lun.map(|l| l.name.clone()))),
         ],
     );
@@ -66,7 +62,9 @@ fn render(s: &ArrayState, t: &SimTarget, d: Dialect) -> Value {
             json!(t.iqn.split(':').next().unwrap_or_default()),
         );
     }
-    Value::Object(o)
+    let mut v = Value::Object(o);
+    s.apply_tampering(&t.id, &mut v);
+    v
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimTarget, ApiErr> {
