@@ -49,18 +49,18 @@ pub const CONDITION_TLS_VERIFIED: &str = "TLSVerified";
 /// Reasons of the StorageArray conditions (the `Stalled` reasons come from
 /// [`ArrayAccessError::stalled_reason`]).
 pub mod reason {
-    /// Connected and authenticated.
-    pub const CONNECTED: &str = "Connected";
     /// A new generation is being connected.
     pub const CONNECTING: &str = "Connecting";
     /// The array could not be reached; the operator retries.
     pub const ARRAY_UNREACHABLE: &str = "ArrayUnreachable";
     /// The Kubernetes API failed; the operator retries.
     pub const KUBERNETES_API: &str = "KubernetesApiError";
-    /// A person must act (the `Stalled` condition says what).
-    pub const NEEDS_ACTION: &str = "NeedsAction";
-    /// Nothing needs a person.
-    pub const PROGRESSING: &str = "Progressing";
+    /// `Reconciling=False`: the operator is not working on it (connected,
+    /// or waiting for a person). The managed kinds use the same word.
+    pub const RECONCILED: &str = "Reconciled";
+    /// `Stalled=False`: nothing needs a person. The managed kinds use the
+    /// same word.
+    pub const NOT_STALLED: &str = "NotStalled";
     /// The StorageArray is deleted and waits for the objects that reference it.
     pub const WAITING_FOR_REFERRERS: &str = "WaitingForReferrers";
     /// `spec.tls.insecureSkipVerify` is true.
@@ -199,11 +199,11 @@ pub fn report(
             );
             set(
                 CONDITION_RECONCILING,
-                ConditionState::no(reason::CONNECTED, "the array is connected"),
+                ConditionState::no(reason::RECONCILED, "the array is connected"),
             );
             set(
                 CONDITION_STALLED,
-                ConditionState::no(reason::CONNECTED, "the array is connected"),
+                ConditionState::no(reason::NOT_STALLED, "no person is needed"),
             );
             Some(observed(info))
         }
@@ -229,7 +229,7 @@ pub fn report(
                     set(
                         CONDITION_RECONCILING,
                         ConditionState::no(
-                            reason::NEEDS_ACTION,
+                            reason::RECONCILED,
                             "the operator waits for the spec or its Secrets to change",
                         ),
                     );
@@ -242,8 +242,8 @@ pub fn report(
                     set(
                         CONDITION_STALLED,
                         ConditionState::no(
-                            reason::PROGRESSING,
-                            "the operator retries with backoff",
+                            reason::NOT_STALLED,
+                            "no person is needed: the operator retries with backoff",
                         ),
                     );
                 }
