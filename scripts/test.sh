@@ -38,6 +38,16 @@ trap 'rm -f "$rendered"' EXIT
 "$helm" template array-operator charts/array-operator --namespace array-operator \
   --include-crds --kube-version "$kube_version" >"$rendered"
 "$venv/bin/kubernetes-validate" --strict --quiet -k "$kube_version" "$rendered"
+# One watched namespace: a Role and RoleBinding there instead of the
+# ClusterRole (tests/chart_rbac.rs checks the rules themselves).
+"$helm" lint --strict charts/array-operator --kube-version "$kube_version" --set watchNamespace=apps
+"$helm" template array-operator charts/array-operator --namespace array-operator \
+  --kube-version "$kube_version" --set watchNamespace=apps >"$rendered"
+"$venv/bin/kubernetes-validate" --strict --quiet -k "$kube_version" "$rendered"
+if grep -q '^kind: ClusterRole' "$rendered"; then
+  echo "error: with watchNamespace set the chart still renders a ClusterRole" >&2
+  exit 1
+fi
 # The optional ServiceMonitor renders too (its CRD is not in core, so it is
 # only rendered, not validated).
 "$helm" template array-operator charts/array-operator --namespace array-operator \

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
             },
         }
     });
+    // Exit even if a blocking task (a DNS lookup, a stuck read) is still
+    // running: after SIGTERM the Lease is already released.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,7 +4,10 @@
 //! Every replica serves the endpoints; only the one holding the
 //! `coordination.k8s.io` Lease runs the controllers. A replica that loses
 //! the Lease stops its controllers and exits, so Kubernetes restarts it as a
-//! follower and two leaders never act on one array.
+//! follower and two leaders never act on one array. On SIGTERM the leader
+//! stops its controllers, logs out of the arrays and releases the Lease
+//! (its holder emptied), and followers poll the Lease, so a rollout hands
+//! over in seconds instead of waiting out the Lease duration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +16,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::FutureExt;
-use kube::Client;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{Api, Client};
 use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::cli::RunArgs;
@@ -116,26 +120,32 @@ pub fn endpoints(health: Arc<Health>) -> Router {
         )
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when
+/// this is called, not when the future is first polled: a SIGTERM that
+/// arrives while the replica is still starting must stop it, not be lost
+/// (or kill it without releasing the Lease).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        {
+            match term {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = tokio::signal::ctrl_c() => {},
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -157,7 +167,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             source,
         })?;
     let server = axum::serve(listener, endpoints(health.clone()));
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "the metrics server stopped");
         }
@@ -171,12 +181,164 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         instance: instance_name(),
         watch_namespace: args.watch_namespace.clone(),
     };
-    run_with_client(client, options, health, shutdown_signal()).await
+    let result = run_with_client(client, options, health, shutdown_signal()).await;
+    // Nothing may keep the process alive once the replica stopped.
+    server.abort();
+    result
+}
+
+/// How often a follower reads the Lease to see whether the leader released
+/// it. kube-lease-manager's follower sleeps until the holder's expiry, so
+/// without this a released Lease would sit free for up to its whole
+/// duration (client-go's leader election retries every 2 s too).
+pub const FOLLOWER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the controllers get to finish their in-flight reconciles after
+/// the stop signal; after that they are dropped (as a crash would: the
+/// engine records a create before it sends it), so a stuck array call cannot
+/// keep the Lease past a rollout. It also bounds a kube-runtime 5 quirk: a
+/// controller stopped before its first list completed waits for a store
+/// that never becomes ready, so a SIGTERM right after winning the Lease
+/// takes this long.
+pub const CONTROLLERS_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long releasing the Lease (and logging out of the arrays) may take on
+/// the way out before the process gives up and exits anyway.
+pub const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The Lease one replica competes for, and how.
+struct LeaseTarget {
+    name: String,
+    namespace: String,
+    /// `namespace/name`, for messages.
+    display: String,
+}
+
+impl LeaseTarget {
+    fn error(&self, message: impl Into<String>) -> RunError {
+        RunError::Lease {
+            lease: self.display.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A running lease manager: the leadership channel and its task. Dropping
+/// the receiver makes the task release the Lease.
+type Watching = (tokio::sync::watch::Receiver<bool>, LeaseTask);
+
+/// The lease manager's task; it ends after releasing the Lease.
+type LeaseTask =
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>;
+
+async fn start_manager(
+    client: &Client,
+    options: &LeaderOptions,
+    target: &LeaseTarget,
+) -> Result<Watching, RunError> {
+    let manager = LeaseManagerBuilder::new(client.clone(), &target.name)
+        .with_namespace(&target.namespace)
+        .with_identity(&options.instance)
+        .with_duration(options.lease_duration_secs)
+        .with_grace(options.lease_grace_secs)
+        .build()
+        .await
+        .map_err(|e| target.error(e.to_string()))?;
+    Ok(manager.watch().await)
+}
+
+/// Closes the leadership channel and waits (bounded) for the lease task to
+/// release the Lease: its holder is emptied, so a follower leads at once.
+async fn release(watching: Watching, target: &LeaseTarget) {
+    let (leading, task) = watching;
+    drop(leading);
+    wait_released(task, target).await;
+}
+
+/// Waits (bounded) for a lease task whose channel is closed.
+async fn wait_released(task: LeaseTask, target: &LeaseTarget) {
+    match tokio::time::timeout(RELEASE_TIMEOUT, task).await {
+        Ok(Ok(Ok(_))) => tracing::debug!(lease = %target.display, "the Lease is released"),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(lease = %target.display, error = %e, "releasing the Lease failed; it expires by itself")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(lease = %target.display, error = %e, "the lease task failed; the Lease expires by itself")
+        }
+        Err(_) => tracing::warn!(
+            lease = %target.display,
+            timeout_secs = RELEASE_TIMEOUT.as_secs(),
+            "releasing the Lease did not finish in time; it expires by itself"
+        ),
+    }
+}
+
+/// True when the Lease has no holder (a leader released it). Errors read as
+/// "not free": the lease manager keeps waiting for the expiry as before.
+async fn lease_is_free(api: &Api<Lease>, name: &str) -> bool {
+    match api.get_opt(name).await {
+        Ok(Some(lease)) => lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .is_none_or(|h| h.is_empty()),
+        Ok(None) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the Lease failed");
+            false
+        }
+    }
+}
+
+/// Waits to lead. Returns `None` when `stop` resolved first (the Lease is
+/// released then, in case this replica had just won it).
+async fn follow(
+    client: &Client,
+    options: &LeaderOptions,
+    target: &LeaseTarget,
+    stop: impl std::future::Future<Output = ()> + Clone,
+) -> Result<Option<Watching>, RunError> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &target.namespace);
+    loop {
+        let (mut leading, task) = start_manager(client, options, target).await?;
+        let mut poll = tokio::time::interval(FOLLOWER_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        loop {
+            if *leading.borrow_and_update() {
+                return Ok(Some((leading, task)));
+            }
+            tokio::select! {
+                changed = leading.changed() => {
+                    if changed.is_err() {
+                        let why = match task.await {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "the lease task ended".to_string(),
+                        };
+                        return Err(target.error(why));
+                    }
+                }
+                _ = stop.clone() => {
+                    release((leading, task), target).await;
+                    return Ok(None);
+                }
+                _ = poll.tick() => {
+                    if lease_is_free(&leases, &target.name).await && !*leading.borrow() {
+                        // The manager believes the old holder until its
+                        // expiry; a fresh one reads the Lease and takes it.
+                        release((leading, task), target).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Runs one replica with a given client until `stop` resolves: waits for
-/// the Lease, then runs every controller. The end-to-end tests start two of
-/// these in one process.
+/// the Lease, then runs every controller. On `stop` the controllers finish
+/// (at most [`CONTROLLERS_SHUTDOWN_GRACE`]), the arrays are logged out of,
+/// and the Lease is released so a follower leads at once. The end-to-end
+/// tests start two of these in one process.
 pub async fn run_with_client(
     client: Client,
     options: LeaderOptions,
@@ -191,54 +353,43 @@ pub async fn run_with_client(
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let lease = format!("{namespace}/{}", options.lease_name);
-    tracing::info!(%instance, %lease, "waiting for the leader Lease");
-
-    let manager = LeaseManagerBuilder::new(client.clone(), &options.lease_name)
-        .with_namespace(&namespace)
-        .with_identity(&instance)
-        .with_duration(options.lease_duration_secs)
-        .with_grace(options.lease_grace_secs)
-        .build()
-        .await
-        .map_err(|e| RunError::Lease {
-            lease: lease.clone(),
-            message: e.to_string(),
-        })?;
-    let (mut leading, lease_task) = manager.watch().await;
+    let target = LeaseTarget {
+        display: format!("{namespace}/{}", options.lease_name),
+        name: options.lease_name.clone(),
+        namespace,
+    };
+    tracing::info!(%instance, lease = %target.display, "waiting for the leader Lease");
 
     let stop = stop.shared();
-    // Wait to lead, or stop while waiting.
-    loop {
-        if *leading.borrow_and_update() {
-            break;
-        }
-        tokio::select! {
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    return Err(RunError::Lease { lease, message: "the lease task ended".into() });
-                }
-            }
-            _ = stop.clone() => {
-                drop(leading);
-                let _ = lease_task.await;
-                return Ok(());
-            }
-        }
-    }
+    let Some((mut leading, lease_task)) = follow(&client, &options, &target, stop.clone()).await?
+    else {
+        tracing::info!("stopped while following");
+        return Ok(());
+    };
     health.set_leading(true);
-    tracing::info!(%instance, %lease, "leading: starting the controllers");
+    tracing::info!(%instance, lease = %target.display, "leading: starting the controllers");
 
     let ctx = Arc::new(Context::new(client, &instance).watching(options.watch_namespace.clone()));
+    // The leadership receiver stays with this task (no clone outlives it):
+    // when `release_tx` fires, it is dropped, the channel closes, and the
+    // lease task releases the Lease.
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut watch_leading = leading.clone();
-    tokio::spawn(async move {
-        while watch_leading.changed().await.is_ok() {
-            if !*watch_leading.borrow_and_update() {
-                let _ = lost_tx.send(());
-                return;
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let guard = tokio::spawn(async move {
+        let mut lost_tx = Some(lost_tx);
+        let mut release_rx = release_rx;
+        loop {
+            tokio::select! {
+                _ = &mut release_rx => break,
+                changed = leading.changed(), if lost_tx.is_some() => {
+                    let lost_now = changed.is_err() || !*leading.borrow_and_update();
+                    if lost_now && let Some(tx) = lost_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
             }
         }
+        leading
     });
     let lost = Arc::new(AtomicBool::new(false));
     let lost_flag = lost.clone();
@@ -246,19 +397,47 @@ pub async fn run_with_client(
         let stop = stop.clone();
         async move {
             tokio::select! {
-                _ = stop => {},
-                _ = lost_rx => lost_flag.store(true, Ordering::SeqCst),
+                _ = stop => tracing::info!("stop requested: stopping the controllers"),
+                _ = lost_rx => {
+                    tracing::warn!("lost the Lease: stopping the controllers");
+                    lost_flag.store(true, Ordering::SeqCst);
+                }
             }
         }
         .shared()
     };
-    controller::run_all(ctx, controllers_stop).await;
+    let deadline = {
+        let stopped = controllers_stop.clone();
+        async move {
+            stopped.await;
+            tokio::time::sleep(CONTROLLERS_SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        _ = controller::run_all(ctx.clone(), controllers_stop) => {},
+        _ = deadline => {
+            tracing::warn!(
+                grace_secs = CONTROLLERS_SHUTDOWN_GRACE.as_secs(),
+                "the controllers did not stop in time; dropping their in-flight reconciles"
+            );
+            if tokio::time::timeout(RELEASE_TIMEOUT, ctx.arrays.close_all()).await.is_err() {
+                tracing::warn!("logging out of the arrays did not finish in time");
+            }
+        }
+    }
     health.set_leading(false);
-    // Closing the channel releases the Lease, so a follower takes over at once.
-    drop(leading);
-    let _ = lease_task.await;
+    tracing::info!("the controllers stopped: releasing the Lease");
+    let _ = release_tx.send(());
+    match guard.await {
+        Ok(leading) => release((leading, lease_task), &target).await,
+        Err(e) => {
+            // The receiver died with the task, so the channel is closed.
+            tracing::warn!(error = %e, "the leadership watch failed");
+            wait_released(lease_task, &target).await;
+        }
+    }
     if lost.load(Ordering::SeqCst) {
-        return Err(RunError::LostLeadership(lease));
+        return Err(RunError::LostLeadership(target.display));
     }
     tracing::info!("stopped");
     Ok(())

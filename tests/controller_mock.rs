@@ -562,65 +562,7 @@ async fn an_unreachable_array_is_not_hammered() {
         "{}",
         messages[0]
     );
-    assert!(messages[1].contains("not retrying"), "{}", messages[1]);
-}
-
-/// The StorageArray controller connects, writes `Ready=True` with what the
-/// array says about itself, and a shutdown logs out of the session.
-#[tokio::test]
-async fn a_storage_array_becomes_ready_and_shutdown_logs_out() {
-    use array_operator::crd::StorageArray;
-    use array_operator::sim::dsm::DsmSimConfig;
-    let sim = array_operator::sim::dsm::start(DsmSimConfig::default())
-        .await
-        .expect("simulator");
-    let sa_json = storage_array(&sim.base_url(), true);
-    let ca = secret("ca", json!({"ca.crt": b64(sim.ca_pem().expect("TLS"))}));
-    let (ctx, mut api) = context();
-    let sa: StorageArray = serde_json::from_value(sa_json.clone()).expect("StorageArray");
-    let mut served = sa_json.clone();
-    let server = tokio::spawn(async move {
-        for body in [sa_json, credentials(), ca] {
-            let (method, _, _, send) = next(&mut api).await;
-            assert_eq!(method, http::Method::GET);
-            respond(send, StatusCode::OK, &body);
-        }
-        let (method, uri, body, send) = next(&mut api).await;
-        assert_eq!(method, http::Method::PATCH);
-        assert!(
-            uri.contains("/storagearrays/dsm1/status?")
-                && uri.contains("fieldManager=array-operator"),
-            "{uri}"
-        );
-        let ready = body["status"]["conditions"][0].clone();
-        assert_eq!(
-            (ready["type"].as_str(), ready["status"].as_str()),
-            (Some("Ready"), Some("True")),
-            "{body}"
-        );
-        assert!(
-            body["status"]["atArray"]["pools"]
-                .as_array()
-                .is_some_and(|p| !p.is_empty()),
-            "{body}"
-        );
-        served["status"] = body["status"].clone();
-        respond(send, StatusCode::OK, &served);
-    });
-    array_operator::controller::storage_array::reconcile(Arc::new(sa), ctx.clone())
-        .await
-        .expect("reconcile");
-    server.await.expect("scenario");
-    assert!(sim.state().session_count() > 0);
-    ctx.arrays.close_all().await;
-    assert_eq!(
-        sim.calls().count("SYNO.API.Auth.logout"),
-        1,
-        "{:?}",
-        sim.calls()
-            .calls()
-            .iter()
-            .map(|c| c.operation.clone())
-            .collect::<Vec<_>>()
-    );
+    // Waiting out the backoff reads as the last failure: the condition
+    // does not change (no countdown) until the next attempt.
+    assert_eq!(messages[1], messages[0]);
 }

@@ -15,12 +15,15 @@ use kube::{Api, Client};
 use tokio::sync::Mutex;
 
 use crate::array::backend::{Backend, BackendConfig, BackendError, Credentials};
+use crate::array::error::ErrorClass;
 use crate::array::transport::TransportConfig;
 use crate::crd::storage_array::{StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
 use crate::model::SecretString;
 
-/// Why an array handle cannot be had.
+/// Why an array handle cannot be had. Every message is a stable sentence
+/// (no countdown, no Rust debug text) naming the StorageArray, the field or
+/// call, and the array's own code and text: it goes into conditions as is.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ArrayAccessError {
     /// The StorageArray named by `spec.arrayRef` does not exist.
@@ -36,27 +39,144 @@ pub enum ArrayAccessError {
         /// What is wrong (never the value).
         problem: String,
     },
+    /// A spec field the operator cannot use (the schema could not say it).
+    #[error("StorageArray {array}: {field} {problem}")]
+    InvalidSpec {
+        /// The StorageArray.
+        array: String,
+        /// The field.
+        field: &'static str,
+        /// The rule it breaks.
+        problem: String,
+    },
     /// The array refused or could not be reached.
-    #[error("StorageArray {array}: {error}")]
+    #[error("StorageArray {array}: {}", array_text(.error))]
     Connect {
         /// The StorageArray.
         array: String,
         /// The array's error.
         error: BackendError,
     },
-    /// Waiting out the backoff after a failed connect.
-    #[error("StorageArray {array}: not retrying for {wait_secs}s after: {last}")]
+    /// Waiting out the backoff after a failed connect. Reads as the last
+    /// failure, so a condition does not change while the operator waits.
+    #[error("{last}")]
     BackingOff {
         /// The StorageArray.
         array: String,
-        /// Seconds left.
+        /// Seconds left (for logs; never in the message).
         wait_secs: u64,
         /// The last failure.
-        last: String,
+        last: Box<ArrayAccessError>,
     },
     /// The Kubernetes API failed.
     #[error("Kubernetes API: {0}")]
     Api(String),
+}
+
+/// The array's own text for a failed call: the vendor message names the
+/// call, code and text; the call is added only when the message lacks it,
+/// and an unnamed call adds no empty segment.
+fn array_text(e: &BackendError) -> String {
+    if e.api_call.is_empty() || e.message.starts_with(&e.api_call) {
+        e.message.clone()
+    } else {
+        format!("{}: {}", e.api_call, e.message)
+    }
+}
+
+/// What a person must do about a failure, when the operator cannot fix it
+/// by retrying: the kstatus `Stalled` reason. `None` for failures that
+/// retrying may cure (unreachable, busy, a Kubernetes API error).
+impl ArrayAccessError {
+    /// The `Stalled` reason, or `None` when retrying may help.
+    pub fn stalled_reason(&self) -> Option<&'static str> {
+        match self {
+            ArrayAccessError::NotFound(_) => Some("ArrayNotFound"),
+            ArrayAccessError::Secret { .. } => Some("CredentialsMissing"),
+            ArrayAccessError::InvalidSpec { .. } => Some("InvalidSpec"),
+            ArrayAccessError::Connect { error, .. } => match error.class {
+                ErrorClass::Unauthorized => Some("CredentialsRefused"),
+                ErrorClass::InvalidRequest | ErrorClass::Unsupported => Some("InvalidSpec"),
+                _ => None,
+            },
+            ArrayAccessError::BackingOff { last, .. } => last.stalled_reason(),
+            ArrayAccessError::Api(_) => None,
+        }
+    }
+
+    /// True when the array itself could not be reached (not a refusal).
+    pub fn unreachable(&self) -> bool {
+        match self {
+            ArrayAccessError::Connect { error, .. } => matches!(
+                error.class,
+                ErrorClass::Unreachable
+                    | ErrorClass::Busy
+                    | ErrorClass::SessionExpired
+                    | ErrorClass::Other
+            ),
+            ArrayAccessError::BackingOff { last, .. } => last.unreachable(),
+            _ => false,
+        }
+    }
+}
+
+/// Checks `spec.endpoint`-like fields: an absolute https URL with a host
+/// (what the schema's pattern says, checked again because a URL the
+/// pattern lets through can still fail to parse).
+pub fn check_endpoint(
+    array: &str,
+    field: &'static str,
+    value: &str,
+) -> Result<(), ArrayAccessError> {
+    let invalid = |problem: String| ArrayAccessError::InvalidSpec {
+        array: array.to_string(),
+        field,
+        problem,
+    };
+    let url =
+        reqwest::Url::parse(value).map_err(|e| invalid(format!("is not a valid URL: {e}")))?;
+    if url.scheme() != "https" {
+        return Err(invalid(format!(
+            "must start with https://, not {}://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("is not a valid URL: it names no host".into()));
+    }
+    Ok(())
+}
+
+/// Checks that a CA bundle is PEM with at least one certificate, with a
+/// message a person can act on (the PEM parser's own errors are debug text).
+pub fn check_ca_bundle(
+    array: &str,
+    secret: &str,
+    key: &str,
+    pem: &str,
+) -> Result<(), ArrayAccessError> {
+    let invalid = |problem: &str| ArrayAccessError::Secret {
+        array: array.to_string(),
+        field: "spec.tls.caSecretRef",
+        problem: format!("key {key:?} of Secret {secret:?} {problem}"),
+    };
+    let mut reader = std::io::BufReader::new(pem.as_bytes());
+    let mut certificates = 0;
+    for item in rustls_pemfile::read_all(&mut reader) {
+        match item {
+            Ok(rustls_pemfile::Item::X509Certificate(_)) => certificates += 1,
+            Ok(_) => {}
+            Err(_) => {
+                return Err(invalid(
+                    "is not a PEM certificate bundle: a block is not valid base64",
+                ));
+            }
+        }
+    }
+    if certificates == 0 {
+        return Err(invalid("holds no PEM CERTIFICATE block"));
+    }
+    Ok(())
 }
 
 struct Connected {
@@ -158,6 +278,10 @@ impl ArrayRegistry {
             Err(e) => return Err(ArrayAccessError::Api(e.to_string())),
         };
         let spec = &sa.spec;
+        check_endpoint(&key, "spec.endpoint", &spec.endpoint)?;
+        if let Some(secondary) = &spec.secondary_endpoint {
+            check_endpoint(&key, "spec.secondaryEndpoint", secondary)?;
+        }
         let creds = self
             .secret(
                 ns,
@@ -205,6 +329,7 @@ impl ArrayRegistry {
                     field: "spec.tls.caSecretRef",
                     problem: format!("Secret {:?} has no key {:?}", r.name, r.key),
                 })?;
+                check_ca_bundle(&key, &r.name, &r.key, pem.expose())?;
                 Some(pem.expose().to_string())
             }
             None => None,
@@ -258,7 +383,7 @@ impl ArrayRegistry {
                 return Err(ArrayAccessError::BackingOff {
                     array: key,
                     wait_secs: (wait - elapsed).as_secs().max(1),
-                    last: f.error.to_string(),
+                    last: Box::new(f.error.clone()),
                 });
             }
         }
@@ -317,6 +442,18 @@ impl ArrayRegistry {
         }
     }
 
+    /// Logs out of StorageArray `ns/name` and forgets it (the StorageArray
+    /// is being released).
+    pub async fn forget(&self, ns: &str, name: &str) {
+        let key = format!("{ns}/{name}");
+        let slot = self.slots.lock().await.remove(&key);
+        if let Some(slot) = slot
+            && let Some(c) = slot.lock().await.connected.take()
+        {
+            c.handle.backend.close().await;
+        }
+    }
+
     /// Logs out of every array (graceful shutdown).
     pub async fn close_all(&self) {
         let slots: Vec<_> = self.slots.lock().await.values().cloned().collect();
@@ -331,6 +468,96 @@ impl ArrayRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn connect_error(api_call: &str, message: &str) -> ArrayAccessError {
+        ArrayAccessError::Connect {
+            array: "examples/dsm1".into(),
+            error: BackendError {
+                class: ErrorClass::InvalidRequest,
+                vendor_code: None,
+                api_call: api_call.into(),
+                message: message.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn messages_have_one_prefix_no_empty_segment_and_no_countdown() {
+        let setup = connect_error(
+            "",
+            "DSM client setup: TLS configuration: no usable certificate",
+        );
+        assert_eq!(
+            setup.to_string(),
+            "StorageArray examples/dsm1: DSM client setup: TLS configuration: no usable certificate"
+        );
+        let named = connect_error(
+            "SYNO.API.Auth.login",
+            "SYNO.API.Auth.login (account \"admin\"): DSM error 400: No such account or incorrect password",
+        );
+        assert_eq!(
+            named.to_string(),
+            "StorageArray examples/dsm1: SYNO.API.Auth.login (account \"admin\"): DSM error 400: No such account or incorrect password"
+        );
+        let bare = connect_error("GET /api/v2/status", "array error 7: busy");
+        assert_eq!(
+            bare.to_string(),
+            "StorageArray examples/dsm1: GET /api/v2/status: array error 7: busy"
+        );
+        let waiting = |secs| ArrayAccessError::BackingOff {
+            array: "examples/dsm1".into(),
+            wait_secs: secs,
+            last: Box::new(named.clone()),
+        };
+        assert_eq!(waiting(9).to_string(), named.to_string());
+        assert_eq!(waiting(9).to_string(), waiting(3).to_string());
+        for e in [setup, named.clone(), bare, waiting(9)] {
+            let text = e.to_string();
+            assert_eq!(text.matches("StorageArray").count(), 1, "{text}");
+            assert!(!text.contains(": :") && !text.contains("::"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_endpoint_is_named_in_words() {
+        let e = check_endpoint("examples/dsm1", "spec.endpoint", "https://dsm:99999")
+            .expect_err("a port out of range");
+        assert_eq!(
+            e.to_string(),
+            "StorageArray examples/dsm1: spec.endpoint is not a valid URL: invalid port number"
+        );
+        assert_eq!(e.stalled_reason(), Some("InvalidSpec"));
+        let e =
+            check_endpoint("examples/dsm1", "spec.endpoint", "ftp://dsm:21").expect_err("scheme");
+        assert_eq!(
+            e.to_string(),
+            "StorageArray examples/dsm1: spec.endpoint must start with https://, not ftp://"
+        );
+        check_endpoint(
+            "examples/dsm1",
+            "spec.endpoint",
+            "https://dsm.example:5001/webapi",
+        )
+        .expect("valid");
+    }
+
+    #[test]
+    fn a_ca_bundle_that_is_not_pem_is_named_in_words_not_debug_text() {
+        let garbled = "-----BEGIN CERTIFICATE-----\nMII(((notbase64\n-----END CERTIFICATE-----\n";
+        let e = check_ca_bundle("examples/dsm1", "ca", "ca.crt", garbled).expect_err("garbled");
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "StorageArray examples/dsm1: spec.tls.caSecretRef: key \"ca.crt\" of Secret \"ca\" is not a PEM certificate bundle: a block is not valid base64"
+        );
+        assert!(!text.contains("InvalidCharacter"), "{text}");
+        let e = check_ca_bundle("examples/dsm1", "ca", "ca.crt", "hello").expect_err("empty");
+        assert!(
+            e.to_string().ends_with("holds no PEM CERTIFICATE block"),
+            "{e}"
+        );
+        assert_eq!(e.stalled_reason(), Some("CredentialsMissing"));
+    }
 
     #[test]
     fn connect_backoff_doubles_from_five_seconds_to_five_minutes() {

@@ -7,9 +7,11 @@ pub mod arrays;
 pub mod backoff;
 pub mod cluster;
 pub mod context;
+pub mod holds;
 pub mod iscsi_target;
 pub mod lun;
 pub mod managed;
+pub mod rbac;
 pub mod storage_array;
 
 use std::sync::Arc;

@@ -29,3 +29,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Name of the leader-election Lease (the Lease rule names it). */}}
+{{- define "array-operator.leaseName" -}}
+{{- .Values.leaderElection.leaseName -}}
+{{- end -}}

@@ -1,0 +1,198 @@
+//! The chart's RBAC grants exactly the calls the code makes
+//! (`array_operator::controller::rbac::API_CALLS`), no more and no less, for
+//! both scopes: cluster-wide (ClusterRole) and one watched namespace (a Role
+//! there, and no cluster-wide rule at all). Renders the chart with the helm
+//! that `scripts/install-tools.sh` puts in `.ci/tools`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use array_operator::controller::rbac::{Permission, Scope, permissions};
+use serde::Deserialize;
+use serde_json::Value;
+
+const RELEASE_NS: &str = "array-operator";
+
+fn helm() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/tools/helm");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("ARRAY_OPERATOR_REQUIRE_CONFORMANCE").as_deref() != Ok("1"),
+        "{} is missing: run scripts/install-tools.sh",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/install-tools.sh)",
+        path.display()
+    );
+    None
+}
+
+fn render(helm: &PathBuf, set: &[&str]) -> Vec<Value> {
+    let mut cmd = Command::new(helm);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "template",
+        "aop",
+        "charts/array-operator",
+        "--namespace",
+        RELEASE_NS,
+        "--kube-version",
+        "1.33.0",
+    ]);
+    for s in set {
+        cmd.args(["--set", s]);
+    }
+    let out = cmd.output().expect("run helm");
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("YAML document"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().expect("string").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `--lease-name` the Deployment passes.
+fn lease_name(docs: &[Value]) -> String {
+    let deployment = of_kind(docs, "Deployment")[0];
+    strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+        .into_iter()
+        .find_map(|a| a.strip_prefix("--lease-name=").map(str::to_string))
+        .expect("the Deployment passes --lease-name")
+}
+
+/// Every permission a role grants, as `rbac::Permission`s.
+fn granted(role: &Value, scope: Scope, lease: &str) -> BTreeSet<Permission> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let names = strings(&rule["resourceNames"]);
+        let by_name = match names.as_slice() {
+            [] => false,
+            [n] if n == lease => true,
+            other => panic!("unexpected resourceNames {other:?}"),
+        };
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    out.insert((scope, group.clone(), resource.clone(), verb, by_name));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expected() -> BTreeSet<Permission> {
+    permissions().into_iter().collect()
+}
+
+fn assert_bound(docs: &[Value], binding_kind: &str, role: &Value) {
+    let name = role["metadata"]["name"].as_str().expect("name");
+    let binding = of_kind(docs, binding_kind)
+        .into_iter()
+        .find(|b| b["roleRef"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {binding_kind} for {name}"));
+    assert_eq!(binding["roleRef"]["kind"], role["kind"]);
+    assert_eq!(
+        binding["metadata"]["namespace"], role["metadata"]["namespace"],
+        "{name}"
+    );
+    let subjects = binding["subjects"].as_array().expect("subjects");
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["namespace"], RELEASE_NS);
+}
+
+fn leader_role(docs: &[Value]) -> &Value {
+    of_kind(docs, "Role")
+        .into_iter()
+        .find(|r| {
+            r["metadata"]["namespace"] == RELEASE_NS
+                && r["rules"][0]["apiGroups"][0] == "coordination.k8s.io"
+        })
+        .expect("the leader-election Role")
+}
+
+#[test]
+fn cluster_scope_grants_exactly_what_the_code_calls() {
+    let Some(helm) = helm() else { return };
+    let docs = render(&helm, &[]);
+    let lease = lease_name(&docs);
+    let cluster_roles = of_kind(&docs, "ClusterRole");
+    assert_eq!(cluster_roles.len(), 1);
+    let roles = of_kind(&docs, "Role");
+    assert_eq!(roles.len(), 1, "only the leader-election Role");
+    let mut got = granted(cluster_roles[0], Scope::Watched, &lease);
+    got.extend(granted(leader_role(&docs), Scope::Operator, &lease));
+    assert_eq!(got, expected());
+    assert_bound(&docs, "ClusterRoleBinding", cluster_roles[0]);
+    assert_bound(&docs, "RoleBinding", leader_role(&docs));
+}
+
+#[test]
+fn a_watched_namespace_gets_a_role_there_and_nothing_cluster_wide() {
+    let Some(helm) = helm() else { return };
+    let docs = render(&helm, &["watchNamespace=apps"]);
+    let lease = lease_name(&docs);
+    assert!(of_kind(&docs, "ClusterRole").is_empty());
+    assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+    let watched: Vec<&Value> = of_kind(&docs, "Role")
+        .into_iter()
+        .filter(|r| r["metadata"]["namespace"] == "apps")
+        .collect();
+    assert_eq!(watched.len(), 1, "one Role in the watched namespace");
+    let mut got = granted(watched[0], Scope::Watched, &lease);
+    got.extend(granted(leader_role(&docs), Scope::Operator, &lease));
+    assert_eq!(got, expected());
+    assert_bound(&docs, "RoleBinding", watched[0]);
+    assert_bound(&docs, "RoleBinding", leader_role(&docs));
+    // The operator is told which namespace it may watch.
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "ARRAY_OPERATOR_WATCH_NAMESPACE" && e["value"] == "apps"),
+        "{env:?}"
+    );
+}
+
+#[test]
+fn a_watch_namespace_that_is_not_a_namespace_name_is_refused() {
+    let Some(helm) = helm() else { return };
+    let out = Command::new(&helm)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "template",
+            "aop",
+            "charts/array-operator",
+            "--set",
+            "watchNamespace=Apps_1",
+        ])
+        .output()
+        .expect("run helm");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("watchNamespace"), "{stderr}");
+}
