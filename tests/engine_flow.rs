@@ -1113,12 +1113,18 @@ async fn kstatus_conditions_say_what_a_gitops_tool_must_know(vendor: Vendor) {
     assert_ready(&out, conds);
     assert_eq!(condition(conds, "Stalled").status, "False");
     assert_eq!(condition(conds, "Reconciling").status, "False");
-    let generation = env.cluster.lun(NS, "good").and_then(|l| l.metadata.generation);
+    let generation = env
+        .cluster
+        .lun(NS, "good")
+        .and_then(|l| l.metadata.generation);
     assert!(conds.iter().all(|c| c.observed_generation == generation));
     let lun_type = out
         .status
         .at_array
         .as_ref()
         .and_then(|a| a.lun_type.clone());
-    assert!(lun_type.is_some_and(|t| !t.is_empty()), "the TYPE column is blank");
+    assert!(
+        lun_type.is_some_and(|t| !t.is_empty()),
+        "the TYPE column is blank"
+    );
 }

@@ -337,9 +337,17 @@ mod tests {
         let mut m = meta();
         m.resource_version = Some("101".into());
         assert_eq!(wake_hash_of(&m), base, "a status write");
-        let m = with_annotation(meta(), ANNOTATION_CREATE_PENDING, "2026-11-30T10:00:05.000000000Z uid=u");
+        let m = with_annotation(
+            meta(),
+            ANNOTATION_CREATE_PENDING,
+            "2026-11-30T10:00:05.000000000Z uid=u",
+        );
         assert_eq!(wake_hash_of(&m), base, "a new pending record");
-        let m = with_annotation(meta(), ANNOTATION_CREATE_FAILED, "2026-11-30T10:00:06.000000000Z uid=u");
+        let m = with_annotation(
+            meta(),
+            ANNOTATION_CREATE_FAILED,
+            "2026-11-30T10:00:06.000000000Z uid=u",
+        );
         assert_eq!(wake_hash_of(&m), base, "a failed record");
     }
 
