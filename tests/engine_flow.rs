@@ -1128,3 +1128,55 @@ async fn kstatus_conditions_say_what_a_gitops_tool_must_know(vendor: Vendor) {
         "the TYPE column is blank"
     );
 }
+
+/// Issue 9, hostile arrays: one LUN record the array lists but that cannot
+/// be read fails that Lun alone (never recreated, never taken for gone),
+/// while the other Luns on the array converge.
+#[tokio::test]
+async fn one_malformed_record_fails_its_own_object_alone() {
+    let env = Env::new(Vendor::NgxStorage).await;
+    for l in ["good", "bad"] {
+        env.apply_lun(l, env.sim.lun_spec("1Gi"));
+        let out = env.reconcile_lun(l).await;
+        assert_ready(&out, &out.status.common.conditions);
+    }
+    let bad_id = env
+        .cluster
+        .lun(NS, "bad")
+        .and_then(|l| engine::lun_external_id(&l))
+        .expect("bad was created");
+    let Sim::Ngx(sim) = &env.sim else {
+        unreachable!("an NGX environment")
+    };
+    // Both dialects' size field, so the record breaks whichever is read.
+    sim.state()
+        .tamper(&bad_id, "vol_size", serde_json::json!("lots"));
+    sim.state()
+        .tamper(&bad_id, "size", serde_json::json!("lots"));
+    env.handle.cache.invalidate();
+    env.sim.clear_calls();
+
+    let out = env.reconcile_lun("good").await;
+    assert_ready(&out, &out.status.common.conditions);
+    let out = env.reconcile_lun("bad").await;
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.status, "False", "{synced:?}");
+    assert!(synced.message.contains(&bad_id), "{}", synced.message);
+    assert_eq!(env.sim.luns_named("bad"), 1, "never recreated");
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+
+    // Deleting it is held, not taken for "already gone".
+    let mut lun = env.cluster.lun(NS, "bad").expect("lun");
+    lun.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    match engine::lun::cleanup(&lun, Some(&env.handle), &env.cluster).await {
+        Cleanup::Held(_) => {}
+        Cleanup::Done { .. } => panic!("an unreadable LUN was taken for gone"),
+    }
+    assert_eq!(env.sim.luns_named("bad"), 1);
+}

@@ -429,6 +429,57 @@ async fn a_failing_create_backs_off_exponentially(vendor: Vendor) {
     );
 }
 
+/// Issue 8: an InvalidSpec object (here the other vendor's placement,
+/// which only the adapter's rules can refuse) is reconciled a few times a
+/// minute at most, writes nothing, and sends nothing to the array: its
+/// own status write does not wake it, and it is Stalled, so it backs off.
+async fn an_invalid_spec_is_reconciled_a_few_times_a_minute_at_most(vendor: Vendor) {
+    let env = Env::new(vendor).await;
+    let mut spec = specs::lun(&env.sim, 1);
+    (spec.location, spec.pool) = match vendor {
+        Vendor::Synology => (None, Some("pool1".into())),
+        Vendor::NgxStorage => (Some("/volume1".into()), None),
+    };
+    env.d.cluster.apply_lun(NS, "wrongvendor", spec);
+    env.sim.log().clear();
+    let window = Duration::from_secs(60);
+    let backoff = Backoff::default();
+    let start = tokio::time::Instant::now();
+    let mut passes = 0;
+    let mut last = None;
+    while start.elapsed() < window && passes < 300 {
+        let p = env.pass(Kind::Lun, "wrongvendor").await;
+        passes += 1;
+        let wait = match p.verdict {
+            Verdict::Failed => backoff.failed("wrongvendor"),
+            _ => Duration::from_secs(3600),
+        };
+        let woke = p.woke;
+        last = Some(p);
+        tokio::time::advance(if woke { Duration::ZERO } else { wait }).await;
+    }
+    println!("{vendor:?}: {passes} passes in 60 s simulated");
+    assert!(passes <= 5, "{passes} reconciles in a minute");
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+    let synced = last.and_then(|p| p.synced).expect("Synced");
+    assert_eq!(synced.reason, "InvalidSpec", "{synced:?}");
+    assert!(synced.message.contains("spec."), "{synced:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_spec_is_reconciled_a_few_times_a_minute_at_most_ngx() {
+    an_invalid_spec_is_reconciled_a_few_times_a_minute_at_most(Vendor::NgxStorage).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_spec_is_reconciled_a_few_times_a_minute_at_most_synology() {
+    an_invalid_spec_is_reconciled_a_few_times_a_minute_at_most(Vendor::Synology).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failing_create_backs_off_exponentially_ngx() {
     a_failing_create_backs_off_exponentially(Vendor::NgxStorage).await;

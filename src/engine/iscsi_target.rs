@@ -150,6 +150,9 @@ impl Managed for IscsiTarget {
     fn find_name(view: &ArrayView, name: &str) -> Option<String> {
         view.target_by_name(name).map(|t| t.id.clone())
     }
+    fn malformed(view: &ArrayView) -> &[(Option<String>, BackendError)] {
+        &view.malformed_targets
+    }
     fn put(view: &mut ArrayView, id: &str, after: Option<&ObservedTarget>, op: Option<&TargetOp>) {
         observation::put_target_after(view, id, after, op);
     }

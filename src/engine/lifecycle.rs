@@ -138,6 +138,9 @@ pub trait Managed: kube::Resource<DynamicType = ()> + Send + Sync {
     fn find(view: &ArrayView, id: &str) -> Option<Self::Observed>;
     /// The id of the object with this name in the view.
     fn find_name(view: &ArrayView, name: &str) -> Option<String>;
+    /// The records of this kind the array listed but that could not be
+    /// read (id where known, and why).
+    fn malformed(view: &ArrayView) -> &[(Option<String>, BackendError)];
     /// Puts (or removes) the object `id` in the view after a write of ours.
     fn put(view: &mut ArrayView, id: &str, after: Option<&Self::Observed>, op: Option<&Self::Op>);
 
@@ -417,13 +420,28 @@ pub async fn reconcile<K: Managed>(
     };
     let manage = obj.management_policy() == ManagementPolicy::Manage;
 
+    // A record the array listed but that could not be read fails its own
+    // object alone; one without a readable id might be anyone's, so no
+    // create (or settling of one) is decided past it.
+    let malformed = K::malformed(&view);
+    let claimed = record
+        .external_name
+        .clone()
+        .or_else(|| run.external_id.clone());
+    if let Some((_, e)) = malformed
+        .iter()
+        .find(|(id, _)| id.is_some() && *id == claimed)
+    {
+        return run.stop(Stop::array(e, "Observe", array));
+    }
+    let unreadable = malformed.iter().find(|(id, _)| id.is_none());
     let mut identity = identity::resolve(
         &record,
         &name,
         &Index::<K>(&view, Default::default()),
         chrono::Utc::now(),
     );
-    if identity == Identity::NotCreated {
+    if identity == Identity::NotCreated && unreadable.is_none() {
         // The create in doubt made nothing (a list made after it has no
         // object of the name): settle that before deciding again.
         let at = timestamp();
@@ -437,6 +455,16 @@ pub async fn reconcile<K: Managed>(
             &Index::<K>(&view, Default::default()),
             chrono::Utc::now(),
         );
+    }
+    if let (Some((_, e)), Identity::NotCreated | Identity::Create | Identity::Recreate { .. }) =
+        (unreadable, &identity)
+    {
+        let mut stop = Stop::array(e, "Observe", array);
+        stop.synced.message.push_str(&format!(
+            "; no {} is created while a record the array lists cannot be read, since it may be this one",
+            K::NOUN
+        ));
+        return run.stop(stop);
     }
     let mut run = run;
     if let Identity::Existing {
@@ -839,6 +867,14 @@ pub async fn cleanup<K: Managed>(
         .as_ref()
         .and_then(|p| p.name.clone())
         .unwrap_or_else(|| obj.array_name());
+    // "Gone" is never concluded past a record the array lists but the
+    // operator cannot read.
+    if let Some((_, e)) = K::malformed(&view)
+        .iter()
+        .find(|(id, _)| id.is_none() || (id.is_some() && *id == recorded))
+    {
+        return Cleanup::Held(run.stop(Stop::array(e, "Observe", array)));
+    }
     let find = |view: &ArrayView| -> Option<K::Observed> {
         if in_doubt && !provable {
             // Too old to prove: whatever carries the name now is left alone.

@@ -110,6 +110,9 @@ impl Managed for Lun {
     fn find_name(view: &ArrayView, name: &str) -> Option<String> {
         view.lun_by_name(name).map(|l| l.id.clone())
     }
+    fn malformed(view: &ArrayView) -> &[(Option<String>, BackendError)] {
+        &view.malformed_luns
+    }
     fn put(view: &mut ArrayView, id: &str, after: Option<&ObservedLun>, op: Option<&LunOp>) {
         observation::put_lun_after(view, id, after, op);
     }

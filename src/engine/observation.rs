@@ -25,6 +25,11 @@ pub struct ArrayView {
     pub luns: Vec<ObservedLun>,
     /// Every iSCSI target.
     pub targets: Vec<ObservedTarget>,
+    /// LUN records the array listed but that could not be read (id where
+    /// known, and why): they fail their own object only.
+    pub malformed_luns: Vec<(Option<String>, BackendError)>,
+    /// Target records that could not be read.
+    pub malformed_targets: Vec<(Option<String>, BackendError)>,
 }
 
 impl ArrayView {
@@ -138,8 +143,13 @@ impl ObservationCache {
             return Ok(v);
         }
         let started = Instant::now();
-        let (luns, targets) = backend.observe().await?;
-        let view = Arc::new(ArrayView { luns, targets });
+        let o = backend.observe().await?;
+        let view = Arc::new(ArrayView {
+            luns: o.luns,
+            targets: o.targets,
+            malformed_luns: o.malformed_luns,
+            malformed_targets: o.malformed_targets,
+        });
         let mut c = lock(&self.cached);
         c.view = Some(view.clone());
         c.at = Some(started);

@@ -139,6 +139,21 @@ impl BackendError {
     }
 }
 
+/// One observation of an array: every LUN and target, plus the records the
+/// array listed but that could not be read. A malformed record fails the
+/// object it belongs to alone, not every object on the array.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Every LUN that decoded.
+    pub luns: Vec<ObservedLun>,
+    /// Every target that decoded.
+    pub targets: Vec<ObservedTarget>,
+    /// LUN records that did not: the id where it could be read, and why.
+    pub malformed_luns: Vec<(Option<String>, BackendError)>,
+    /// Target records that did not.
+    pub malformed_targets: Vec<(Option<String>, BackendError)>,
+}
+
 /// The spec spelling of an enum: its serde form.
 pub(crate) fn spec_word<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
@@ -256,7 +271,7 @@ impl Backend {
 
     /// Every LUN and every target together, sharing the list calls both
     /// need (one list call per object type): what the observation cache uses.
-    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
+    pub async fn observe(&self) -> Result<Observation, BackendError> {
         dispatch!(self, "observe", b => b.observe().await)
     }
 

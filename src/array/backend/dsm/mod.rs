@@ -45,7 +45,7 @@ use crate::array::types::{Chap, ObservedLun, ObservedTarget, Placement};
 use crate::reconcile::lun::{CloneSource, DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
-use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials};
+use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials, Observation};
 
 /// A connected Synology DSM array. Cheap to clone: clones share the client
 /// (login, API table, concurrency limit). `Debug` shows no secret (the
@@ -240,19 +240,28 @@ impl DsmBackend {
 
     /// See [`super::Backend::observe`]: one LUN list and one target list,
     /// shared by both views.
-    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
+    pub async fn observe(&self) -> Result<Observation, BackendError> {
         let luns = self.client.luns();
         let targets = self.client.targets();
-        let (luns, targets) = tokio::try_join!(luns.list(), targets.list()).map_err(vendor)?;
-        self.learn_host(&targets).await;
+        let (luns, targets) =
+            tokio::try_join!(luns.list_listing(), targets.list_listing()).map_err(vendor)?;
+        self.learn_host(&targets.items).await;
+        let malformed = |m: Vec<crate::array::synology::listing::Malformed>| {
+            m.into_iter()
+                .map(|m| (m.id, vendor(m.error)))
+                .collect::<Vec<_>>()
+        };
         let observed_luns = luns
+            .items
             .iter()
-            .map(|l| convert::observed_lun(l, &targets))
+            .map(|l| convert::observed_lun(l, &targets.items))
             .collect();
-        Ok((
-            observed_luns,
-            targets.iter().map(convert::observed_target).collect(),
-        ))
+        Ok(Observation {
+            luns: observed_luns,
+            targets: targets.items.iter().map(convert::observed_target).collect(),
+            malformed_luns: malformed(luns.malformed),
+            malformed_targets: malformed(targets.malformed),
+        })
     }
 
     /// See [`super::Backend::normalize_target`]: nothing to resolve on DSM.

@@ -20,7 +20,7 @@ use crate::crd::storage_array::ResizeMode;
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
-use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials};
+use super::{ArrayInfo, BackendConfig, BackendError, Created, Credentials, Observation};
 
 /// A portal group's id and, when it has one, its name.
 type PortalGroupName = (String, Option<String>);
@@ -142,15 +142,32 @@ impl NgxBackend {
 
     /// See [`super::Backend::observe`]: LUNs, targets and auth groups, one
     /// list call each.
-    pub async fn observe(&self) -> Result<(Vec<ObservedLun>, Vec<ObservedTarget>), BackendError> {
-        let luns = self.client.luns_detailed().await.map_err(vendor)?;
-        let targets = self.client.targets_detailed().await.map_err(vendor)?;
+    pub async fn observe(&self) -> Result<Observation, BackendError> {
+        let luns = self.client.luns_detailed_listing().await.map_err(vendor)?;
+        let targets = self
+            .client
+            .targets_detailed_listing()
+            .await
+            .map_err(vendor)?;
+        // A group the operator cannot read would hide CHAP state of some
+        // target: that one stays strict.
         let groups = self.client.auth_groups_detailed().await.map_err(vendor)?;
+        let malformed = |m: Vec<crate::array::ngxstorage::listing::Malformed>| {
+            m.into_iter()
+                .map(|m| (m.id, vendor(m.error)))
+                .collect::<Vec<_>>()
+        };
         let observed_luns = luns
+            .items
             .into_iter()
-            .map(|l| lun::observe(l, &targets))
+            .map(|l| lun::observe(l, &targets.items))
             .collect();
-        Ok((observed_luns, target::observe_all(targets, &groups)))
+        Ok(Observation {
+            luns: observed_luns,
+            malformed_luns: malformed(luns.malformed),
+            malformed_targets: malformed(targets.malformed),
+            targets: target::observe_all(targets.items, &groups),
+        })
     }
 
     /// See [`super::Backend::list_targets`].
