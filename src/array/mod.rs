@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod listing;
 pub mod ngxstorage;
 pub mod synology;
 pub mod transport;

@@ -8,40 +8,11 @@ use super::dialect::{Dialect, Endpoint, Field};
 use super::error::NgxError;
 use super::types::Rec;
 
-/// A list answer: the records that decoded, and the ones that did not.
-#[derive(Debug)]
-pub struct Listing<T> {
-    /// Records that decoded, in the array's order.
-    pub items: Vec<T>,
-    /// Records that did not, each with its position and, when it could be
-    /// read, its id.
-    pub malformed: Vec<Malformed>,
-}
+/// A NGX list answer (see [`crate::array::listing::Listing`]).
+pub type Listing<T> = crate::array::listing::Listing<T, NgxError>;
 
-/// One record of a list that did not decode.
-#[derive(Debug)]
-pub struct Malformed {
-    /// Position in the answer, from 0.
-    pub index: usize,
-    /// The record's id, when that field at least could be read; the engine
-    /// fails the object with this id alone.
-    pub id: Option<String>,
-    /// What was wrong, naming the field and the call
-    /// ([`NgxError::Decode`]).
-    pub error: NgxError,
-}
-
-impl<T> Listing<T> {
-    /// All records, or the first malformed one's error: for callers that
-    /// must not act on a partial view (a record that does not decode could
-    /// be the very object they look for).
-    pub fn into_strict(self) -> Result<Vec<T>, NgxError> {
-        match self.malformed.into_iter().next() {
-            Some(m) => Err(m.error),
-            None => Ok(self.items),
-        }
-    }
-}
+/// One NGX list record that did not decode.
+pub type Malformed = crate::array::listing::Malformed<NgxError>;
 
 /// The items of a list answer: a bare array, or an object wrapping one in
 /// `data`, `luns` or `items`. Anything else is an error, never an empty

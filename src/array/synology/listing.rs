@@ -6,38 +6,11 @@ use serde_json::Value;
 
 use super::error::DsmError;
 
-/// A list answer: the records that decoded, and the ones that did not.
-#[derive(Debug)]
-pub struct Listing<T> {
-    /// Records that decoded, in the DSM's order.
-    pub items: Vec<T>,
-    /// Records that did not, each with its position and, when it could be
-    /// read, its id.
-    pub malformed: Vec<Malformed>,
-}
+/// A DSM list answer (see [`crate::array::listing::Listing`]).
+pub type Listing<T> = crate::array::listing::Listing<T, DsmError>;
 
-/// One record of a list that did not decode.
-#[derive(Debug)]
-pub struct Malformed {
-    /// Position in the answer, from 0.
-    pub index: usize,
-    /// The record's id (LUN `uuid`, target `target_id`), when that field at
-    /// least could be read; the engine fails the object with this id alone.
-    pub id: Option<String>,
-    /// What was wrong, naming the call ([`DsmError::Decode`]).
-    pub error: DsmError,
-}
-
-impl<T> Listing<T> {
-    /// All records, or the first malformed one's error: for callers that
-    /// must not act on a partial view.
-    pub fn into_strict(self) -> Result<Vec<T>, DsmError> {
-        match self.malformed.into_iter().next() {
-            Some(m) => Err(m.error),
-            None => Ok(self.items),
-        }
-    }
-}
+/// One DSM list record that did not decode.
+pub type Malformed = crate::array::listing::Malformed<DsmError>;
 
 /// Decodes `data[key]` record by record. A missing list is empty (DSM
 /// omits it when there is nothing); a list that is not an array is an error.
