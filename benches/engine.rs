@@ -252,7 +252,7 @@ async fn pass(
             .map(|name| async move {
                 let lun = cluster.lun(NS, &name).expect("lun");
                 let t = Instant::now();
-                let out = engine::lun::reconcile(&lun, handle, cluster).await;
+                let out = engine::lifecycle::reconcile(&lun, handle, cluster).await;
                 let took = t.elapsed();
                 let why = synced_message(&out.status.common.conditions);
                 let mut stored = cluster.lun(NS, &name).expect("lun");
@@ -268,7 +268,7 @@ async fn pass(
             .map(|name| async move {
                 let t0 = cluster.target(NS, &name).expect("target");
                 let t = Instant::now();
-                let out = engine::iscsi_target::reconcile(&t0, handle, cluster).await;
+                let out = engine::lifecycle::reconcile(&t0, handle, cluster).await;
                 let took = t.elapsed();
                 let why = synced_message(&out.status.common.conditions);
                 let mut stored = cluster.target(NS, &name).expect("target");

@@ -311,7 +311,7 @@ impl Env {
 
     async fn reconcile_lun(&self, name: &str) -> Outcome<LunStatus> {
         let lun = self.cluster.lun(NS, name).expect("lun");
-        let out = engine::lun::reconcile(&lun, &self.handle, &self.cluster).await;
+        let out = engine::lifecycle::reconcile(&lun, &self.handle, &self.cluster).await;
         // The status write.
         let mut stored = self.cluster.lun(NS, name).expect("lun");
         stored.status = Some(out.status.clone());
@@ -321,7 +321,7 @@ impl Env {
 
     async fn reconcile_target(&self, name: &str) -> Outcome<IscsiTargetStatus> {
         let t = self.cluster.target(NS, name).expect("target");
-        let out = engine::iscsi_target::reconcile(&t, &self.handle, &self.cluster).await;
+        let out = engine::lifecycle::reconcile(&t, &self.handle, &self.cluster).await;
         let mut stored = self.cluster.target(NS, name).expect("target");
         stored.status = Some(out.status.clone());
         self.cluster.put_target(stored);
@@ -330,7 +330,7 @@ impl Env {
 
     async fn delete_lun(&self, name: &str) -> Cleanup<LunStatus> {
         let lun = self.cluster.lun(NS, name).expect("lun");
-        let out = engine::lun::cleanup(&lun, Some(&self.handle), &self.cluster).await;
+        let out = engine::lifecycle::cleanup(&lun, Some(&self.handle), &self.cluster).await;
         if let Cleanup::Done { .. } = out {
             self.cluster.remove_lun(NS, name);
         }
@@ -339,7 +339,7 @@ impl Env {
 
     async fn delete_target(&self, name: &str) -> Cleanup<IscsiTargetStatus> {
         let t = self.cluster.target(NS, name).expect("target");
-        let out = engine::iscsi_target::cleanup(&t, Some(&self.handle), &self.cluster).await;
+        let out = engine::lifecycle::cleanup(&t, Some(&self.handle), &self.cluster).await;
         if let Cleanup::Done { .. } = out {
             self.cluster.remove_target(NS, name);
         }
@@ -1174,7 +1174,7 @@ async fn one_malformed_record_fails_its_own_object_alone() {
     lun.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    match engine::lun::cleanup(&lun, Some(&env.handle), &env.cluster).await {
+    match engine::lifecycle::cleanup(&lun, Some(&env.handle), &env.cluster).await {
         Cleanup::Held(_) => {}
         Cleanup::Done { .. } => panic!("an unreadable LUN was taken for gone"),
     }

@@ -81,7 +81,7 @@ async fn flow(config: BackendConfig, placement: (Option<&str>, Option<&str>), ch
     );
     lun.meta_mut().namespace = Some("logs".into());
     cluster.put_lun(lun.clone());
-    let out = engine::lun::reconcile(&lun, &handle, &cluster).await;
+    let out = engine::lifecycle::reconcile(&lun, &handle, &cluster).await;
     let mut stored = cluster.lun("logs", "logs1").expect("lun");
     stored.status = Some(out.status);
     cluster.put_lun(stored);
@@ -129,11 +129,11 @@ async fn flow(config: BackendConfig, placement: (Option<&str>, Option<&str>), ch
     );
     target.meta_mut().namespace = Some("logs".into());
     cluster.put_target(target.clone());
-    let out = engine::iscsi_target::reconcile(&target, &handle, &cluster).await;
+    let out = engine::lifecycle::reconcile(&target, &handle, &cluster).await;
     target.status = Some(out.status);
     cluster.put_target(target.clone());
     put_secret(CHAP_2, "2");
-    engine::iscsi_target::reconcile(&target, &handle, &cluster).await;
+    engine::lifecycle::reconcile(&target, &handle, &cluster).await;
     handle.backend.close().await;
 
     let mut wrong = config;

@@ -15,7 +15,7 @@ use super::lifecycle::{self, Managed, OpEvent, Plan, Refusal, Unresolved};
 use super::observation::{self, ArrayView};
 use super::secrets;
 use super::spec_error::InvalidSpec;
-use super::{ArrayHandle, Cleanup, Cluster, ClusterError, Outcome, event_reason};
+use super::{ArrayHandle, Cluster, ClusterError, event_reason};
 
 /// The array-side name: `spec.name`, else `metadata.name`.
 pub fn array_name(t: &IscsiTarget) -> String {
@@ -283,22 +283,4 @@ impl Managed for IscsiTarget {
             chap_secret_version,
         }
     }
-}
-
-/// Reconciles one IscsiTarget (not being deleted) against its array.
-pub async fn reconcile(
-    target: &IscsiTarget,
-    array: &ArrayHandle,
-    cluster: &impl Cluster,
-) -> Outcome<IscsiTargetStatus> {
-    lifecycle::reconcile(target, array, cluster).await
-}
-
-/// Cleans up one IscsiTarget being deleted.
-pub async fn cleanup(
-    target: &IscsiTarget,
-    array: Option<&ArrayHandle>,
-    cluster: &impl Cluster,
-) -> Cleanup<IscsiTargetStatus> {
-    lifecycle::cleanup(target, array, cluster).await
 }

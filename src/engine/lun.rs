@@ -11,7 +11,7 @@ use crate::reconcile::lun::{self as core, CloneSource, DesiredLun, LunOp};
 use super::lifecycle::{self, Managed, OpEvent, Plan, Refusal, Unresolved};
 use super::observation::{self, ArrayView};
 use super::spec_error::InvalidSpec;
-use super::{ArrayHandle, Cleanup, Cluster, ClusterError, Outcome, event_reason};
+use super::{ArrayHandle, Cluster, ClusterError, event_reason};
 
 /// The array-side name: `spec.name`, else `metadata.name`.
 pub fn array_name(lun: &Lun) -> String {
@@ -217,22 +217,4 @@ impl Managed for Lun {
             at_array: observed.map(observed_status),
         }
     }
-}
-
-/// Reconciles one Lun (not being deleted) against its array.
-pub async fn reconcile(
-    lun: &Lun,
-    array: &ArrayHandle,
-    cluster: &impl Cluster,
-) -> Outcome<LunStatus> {
-    lifecycle::reconcile(lun, array, cluster).await
-}
-
-/// Cleans up one Lun being deleted.
-pub async fn cleanup(
-    lun: &Lun,
-    array: Option<&ArrayHandle>,
-    cluster: &impl Cluster,
-) -> Cleanup<LunStatus> {
-    lifecycle::cleanup(lun, array, cluster).await
 }

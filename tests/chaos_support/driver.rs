@@ -218,7 +218,7 @@ impl Driver {
             if !has_finalizer(&lun.metadata) {
                 return None;
             }
-            match engine::lun::cleanup(&lun, Some(&self.handle), &self.cluster).await {
+            match engine::lifecycle::cleanup(&lun, Some(&self.handle), &self.cluster).await {
                 Cleanup::Done { events: ev } => {
                     if write {
                         self.cluster.remove_lun_finalizer(NS, name, &uid);
@@ -250,7 +250,7 @@ impl Driver {
         } else {
             self.cluster.add_lun_finalizer(NS, name, &uid);
             let lun = self.cluster.lun(NS, name)?;
-            let out = engine::lun::reconcile(&lun, &self.handle, &self.cluster).await;
+            let out = engine::lifecycle::reconcile(&lun, &self.handle, &self.cluster).await;
             let p = Pass {
                 verdict: verdict(out.progress),
                 ready: cond(&out.status.common.conditions, "Ready"),
@@ -279,7 +279,7 @@ impl Driver {
             if !has_finalizer(&t.metadata) {
                 return None;
             }
-            match engine::iscsi_target::cleanup(&t, Some(&self.handle), &self.cluster).await {
+            match engine::lifecycle::cleanup(&t, Some(&self.handle), &self.cluster).await {
                 Cleanup::Done { events: ev } => {
                     if write {
                         self.cluster.remove_target_finalizer(NS, name, &uid);
@@ -311,7 +311,7 @@ impl Driver {
         } else {
             self.cluster.add_target_finalizer(NS, name, &uid);
             let t = self.cluster.target(NS, name)?;
-            let out = engine::iscsi_target::reconcile(&t, &self.handle, &self.cluster).await;
+            let out = engine::lifecycle::reconcile(&t, &self.handle, &self.cluster).await;
             let p = Pass {
                 verdict: verdict(out.progress),
                 ready: cond(&out.status.common.conditions, "Ready"),
