@@ -1,8 +1,10 @@
 //! The engine's view of the cluster ([`crate::engine::Cluster`]) over the
 //! Kubernetes API.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -18,12 +20,12 @@ use crate::reconcile::claims::Claim;
 
 /// [`Cluster`] backed by a kube client and, once the controllers run, by
 /// their watch-fed stores (so a reconcile reads other objects from memory,
-/// not with a GET or LIST).
+/// not with a GET or LIST). Stores are kept per kind in a type map, so a new
+/// kind registers its store and adds no field here.
 #[derive(Clone)]
 pub struct KubeCluster {
     client: Client,
-    luns: Arc<OnceLock<Store<Lun>>>,
-    targets: Arc<OnceLock<Store<IscsiTarget>>>,
+    stores: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
 }
 
 impl KubeCluster {
@@ -31,43 +33,38 @@ impl KubeCluster {
     pub fn new(client: Client) -> Self {
         KubeCluster {
             client,
-            luns: Arc::default(),
-            targets: Arc::default(),
+            stores: Arc::default(),
         }
     }
 
-    /// Serves Luns from the Lun controller's store from now on.
-    pub fn set_luns(&self, store: Store<Lun>) {
-        let _ = self.luns.set(store);
+    /// Serves objects of kind `K` from this controller store from now on.
+    pub fn set_store<K: Managed>(&self, store: Store<K>) {
+        self.stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(TypeId::of::<K>(), Box::new(store));
     }
 
-    /// Serves IscsiTargets from the IscsiTarget controller's store.
-    pub fn set_targets(&self, store: Store<IscsiTarget>) {
-        let _ = self.targets.set(store);
+    fn store<K: Managed>(&self) -> Option<Store<K>> {
+        self.stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&TypeId::of::<K>())
+            .and_then(|b| b.downcast_ref::<Store<K>>())
+            .cloned()
     }
 
-    async fn all_luns(&self, namespace: &str) -> Result<Vec<Arc<Lun>>, ClusterError> {
-        if let Some(store) = self.luns.get() {
+    /// Every object of kind `K` in `namespace`: from the store when the
+    /// controllers run, else with one LIST (tests without a watch).
+    async fn all<K: Managed>(&self, namespace: &str) -> Result<Vec<Arc<K>>, ClusterError> {
+        if let Some(store) = self.store::<K>() {
             return Ok(store
                 .state()
                 .into_iter()
-                .filter(|l| l.metadata.namespace.as_deref() == Some(namespace))
+                .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
                 .collect());
         }
-        let api: Api<Lun> = Api::namespaced(self.client.clone(), namespace);
-        let list = api.list(&Default::default()).await.map_err(api_error)?;
-        Ok(list.items.into_iter().map(Arc::new).collect())
-    }
-
-    async fn all_targets(&self, namespace: &str) -> Result<Vec<Arc<IscsiTarget>>, ClusterError> {
-        if let Some(store) = self.targets.get() {
-            return Ok(store
-                .state()
-                .into_iter()
-                .filter(|t| t.metadata.namespace.as_deref() == Some(namespace))
-                .collect());
-        }
-        let api: Api<IscsiTarget> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let list = api.list(&Default::default()).await.map_err(api_error)?;
         Ok(list.items.into_iter().map(Arc::new).collect())
     }
@@ -83,7 +80,7 @@ impl Cluster for KubeCluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<String>, ClusterError> {
-        if let Some(store) = self.luns.get() {
+        if let Some(store) = self.store::<Lun>() {
             let key = ObjectRef::<Lun>::new(name).within(namespace);
             return Ok(store
                 .get(&key)
@@ -105,7 +102,7 @@ impl Cluster for KubeCluster {
         lun: &str,
     ) -> Result<Vec<String>, ClusterError> {
         Ok(self
-            .all_targets(namespace)
+            .all::<IscsiTarget>(namespace)
             .await?
             .into_iter()
             .filter(|t| {
@@ -115,29 +112,18 @@ impl Cluster for KubeCluster {
             .collect())
     }
 
-    async fn claims(
+    async fn claims<K: Managed>(
         &self,
-        kind: &str,
         namespace: &str,
         array: &str,
     ) -> Result<Vec<Claim>, ClusterError> {
-        Ok(match kind {
-            "Lun" => self
-                .all_luns(namespace)
-                .await?
-                .iter()
-                .filter(|l| l.array_ref() == array)
-                .map(|l| claim_of(l.as_ref()))
-                .collect(),
-            "IscsiTarget" => self
-                .all_targets(namespace)
-                .await?
-                .iter()
-                .filter(|t| t.array_ref() == array)
-                .map(|t| claim_of(t.as_ref()))
-                .collect(),
-            _ => Vec::new(),
-        })
+        Ok(self
+            .all::<K>(namespace)
+            .await?
+            .iter()
+            .filter(|o| o.array_ref() == array)
+            .map(|o| claim_of(o.as_ref()))
+            .collect())
     }
 
     async fn secret(

@@ -58,7 +58,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store::<IscsiTarget>();
-    ctx.cluster.set_targets(reader.clone());
+    ctx.cluster.set_store(reader.clone());
     let controller =
         Controller::for_stream(trigger_stream(ctx.api::<IscsiTarget>(), writer), reader);
     let by_lun = controller.store();

@@ -16,7 +16,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store::<Lun>();
-    ctx.cluster.set_luns(reader.clone());
+    ctx.cluster.set_store(reader.clone());
     Controller::for_stream(trigger_stream(ctx.api::<Lun>(), writer), reader)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<Lun>, error_policy::<Lun>, ctx)

@@ -90,7 +90,16 @@ pub struct OpEvent {
 
 /// What a kind supplies to the lifecycle. Every method is about this kind
 /// only; nothing here is about a vendor.
-pub trait Managed: kube::Resource<DynamicType = ()> + Send + Sync {
+pub trait Managed:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
     /// The kind (`Lun`).
     const KIND: &'static str;
     /// The array object's noun in messages (`LUN`).
@@ -411,10 +420,7 @@ pub async fn reconcile<K: Managed>(
     };
     let name = obj.array_name();
     let me = claim_of(obj);
-    let others = match cluster
-        .claims(K::KIND, &key.namespace, obj.array_ref())
-        .await
-    {
+    let others = match cluster.claims::<K>(&key.namespace, obj.array_ref()).await {
         Ok(c) => c,
         Err(e) => return run.stop(Stop::cluster(e)),
     };
@@ -909,10 +915,7 @@ pub async fn cleanup<K: Managed>(
         },
     };
     // Never delete what another object holds.
-    let others = match cluster
-        .claims(K::KIND, &key.namespace, obj.array_ref())
-        .await
-    {
+    let others = match cluster.claims::<K>(&key.namespace, obj.array_ref()).await {
         Ok(c) => c,
         Err(e) => return Cleanup::Held(run.stop(Stop::cluster(e))),
     };

@@ -124,29 +124,31 @@ impl Cluster for MemoryCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
-    async fn claims(
+    async fn claims<K: super::lifecycle::Managed>(
         &self,
-        kind: &str,
         namespace: &str,
         array: &str,
     ) -> Result<Vec<crate::reconcile::claims::Claim>, ClusterError> {
-        use super::lifecycle::{Managed, claim_of};
+        use super::lifecycle::claim_of;
         let state = self.lock();
-        Ok(match kind {
-            "Lun" => state
-                .luns
-                .iter()
-                .filter(|((ns, _), l)| ns == namespace && l.array_ref() == array)
-                .map(|(_, l)| claim_of(l))
-                .collect(),
-            "IscsiTarget" => state
-                .targets
-                .iter()
-                .filter(|((ns, _), t)| ns == namespace && t.array_ref() == array)
-                .map(|(_, t)| claim_of(t))
-                .collect(),
-            _ => Vec::new(),
-        })
+        // Every stored object, read back as `K` where it is one: no list of
+        // kinds to keep.
+        let values = state
+            .luns
+            .values()
+            .filter_map(|l| serde_json::to_value(l).ok())
+            .chain(
+                state
+                    .targets
+                    .values()
+                    .filter_map(|t| serde_json::to_value(t).ok()),
+            );
+        Ok(values
+            .filter(|v| v["kind"] == K::kind(&()).as_ref())
+            .filter_map(|v| serde_json::from_value::<K>(v).ok())
+            .filter(|o| o.meta().namespace.as_deref() == Some(namespace) && o.array_ref() == array)
+            .map(|o| claim_of(&o))
+            .collect())
     }
 
     async fn annotate(

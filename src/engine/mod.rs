@@ -133,12 +133,12 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<SecretData>, ClusterError>> + Send;
 
-    /// What every object of `kind` in `namespace` whose `spec.arrayRef`
+    /// What every object of kind `K` in `namespace` whose `spec.arrayRef`
     /// names `array` claims there: the claims index of the ownership
-    /// protocol (one array object, one claimant).
-    fn claims(
+    /// protocol (one array object, one claimant). Generic, so a new kind
+    /// adds no arm here.
+    fn claims<K: lifecycle::Managed>(
         &self,
-        kind: &str,
         namespace: &str,
         array: &str,
     ) -> impl Future<Output = Result<Vec<crate::reconcile::claims::Claim>, ClusterError>> + Send;

@@ -443,29 +443,31 @@ impl Cluster for FakeCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
-    async fn claims(
+    async fn claims<K: array_operator::engine::lifecycle::Managed>(
         &self,
-        kind: &str,
         namespace: &str,
         array: &str,
     ) -> Result<Vec<array_operator::reconcile::claims::Claim>, ClusterError> {
-        use array_operator::engine::lifecycle::{Managed, claim_of};
+        use array_operator::engine::lifecycle::claim_of;
         let s = self.lock();
-        Ok(match kind {
-            "Lun" => s
-                .luns
-                .iter()
-                .filter(|((ns, _), l)| ns == namespace && l.array_ref() == array)
-                .map(|(_, l)| claim_of(l))
-                .collect(),
-            "IscsiTarget" => s
-                .targets
-                .iter()
-                .filter(|((ns, _), t)| ns == namespace && t.array_ref() == array)
-                .map(|(_, t)| claim_of(t))
-                .collect(),
-            _ => Vec::new(),
-        })
+        // Every stored object, read back as `K` where it is one.
+        let values: Vec<serde_json::Value> = s
+            .luns
+            .values()
+            .filter_map(|l| serde_json::to_value(l).ok())
+            .chain(
+                s.targets
+                    .values()
+                    .filter_map(|t| serde_json::to_value(t).ok()),
+            )
+            .collect();
+        Ok(values
+            .into_iter()
+            .filter(|v| v["kind"] == K::kind(&()).as_ref())
+            .filter_map(|v| serde_json::from_value::<K>(v).ok())
+            .filter(|o| o.meta().namespace.as_deref() == Some(namespace) && o.array_ref() == array)
+            .map(|o| claim_of(&o))
+            .collect())
     }
 
     async fn annotate(
