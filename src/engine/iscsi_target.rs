@@ -160,9 +160,11 @@ impl Managed for IscsiTarget {
     async fn create(array: &ArrayHandle, desired: &DesiredTarget) -> Result<Created, BackendError> {
         array.backend.create_target(desired).await
     }
-    fn created(desired: &DesiredTarget, id: &str) -> Option<ObservedTarget> {
-        // Without an IQN in the spec the array chooses it: a list tells.
-        core::apply_model(None, &[TargetOp::Create(desired.clone())], id, "")
+    fn created(desired: &DesiredTarget, created: &Created) -> Option<ObservedTarget> {
+        // An IQN neither the spec nor the adapter chose is the array's: a
+        // list tells.
+        let iqn = created.iqn.as_deref().unwrap_or_default();
+        core::apply_model(None, &[TargetOp::Create(desired.clone())], &created.id, iqn)
             .filter(|t| !t.iqn.is_empty())
     }
     fn create_fields(&self) -> Option<String> {

@@ -160,7 +160,7 @@ pub trait Managed:
     ) -> impl Future<Output = Result<Created, BackendError>> + Send;
     /// What a create that fully succeeded made, as the diff assumes; `None`
     /// when the array chose something (an IQN) only a list can tell.
-    fn created(desired: &Self::Desired, id: &str) -> Option<Self::Observed>;
+    fn created(desired: &Self::Desired, created: &Created) -> Option<Self::Observed>;
     /// The create-time fields that name something on the array (a pool,
     /// a volume), with their values: named in the condition when the array
     /// refuses a create.
@@ -776,7 +776,7 @@ async fn create<K: Managed>(
     let returned = std::time::Instant::now();
     let id = created.id.clone();
     let model = if created.incomplete.is_none() {
-        K::created(desired, &id)
+        K::created(desired, &created)
     } else {
         None
     };

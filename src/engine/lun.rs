@@ -120,8 +120,8 @@ impl Managed for Lun {
     async fn create(array: &ArrayHandle, desired: &DesiredLun) -> Result<Created, BackendError> {
         array.backend.create_lun(desired).await
     }
-    fn created(desired: &DesiredLun, id: &str) -> Option<ObservedLun> {
-        core::apply_model(None, &[LunOp::Create(desired.clone())], id)
+    fn created(desired: &DesiredLun, created: &Created) -> Option<ObservedLun> {
+        core::apply_model(None, &[LunOp::Create(desired.clone())], &created.id)
     }
     fn create_fields(&self) -> Option<String> {
         match (&self.spec.location, &self.spec.pool) {

@@ -173,6 +173,10 @@ pub struct Created {
     pub id: String,
     /// The error of a later step, when the create was cut part way.
     pub incomplete: Option<BackendError>,
+    /// The IQN the adapter chose for a target the spec gave none (DSM
+    /// generates it as DSM's UI would), so the view needs no list to learn
+    /// it.
+    pub iqn: Option<String>,
 }
 
 impl Created {
@@ -181,6 +185,7 @@ impl Created {
         Created {
             id: id.into(),
             incomplete: None,
+            iqn: None,
         }
     }
 }

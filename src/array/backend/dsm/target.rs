@@ -68,11 +68,14 @@ impl DsmBackend {
             None => {
                 let targets = self.client.targets().list().await.map_err(vendor)?;
                 self.learn_host(&targets).await;
+                // Looked once: with no DSM-generated IQN to learn from, the
+                // fallback stands until an observation finds a real one, so
+                // later creates list nothing.
                 self.host
                     .lock()
                     .await
+                    .get_or_insert_with(|| convert::FALLBACK_HOST.to_string())
                     .clone()
-                    .unwrap_or_else(|| "dsm".to_string())
             }
         };
         Ok(convert::generated_iqn(&host, name))
@@ -86,9 +89,12 @@ impl DsmBackend {
         }
         let mut extra = convert::target_set_from(&api_call, &desired.settings)?;
         let auth = dsm_auth(&api_call, desired.chap.as_ref())?;
-        let iqn = match extra.iqn.take() {
-            Some(iqn) => iqn,
-            None => self.generated_iqn(&desired.name).await?,
+        let (iqn, chosen) = match extra.iqn.take() {
+            Some(iqn) => (iqn, None),
+            None => {
+                let iqn = self.generated_iqn(&desired.name).await?;
+                (iqn.clone(), Some(iqn))
+            }
         };
         let req = CreateTarget {
             name: desired.name.clone(),
@@ -115,6 +121,7 @@ impl DsmBackend {
         Ok(Created {
             id: id.to_string(),
             incomplete: rest.await.err(),
+            iqn: chosen,
         })
     }
 

@@ -236,6 +236,7 @@ pub(crate) async fn create(
     Ok(Created {
         id: created.id,
         incomplete,
+        iqn: None,
     })
 }
 
