@@ -718,10 +718,25 @@ async fn delete_under_each_policy(vendor: Vendor) {
         "{:?}",
         out.status.common.conditions
     );
+    // DSM drops a target's mappings with it: one call, no unmap first.
+    let expected: &[&str] = match vendor {
+        Vendor::Synology => &["Deleted"],
+        Vendor::NgxStorage => &["Unmapped", "Deleted"],
+    };
     match env.delete_target("t1").await {
-        Cleanup::Done { events } => assert_eq!(reasons(&events), ["Unmapped", "Deleted"]),
+        Cleanup::Done { events } => assert_eq!(reasons(&events), expected),
         Cleanup::Held(out) => panic!("held: {:?}", out.status.common.conditions),
     }
+    // Either way the LUN is left unmapped on the array.
+    env.resync();
+    let out = env.reconcile_lun("mapped").await;
+    let mapped = out
+        .status
+        .at_array
+        .as_ref()
+        .map(|a| a.mapped_targets.clone())
+        .unwrap_or_default();
+    assert!(mapped.is_empty(), "{mapped:?}");
 }
 
 async fn a_crash_between_create_and_status_write_creates_no_duplicate(vendor: Vendor) {

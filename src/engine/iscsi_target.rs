@@ -220,8 +220,16 @@ impl Managed for IscsiTarget {
             note: op.describe(lun),
         }
     }
-    fn delete_ops(observed: &ObservedTarget) -> Vec<TargetOp> {
-        core::delete_ops(Some(observed))
+    fn delete_ops(array: &ArrayHandle, observed: &ObservedTarget) -> Vec<TargetOp> {
+        let ops = core::delete_ops(Some(observed));
+        if array.backend.target_delete_drops_mappings() {
+            // One call instead of one unmap per LUN first.
+            ops.into_iter()
+                .filter(|op| matches!(op, TargetOp::Delete { .. }))
+                .collect()
+        } else {
+            ops
+        }
     }
 
     fn waiting_for(&self, resolved: &Resolved) -> Option<String> {

@@ -186,7 +186,7 @@ pub trait Managed:
     fn event(&self, op: &Self::Op, resolved: Option<&Self::Resolved>) -> OpEvent;
     /// The calls that remove the object (unmaps the vendor needs first,
     /// then the delete).
-    fn delete_ops(observed: &Self::Observed) -> Vec<Self::Op>;
+    fn delete_ops(array: &ArrayHandle, observed: &Self::Observed) -> Vec<Self::Op>;
 
     /// What the object still waits for although its array object matches
     /// (a target's Luns not created yet), as a sentence.
@@ -944,7 +944,7 @@ pub async fn cleanup<K: Managed>(
     for _ in 0..3 {
         let mut current = Some(observed.clone());
         let mut refreshed = false;
-        for op in K::delete_ops(&observed) {
+        for op in K::delete_ops(array, &observed) {
             if let Err(e) = K::apply(array, &id, &op).await {
                 array.cache.invalidate();
                 if e.class == ErrorClass::NotFound {

@@ -180,7 +180,7 @@ impl Managed for Lun {
             note: op.describe(),
         }
     }
-    fn delete_ops(observed: &ObservedLun) -> Vec<LunOp> {
+    fn delete_ops(_: &ArrayHandle, observed: &ObservedLun) -> Vec<LunOp> {
         core::delete_ops(Some(observed))
     }
 

@@ -269,6 +269,13 @@ impl Backend {
         }
     }
 
+    /// True when deleting a target drops its LUN mappings with it (DSM),
+    /// so no unmap needs to come first; NGXStorage's document does not say
+    /// so, and there the LUNs are unmapped first.
+    pub fn target_delete_drops_mappings(&self) -> bool {
+        matches!(self, Backend::Synology(_))
+    }
+
     /// Model, version, capacity.
     pub async fn info(&self) -> Result<ArrayInfo, BackendError> {
         dispatch!(self, "info", b => b.info().await)
