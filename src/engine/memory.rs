@@ -130,24 +130,18 @@ impl Cluster for MemoryCluster {
         array: &str,
     ) -> Result<Vec<crate::reconcile::claims::Claim>, ClusterError> {
         use super::lifecycle::claim_of;
+        use std::any::Any;
         let state = self.lock();
-        // Every stored object, read back as `K` where it is one: no list of
-        // kinds to keep.
-        let values = state
+        // Every stored object that is a `K`: no list of kinds to keep.
+        let objects = state
             .luns
             .values()
-            .filter_map(|l| serde_json::to_value(l).ok())
-            .chain(
-                state
-                    .targets
-                    .values()
-                    .filter_map(|t| serde_json::to_value(t).ok()),
-            );
-        Ok(values
-            .filter(|v| v["kind"] == K::kind(&()).as_ref())
-            .filter_map(|v| serde_json::from_value::<K>(v).ok())
+            .map(|l| l as &dyn Any)
+            .chain(state.targets.values().map(|t| t as &dyn Any));
+        Ok(objects
+            .filter_map(|o| o.downcast_ref::<K>())
             .filter(|o| o.meta().namespace.as_deref() == Some(namespace) && o.array_ref() == array)
-            .map(|o| claim_of(&o))
+            .map(claim_of)
             .collect())
     }
 

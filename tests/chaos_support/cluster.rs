@@ -449,24 +449,18 @@ impl Cluster for FakeCluster {
         array: &str,
     ) -> Result<Vec<array_operator::reconcile::claims::Claim>, ClusterError> {
         use array_operator::engine::lifecycle::claim_of;
+        use std::any::Any;
         let s = self.lock();
-        // Every stored object, read back as `K` where it is one.
-        let values: Vec<serde_json::Value> = s
+        // Every stored object that is a `K`.
+        let objects = s
             .luns
             .values()
-            .filter_map(|l| serde_json::to_value(l).ok())
-            .chain(
-                s.targets
-                    .values()
-                    .filter_map(|t| serde_json::to_value(t).ok()),
-            )
-            .collect();
-        Ok(values
-            .into_iter()
-            .filter(|v| v["kind"] == K::kind(&()).as_ref())
-            .filter_map(|v| serde_json::from_value::<K>(v).ok())
+            .map(|l| l as &dyn Any)
+            .chain(s.targets.values().map(|t| t as &dyn Any));
+        Ok(objects
+            .filter_map(|o| o.downcast_ref::<K>())
             .filter(|o| o.meta().namespace.as_deref() == Some(namespace) && o.array_ref() == array)
-            .map(|o| claim_of(&o))
+            .map(claim_of)
             .collect())
     }
 
