@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use array_operator::array::backend::{Backend, BackendConfig, Credentials};
 use array_operator::array::transport::TransportConfig;
-use array_operator::array::types::SecretString;
 use array_operator::crd::iscsi_target::IscsiTargetSpec;
 use array_operator::crd::lun::LunSpec;
 use array_operator::crd::shared::{ArrayRef, ManagementPolicy};
@@ -22,6 +21,7 @@ use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::crd::{IscsiTarget, Lun};
 use array_operator::engine::memory::MemoryCluster;
 use array_operator::engine::{self, ArrayHandle, ObservationCache, Progress};
+use array_operator::model::SecretString;
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSimConfig};
 use array_operator::sim::faults::{CallLog, RecordedCall};
 use array_operator::sim::ngx::{NgxSim, SimConfig};

@@ -7,10 +7,10 @@ mod dsm_support;
 
 use array_operator::array::backend::{Backend, BackendConfig, BackendError, Credentials};
 use array_operator::array::error::ErrorClass;
-use array_operator::array::types::{
+use array_operator::crd::storage_array::{ResizeMode, Vendor};
+use array_operator::model::{
     Chap, ChapCredential, ObservedLun, ObservedTarget, Placement, SecretString,
 };
-use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::reconcile::lun::{self, CloneSource, DesiredLun, LunOp};
 use array_operator::reconcile::target::{self, DesiredTarget, TargetOp};
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSim};
@@ -742,7 +742,7 @@ async fn refused_before_any_call() {
         .await
         .expect("empty list is nothing to do");
 
-    let mut type_change = array_operator::array::types::LunSettings::new();
+    let mut type_change = array_operator::model::LunSettings::new();
     type_change.insert("synology.type".into(), "BLUN_THICK".into());
     let err = b
         .update_lun("u", &LunOp::SetSettings(type_change))

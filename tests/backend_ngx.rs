@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use array_operator::array::backend::{Backend, BackendConfig, BackendError, Credentials};
 use array_operator::array::error::ErrorClass;
 use array_operator::array::ngxstorage::{Dialect, Endpoint};
-use array_operator::array::types::{
+use array_operator::crd::storage_array::{ResizeMode, Vendor};
+use array_operator::model::{
     Chap, ChapCredential, ObservedLun, ObservedTarget, Placement, SecretString,
 };
-use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::reconcile::lun::{self, CloneSource, DesiredLun, LunOp};
 use array_operator::reconcile::target::{self, DesiredTarget, TargetOp};
 use array_operator::sim::faults::{FaultAction, FaultRule};

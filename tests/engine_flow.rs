@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use array_operator::array::backend::{Backend, BackendConfig, Credentials};
 use array_operator::array::transport::TransportConfig;
-use array_operator::array::types::SecretString;
 use array_operator::crd::iscsi_target::{ChapSettings, IscsiTargetSpec, IscsiTargetStatus};
 use array_operator::crd::lun::{LunSpec, LunStatus};
 use array_operator::crd::shared::{
@@ -21,6 +20,7 @@ use array_operator::engine::memory::MemoryCluster;
 use array_operator::engine::{
     self, ArrayHandle, Cleanup, EngineEvent, ObservationCache, Outcome, Progress, SecretData,
 };
+use array_operator::model::SecretString;
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSim, DsmSimConfig};
 use array_operator::sim::faults::{FaultAction, FaultRule, RecordedCall};
 use array_operator::sim::ngx::{NgxSim, SimConfig};
@@ -414,6 +414,7 @@ both_vendors!(
     invalid_spec_never_reaches_the_array,
     a_target_is_ready_only_when_every_listed_lun_is_mapped,
     kstatus_conditions_say_what_a_gitops_tool_must_know,
+    two_objects_never_both_act_on_one_array_name,
 );
 
 async fn create_resize_and_a_no_op_second_pass(vendor: Vendor) {
@@ -1194,4 +1195,96 @@ async fn one_malformed_record_fails_its_own_object_alone() {
         Cleanup::Done { .. } => panic!("an unreadable LUN was taken for gone"),
     }
     assert_eq!(env.sim.luns_named("bad"), 1);
+}
+
+/// Issue 9, one array object one claimant: two Luns asking for the same
+/// array-side name never both act. Whichever comes second, before or after
+/// the first created it, is `Conflict` naming the other and sends nothing.
+async fn two_objects_never_both_act_on_one_array_name(vendor: Vendor) {
+    let env = Env::new(vendor).await;
+    let named = |name: &str| {
+        let mut spec = env.sim.lun_spec("1Gi");
+        spec.name = Some(name.into());
+        spec
+    };
+    // After: "a" created "shared"; "b" claims the same name.
+    env.apply_lun("a", named("shared"));
+    let out = env.reconcile_lun("a").await;
+    assert_ready(&out, &out.status.common.conditions);
+    env.apply_lun("b", named("shared"));
+    env.sim.clear_calls();
+    let writes = env.cluster.annotate_calls();
+    let out = env.reconcile_lun("b").await;
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.reason, "Conflict", "{synced:?}");
+    assert!(
+        synced.message.contains("Lun default/a"),
+        "{}",
+        synced.message
+    );
+    assert_eq!(
+        condition(&out.status.common.conditions, "Stalled").status,
+        "True"
+    );
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+    assert_eq!(env.cluster.annotate_calls(), writes, "b wrote no record");
+
+    // Before: "d" asks first for a name "c" (the earlier object) also wants.
+    env.apply_lun("c", named("twice"));
+    env.apply_lun("d", named("twice"));
+    env.sim.clear_calls();
+    let out = env.reconcile_lun("d").await;
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.reason, "Conflict", "{synced:?}");
+    assert!(
+        synced.message.contains("Lun default/c"),
+        "{}",
+        synced.message
+    );
+    assert!(
+        env.sim.mutating_calls().is_empty(),
+        "{:?}",
+        env.sim.mutating_calls()
+    );
+    let out = env.reconcile_lun("c").await;
+    assert_ready(&out, &out.status.common.conditions);
+    assert_eq!(env.sim.luns_named("twice"), 1);
+}
+
+/// Issue 10: a DSM target created without an IQN gets the one the adapter
+/// generated in its model, so its create costs no target list.
+#[tokio::test]
+async fn a_dsm_target_without_an_iqn_needs_no_list_after_its_create() {
+    let env = Env::new(Vendor::Synology).await;
+    env.apply_target("t0", target_spec(&[], None));
+    env.reconcile_target("t0").await;
+    env.apply_target("t1", target_spec(&[], None));
+    env.sim.clear_calls();
+    let out = env.reconcile_target("t1").await;
+    assert_ready(&out, &out.status.common.conditions);
+    let lists: Vec<String> = env
+        .sim
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .filter(|op| op.contains("list"))
+        .collect();
+    assert!(lists.is_empty(), "{lists:?}");
+    let iqn = out
+        .status
+        .at_array
+        .as_ref()
+        .and_then(|a| a.iqn.clone())
+        .unwrap_or_default();
+    assert!(iqn.starts_with("iqn.2000-01.com.synology:"), "{iqn:?}");
+    // What the status says is what the array holds.
+    env.resync();
+    let again = env.reconcile_target("t1").await;
+    let observed = again.status.at_array.and_then(|a| a.iqn);
+    assert_eq!(observed.as_deref(), Some(iqn.as_str()));
+    assert!(again.events.is_empty(), "{:?}", again.events);
 }

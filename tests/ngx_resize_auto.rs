@@ -195,8 +195,8 @@ async fn an_unexplained_answer_stops_without_a_second_resize() {
 #[tokio::test]
 async fn the_backend_reports_what_auto_learned() {
     use array_operator::array::backend::{Backend, BackendConfig, Credentials};
-    use array_operator::array::types::{Placement, SecretString};
     use array_operator::crd::storage_array::{self, Vendor};
+    use array_operator::model::{Placement, SecretString};
     use array_operator::reconcile::lun::{DesiredLun, LunOp};
 
     for (dialect, adds, learned) in [

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use array_operator::array::backend::{Backend, BackendConfig, Credentials};
 use array_operator::array::transport::TransportConfig;
-use array_operator::array::types::SecretString;
 use array_operator::crd::iscsi_target::{ChapSettings, IscsiTargetSpec};
 use array_operator::crd::lun::LunSpec;
 use array_operator::crd::shared::{ArrayRef, ManagementPolicy, SecretRef};
@@ -16,6 +15,7 @@ use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::crd::{IscsiTarget, Lun};
 use array_operator::engine::memory::MemoryCluster;
 use array_operator::engine::{self, ArrayHandle, ObservationCache, SecretData};
+use array_operator::model::SecretString;
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSimConfig};
 use array_operator::sim::ngx::{NgxSim, SimConfig};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

@@ -7,4 +7,3 @@ pub mod listing;
 pub mod ngxstorage;
 pub mod synology;
 pub mod transport;
-pub mod types;

@@ -6,14 +6,12 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::crd::shared::{
@@ -45,33 +43,12 @@ pub enum ControllerError {
     Finalizer(String),
 }
 
-/// A kind the controllers manage: the engine's [`Managed`] plus what a
-/// kube-runtime Controller needs of it.
-pub trait ManagedKind:
-    Managed<Status: Serialize>
-    + Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + Clone
-    + Debug
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
-}
+/// A kind the controllers manage: the engine's [`Managed`] (which already
+/// carries what a kube-runtime Controller needs) with a status the
+/// server-side apply patch can serialize.
+pub trait ManagedKind: Managed<Status: Serialize> {}
 
-impl<K> ManagedKind for K where
-    K: Managed<Status: Serialize>
-        + Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static
-{
-}
+impl<K: Managed<Status: Serialize>> ManagedKind for K {}
 
 /// What of an object wakes its controller: what a person changes (the
 /// generation, that is the spec; deletion; the pause and external-name

@@ -430,13 +430,9 @@ pub async fn reconcile<K: Managed>(
     // object alone; one without a readable id might be anyone's, so no
     // create (or settling of one) is decided past it.
     let malformed = K::malformed(&view);
-    let claimed = record
-        .external_name
-        .clone()
-        .or_else(|| run.external_id.clone());
     if let Some((_, e)) = malformed
         .iter()
-        .find(|(id, _)| id.is_some() && *id == claimed)
+        .find(|(id, _)| id.is_some() && *id == me.id)
     {
         return run.stop(Stop::array(e, "Observe", array));
     }

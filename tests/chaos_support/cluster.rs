@@ -12,12 +12,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use array_operator::array::types::SecretString;
 use array_operator::crd::iscsi_target::{IscsiTargetSpec, IscsiTargetStatus};
 use array_operator::crd::lun::{LunSpec, LunStatus};
 use array_operator::crd::shared::{ANNOTATION_EXTERNAL_NAME, FINALIZER};
 use array_operator::crd::{IscsiTarget, Lun};
 use array_operator::engine::{Cluster, ClusterError, ObjectKey, SecretData};
+use array_operator::model::SecretString;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

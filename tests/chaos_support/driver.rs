@@ -11,10 +11,14 @@
 use std::time::Duration;
 
 use array_operator::array::backend::{Backend, BackendConfig};
-use array_operator::array::types::Placement;
-use array_operator::crd::shared::FINALIZER;
+use array_operator::crd::iscsi_target::IscsiTargetStatus;
+use array_operator::crd::lun::LunStatus;
+use array_operator::crd::shared::{CommonStatus, FINALIZER};
 use array_operator::crd::storage_array::Vendor;
+use array_operator::crd::{IscsiTarget, Lun};
+use array_operator::engine::lifecycle::Managed;
 use array_operator::engine::{self, ArrayHandle, Cleanup, EngineEvent, ObservationCache, Progress};
+use array_operator::model::Placement;
 use array_operator::reconcile::lun::DesiredLun;
 use array_operator::reconcile::target::DesiredTarget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
@@ -109,6 +113,64 @@ fn verdict(p: Progress) -> Verdict {
     }
 }
 
+impl Pass {
+    fn of(verdict: Verdict, common: &CommonStatus, ev: &[EngineEvent]) -> Pass {
+        Pass {
+            verdict,
+            ready: cond(&common.conditions, "Ready"),
+            synced: cond(&common.conditions, "Synced"),
+            external_id: common.external_id.clone(),
+            events: events(ev),
+            woke: false,
+        }
+    }
+}
+
+/// What the driver needs of one kind's objects in the fake cluster.
+trait Stored: Managed {
+    fn get(c: &FakeCluster, name: &str) -> Option<Self>;
+    fn add_finalizer(c: &FakeCluster, name: &str, uid: &str);
+    fn remove_finalizer(c: &FakeCluster, name: &str, uid: &str);
+    fn write_status(c: &FakeCluster, name: &str, uid: &str, status: Self::Status);
+    fn common(status: &Self::Status) -> &CommonStatus;
+}
+
+impl Stored for Lun {
+    fn get(c: &FakeCluster, name: &str) -> Option<Self> {
+        c.lun(NS, name)
+    }
+    fn add_finalizer(c: &FakeCluster, name: &str, uid: &str) {
+        c.add_lun_finalizer(NS, name, uid)
+    }
+    fn remove_finalizer(c: &FakeCluster, name: &str, uid: &str) {
+        c.remove_lun_finalizer(NS, name, uid)
+    }
+    fn write_status(c: &FakeCluster, name: &str, uid: &str, status: LunStatus) {
+        c.write_lun_status(NS, name, uid, status)
+    }
+    fn common(status: &LunStatus) -> &CommonStatus {
+        &status.common
+    }
+}
+
+impl Stored for IscsiTarget {
+    fn get(c: &FakeCluster, name: &str) -> Option<Self> {
+        c.target(NS, name)
+    }
+    fn add_finalizer(c: &FakeCluster, name: &str, uid: &str) {
+        c.add_target_finalizer(NS, name, uid)
+    }
+    fn remove_finalizer(c: &FakeCluster, name: &str, uid: &str) {
+        c.remove_target_finalizer(NS, name, uid)
+    }
+    fn write_status(c: &FakeCluster, name: &str, uid: &str, status: IscsiTargetStatus) {
+        c.write_target_status(NS, name, uid, status)
+    }
+    fn common(status: &IscsiTargetStatus) -> &CommonStatus {
+        &status.common
+    }
+}
+
 fn has_finalizer(meta: &ObjectMeta) -> bool {
     meta.finalizers
         .as_ref()
@@ -187,8 +249,8 @@ impl Driver {
 
     async fn pass_with(&self, kind: Kind, name: &str, write: bool) -> Option<Pass> {
         match kind {
-            Kind::Lun => self.lun_pass(name, write).await,
-            Kind::Target => self.target_pass(name, write).await,
+            Kind::Lun => self.kind_pass::<Lun>(name, write).await,
+            Kind::Target => self.kind_pass::<IscsiTarget>(name, write).await,
         }
     }
 
@@ -210,18 +272,19 @@ impl Driver {
         }
     }
 
-    async fn lun_pass(&self, name: &str, write: bool) -> Option<Pass> {
-        let lun = self.cluster.lun(NS, name)?;
-        let before = watch_key(&lun.metadata);
-        let uid = lun.metadata.uid.clone().unwrap_or_default();
-        let mut pass = if lun.metadata.deletion_timestamp.is_some() {
-            if !has_finalizer(&lun.metadata) {
+    /// One pass over one object of kind `K`, as the controller makes it.
+    async fn kind_pass<K: Stored>(&self, name: &str, write: bool) -> Option<Pass> {
+        let obj = K::get(&self.cluster, name)?;
+        let before = watch_key(obj.meta());
+        let uid = obj.meta().uid.clone().unwrap_or_default();
+        let mut pass = if obj.meta().deletion_timestamp.is_some() {
+            if !has_finalizer(obj.meta()) {
                 return None;
             }
-            match engine::lifecycle::cleanup(&lun, Some(&self.handle), &self.cluster).await {
+            match engine::lifecycle::cleanup(&obj, Some(&self.handle), &self.cluster).await {
                 Cleanup::Done { events: ev } => {
                     if write {
-                        self.cluster.remove_lun_finalizer(NS, name, &uid);
+                        K::remove_finalizer(&self.cluster, name, &uid);
                     }
                     Pass {
                         verdict: Verdict::Removed,
@@ -233,102 +296,24 @@ impl Driver {
                     }
                 }
                 Cleanup::Held(out) => {
-                    let p = Pass {
-                        verdict: Verdict::Held,
-                        ready: cond(&out.status.common.conditions, "Ready"),
-                        synced: cond(&out.status.common.conditions, "Synced"),
-                        external_id: out.status.common.external_id.clone(),
-                        events: events(&out.events),
-                        woke: false,
-                    };
+                    let p = Pass::of(Verdict::Held, K::common(&out.status), &out.events);
                     if write {
-                        self.cluster.write_lun_status(NS, name, &uid, out.status);
+                        K::write_status(&self.cluster, name, &uid, out.status);
                     }
                     p
                 }
             }
         } else {
-            self.cluster.add_lun_finalizer(NS, name, &uid);
-            let lun = self.cluster.lun(NS, name)?;
-            let out = engine::lifecycle::reconcile(&lun, &self.handle, &self.cluster).await;
-            let p = Pass {
-                verdict: verdict(out.progress),
-                ready: cond(&out.status.common.conditions, "Ready"),
-                synced: cond(&out.status.common.conditions, "Synced"),
-                external_id: out.status.common.external_id.clone(),
-                events: events(&out.events),
-                woke: false,
-            };
+            K::add_finalizer(&self.cluster, name, &uid);
+            let obj = K::get(&self.cluster, name)?;
+            let out = engine::lifecycle::reconcile(&obj, &self.handle, &self.cluster).await;
+            let p = Pass::of(verdict(out.progress), K::common(&out.status), &out.events);
             if write {
-                self.cluster.write_lun_status(NS, name, &uid, out.status);
+                K::write_status(&self.cluster, name, &uid, out.status);
             }
             p
         };
-        pass.woke = self
-            .cluster
-            .lun(NS, name)
-            .is_some_and(|l| watch_key(&l.metadata) != before);
-        Some(pass)
-    }
-
-    async fn target_pass(&self, name: &str, write: bool) -> Option<Pass> {
-        let t = self.cluster.target(NS, name)?;
-        let before = watch_key(&t.metadata);
-        let uid = t.metadata.uid.clone().unwrap_or_default();
-        let mut pass = if t.metadata.deletion_timestamp.is_some() {
-            if !has_finalizer(&t.metadata) {
-                return None;
-            }
-            match engine::lifecycle::cleanup(&t, Some(&self.handle), &self.cluster).await {
-                Cleanup::Done { events: ev } => {
-                    if write {
-                        self.cluster.remove_target_finalizer(NS, name, &uid);
-                    }
-                    Pass {
-                        verdict: Verdict::Removed,
-                        ready: None,
-                        synced: None,
-                        external_id: None,
-                        events: events(&ev),
-                        woke: false,
-                    }
-                }
-                Cleanup::Held(out) => {
-                    let p = Pass {
-                        verdict: Verdict::Held,
-                        ready: cond(&out.status.common.conditions, "Ready"),
-                        synced: cond(&out.status.common.conditions, "Synced"),
-                        external_id: out.status.common.external_id.clone(),
-                        events: events(&out.events),
-                        woke: false,
-                    };
-                    if write {
-                        self.cluster.write_target_status(NS, name, &uid, out.status);
-                    }
-                    p
-                }
-            }
-        } else {
-            self.cluster.add_target_finalizer(NS, name, &uid);
-            let t = self.cluster.target(NS, name)?;
-            let out = engine::lifecycle::reconcile(&t, &self.handle, &self.cluster).await;
-            let p = Pass {
-                verdict: verdict(out.progress),
-                ready: cond(&out.status.common.conditions, "Ready"),
-                synced: cond(&out.status.common.conditions, "Synced"),
-                external_id: out.status.common.external_id.clone(),
-                events: events(&out.events),
-                woke: false,
-            };
-            if write {
-                self.cluster.write_target_status(NS, name, &uid, out.status);
-            }
-            p
-        };
-        pass.woke = self
-            .cluster
-            .target(NS, name)
-            .is_some_and(|t| watch_key(&t.metadata) != before);
+        pass.woke = K::get(&self.cluster, name).is_some_and(|o| watch_key(o.meta()) != before);
         Some(pass)
     }
 

@@ -1,5 +1,5 @@
 //! One interface over both vendors, in the vendor-neutral terms of
-//! [`crate::array::types`] and the operations of [`crate::reconcile`]. The
+//! [`crate::model`] and the operations of [`crate::reconcile`]. The
 //! controllers only ever talk to a [`Backend`]; each adapter translates to
 //! its vendor client (`dsm.rs`, `ngx.rs`).
 //!
@@ -18,8 +18,8 @@ use std::fmt;
 
 use crate::array::error::{ArrayError, ErrorClass};
 use crate::array::transport::TransportConfig;
-use crate::array::types::{ObservedLun, ObservedTarget, SecretString};
 use crate::crd::storage_array::{ResizeMode, Vendor};
+use crate::model::{ObservedLun, ObservedTarget, SecretString};
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 

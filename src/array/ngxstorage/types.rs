@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::dialect::{Dialect, Field};
-use crate::array::types::SecretString;
+use crate::model::SecretString;
 
 /// A JSON object read through the field table.
 #[derive(Clone, Copy, Debug)]

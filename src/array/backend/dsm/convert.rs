@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::array::synology::{DevAttribs, Lun, LunType, SetTarget, Target};
-use crate::array::types::{LunSettings, ObservedChap, ObservedLun, ObservedTarget, Placement};
+use crate::model::{LunSettings, ObservedChap, ObservedLun, ObservedTarget, Placement};
 
 use super::super::BackendError;
 

@@ -43,7 +43,7 @@ use crate::array::synology::{
     Chap as DsmChap, CreateLun, CreateTarget, Credentials as DsmCredentials, DsmClient, DsmConfig,
     DsmError, SetLun, SetTarget, TargetAuth, session_name_for,
 };
-use crate::array::types::{Chap, ObservedLun, ObservedTarget, Placement};
+use crate::model::{Chap, ObservedLun, ObservedTarget, Placement};
 use crate::reconcile::lun::{CloneSource, DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::array::ngxstorage::size::to_api_size;
 use crate::array::ngxstorage::validate::Rule;
 use crate::array::ngxstorage::{Lun, LunChanges, LunCreate, NgxClient, Target};
-use crate::array::types::{LunSettings, ObservedLun, Placement};
+use crate::model::{LunSettings, ObservedLun, Placement};
 use crate::reconcile::lun::{CloneSource, DesiredLun, LunOp};
 
 use super::{misrouted, vendor};

@@ -15,8 +15,8 @@ pub mod target;
 
 use crate::array::error::ErrorClass;
 use crate::array::ngxstorage::{self, NgxClient, NgxConfig, NgxError, Token};
-use crate::array::types::{ObservedLun, ObservedTarget};
 use crate::crd::storage_array::ResizeMode;
+use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 

@@ -13,7 +13,7 @@
 //! enabled) and no IQN field (the array derives it from the name).
 
 use crate::array::ngxstorage::{AuthGroup, Chap as NgxChap, Endpoint, NgxClient, TargetCreate};
-use crate::array::types::{Chap, ObservedChap, ObservedTarget};
+use crate::model::{Chap, ObservedChap, ObservedTarget};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
 
 use super::{misrouted, vendor};
