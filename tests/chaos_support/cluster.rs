@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use array_operator::crd::iscsi_target::{IscsiTargetSpec, IscsiTargetStatus};
 use array_operator::crd::lun::{LunSpec, LunStatus};
-use array_operator::crd::shared::{ANNOTATION_EXTERNAL_NAME, FINALIZER};
+use array_operator::crd::shared::FINALIZER;
 use array_operator::crd::{IscsiTarget, Lun};
 use array_operator::engine::{Cluster, ClusterError, ObjectKey, SecretData};
 use array_operator::model::SecretString;
@@ -395,19 +395,6 @@ impl FakeCluster {
     }
 }
 
-fn external_id(lun: &Lun) -> Option<String> {
-    let from_status = lun
-        .status
-        .as_ref()
-        .and_then(|s| s.common.external_id.clone());
-    let from_annotation = lun
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ANNOTATION_EXTERNAL_NAME).cloned());
-    from_status.or(from_annotation).filter(|s| !s.is_empty())
-}
-
 impl Cluster for FakeCluster {
     async fn lun_external_id(
         &self,
@@ -418,7 +405,7 @@ impl Cluster for FakeCluster {
             .lock()
             .luns
             .get(&key(namespace, name))
-            .and_then(external_id))
+            .and_then(array_operator::engine::lun_external_id))
     }
 
     async fn targets_listing_lun(
