@@ -855,4 +855,3 @@ fn main() {
         println!("smoke run: every phase within its array-call budget");
     }
 }
-

@@ -325,8 +325,12 @@ async fn target_with_two_luns_map_and_unmap() {
     assert_eq!(
         ops,
         vec![
-            TargetOp::Unmap { lun_ids: vec![c.clone()] },
-            TargetOp::Map { lun_ids: vec![d.clone()] }
+            TargetOp::Unmap {
+                lun_ids: vec![c.clone()]
+            },
+            TargetOp::Map {
+                lun_ids: vec![d.clone()]
+            }
         ]
     );
     assert_eq!(o.mapped_luns, vec![a.clone(), d.clone()]);
@@ -339,12 +343,22 @@ async fn target_with_two_luns_map_and_unmap() {
     );
 
     // Map of a mapped LUN and unmap of an unmapped one both succeed.
-    b.update_target(&tid, &TargetOp::Map { lun_ids: vec![a.clone()] })
-        .await
-        .expect("map again");
-    b.update_target(&tid, &TargetOp::Unmap { lun_ids: vec![c.clone()] })
-        .await
-        .expect("unmap again");
+    b.update_target(
+        &tid,
+        &TargetOp::Map {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("map again");
+    b.update_target(
+        &tid,
+        &TargetOp::Unmap {
+            lun_ids: vec![c.clone()],
+        },
+    )
+    .await
+    .expect("unmap again");
     b.update_lun(
         &c,
         &LunOp::Unmap {
@@ -550,9 +564,14 @@ async fn delete_target_then_luns_and_already_gone() {
     )
     .await
     .expect("unmap of gone");
-    b.update_target(&tid, &TargetOp::Unmap { lun_ids: vec![a.clone()] })
-        .await
-        .expect("unmap from gone target");
+    b.update_target(
+        &tid,
+        &TargetOp::Unmap {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("unmap from gone target");
     assert!(lun::delete_ops(None).is_empty());
 }
 

@@ -323,27 +323,57 @@ async fn target_with_two_luns_map_unmap_rename(d: Dialect) {
     // Unmap one.
     want.luns = vec![c.clone()];
     let (ops, _) = converge_target(&b, &want).await;
-    assert_eq!(ops, vec![TargetOp::Unmap { lun_ids: vec![a.clone()] }]);
+    assert_eq!(
+        ops,
+        vec![TargetOp::Unmap {
+            lun_ids: vec![a.clone()]
+        }]
+    );
     // Map it back; LUN-number order puts it first (number 0 is free again).
     want.luns = vec![c.clone(), a.clone()];
     let (ops, _) = converge_target(&b, &want).await;
-    assert_eq!(ops, vec![TargetOp::Map { lun_ids: vec![a.clone()] }]);
+    assert_eq!(
+        ops,
+        vec![TargetOp::Map {
+            lun_ids: vec![a.clone()]
+        }]
+    );
     let o = observe_target_by_id(&b, &t).await.expect("observed");
     assert_eq!(o.mapped_luns, vec![a.clone(), c.clone()]);
 
     // Map and unmap of what is already there / already gone succeed.
-    b.update_target(&t, &TargetOp::Map { lun_ids: vec![a.clone()] })
-        .await
-        .expect("already mapped");
-    b.update_target(&t, &TargetOp::Unmap { lun_ids: vec![a.clone()] })
-        .await
-        .expect("unmap");
-    b.update_target(&t, &TargetOp::Unmap { lun_ids: vec![a.clone()] })
-        .await
-        .expect("already unmapped");
-    b.update_target(&t, &TargetOp::Map { lun_ids: vec![a.clone()] })
-        .await
-        .expect("map");
+    b.update_target(
+        &t,
+        &TargetOp::Map {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("already mapped");
+    b.update_target(
+        &t,
+        &TargetOp::Unmap {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("unmap");
+    b.update_target(
+        &t,
+        &TargetOp::Unmap {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("already unmapped");
+    b.update_target(
+        &t,
+        &TargetOp::Map {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("map");
 
     // Rename.
     let mut renamed = want.clone();
@@ -490,7 +520,12 @@ async fn out_of_band_changes_are_found_and_corrected(d: Dialect) {
     expected.insert("ngxstorage.compression".to_string(), "true".to_string());
     assert_eq!(ops, vec![LunOp::SetSettings(expected)]);
     let (ops, _) = converge_target(&b, &want).await;
-    assert_eq!(ops, vec![TargetOp::Map { lun_ids: vec![l.clone()] }]);
+    assert_eq!(
+        ops,
+        vec![TargetOp::Map {
+            lun_ids: vec![l.clone()]
+        }]
+    );
     assert!(sim.state().lun(&l).expect("lun").compress);
 }
 
@@ -540,9 +575,14 @@ async fn delete_target_then_luns_and_again(d: Dialect) {
     )
     .await
     .expect("unmap from a gone target");
-    b.update_target(&t, &TargetOp::Unmap { lun_ids: vec![a.clone()] })
-        .await
-        .expect("unmap on a gone target");
+    b.update_target(
+        &t,
+        &TargetOp::Unmap {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("unmap on a gone target");
 }
 
 async fn observation_is_one_list_call_per_object_type(d: Dialect) {
@@ -566,9 +606,14 @@ async fn observation_is_one_list_call_per_object_type(d: Dialect) {
             .map(|c| c.id)
             .expect("create target");
         for l in luns.iter() {
-            b.update_target(&t, &TargetOp::Map { lun_ids: vec![l.clone()] })
-                .await
-                .expect("map");
+            b.update_target(
+                &t,
+                &TargetOp::Map {
+                    lun_ids: vec![l.clone()],
+                },
+            )
+            .await
+            .expect("map");
         }
     }
 

@@ -173,10 +173,8 @@ impl NgxBackend {
             .map(|l| lun::observe(l, &targets.items))
             .collect();
         let targets_seen = target::observe_all(targets.items, &groups);
-        *self
-            .iqn_prefix
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = target::iqn_rule(&targets_seen);
+        *self.iqn_prefix.lock().unwrap_or_else(|p| p.into_inner()) =
+            target::iqn_rule(&targets_seen);
         Ok(Observation {
             luns: observed_luns,
             malformed_luns: malformed(luns.malformed),

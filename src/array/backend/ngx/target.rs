@@ -320,10 +320,7 @@ pub(crate) async fn update(
         TargetOp::Disable => Err(disable_unsupported(&call(client, Endpoint::TargetRename))),
         // One call for the whole set (`lun_ids[]`).
         TargetOp::Map { lun_ids } => client.add_target_luns(id, lun_ids).await.map_err(vendor),
-        TargetOp::Unmap { lun_ids } => client
-            .remove_target_luns(id, lun_ids)
-            .await
-            .map_err(vendor),
+        TargetOp::Unmap { lun_ids } => client.remove_target_luns(id, lun_ids).await.map_err(vendor),
         TargetOp::Create(_) => Err(misrouted("update_target", "a target create")),
         TargetOp::Delete { .. } => Err(misrouted("update_target", "a target delete")),
     }
