@@ -37,6 +37,42 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// Counts live heap bytes, so the report can tell what the operator holds
+/// from what the allocator keeps (RSS also counts freed pages not returned
+/// to the system).
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counter only adds and subtracts the sizes it was given.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live heap bytes, in KiB.
+fn live_kib() -> u64 {
+    (LIVE.load(std::sync::atomic::Ordering::Relaxed) / 1024) as u64
+}
+
 const NS: &str = "bench";
 const NGX_TOKEN: &str = "bench-token";
 
@@ -647,6 +683,7 @@ fn report(vendor: Vendor, p: &Phase, luns: usize) {
 /// Runs one vendor; returns the budget breaches (empty when it held).
 async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
     let rss_start = status_kib(None, "VmRSS:");
+    let heap_start = live_kib();
     let (mut sim, info) = Sim::start(vendor, a).await;
     let config = BackendConfig {
         vendor,
@@ -702,6 +739,7 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
         cluster.put_target(t);
     }
     let rss_objects = status_kib(None, "VmRSS:");
+    let heap_objects = live_kib();
 
     let c = a.concurrency;
     let converge = phase(
@@ -711,6 +749,7 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
     )
     .await;
     let rss_converged = status_kib(None, "VmRSS:");
+    let heap_converged = live_kib();
     // Steady state: a fresh observation, then every object again.
     handle.cache.invalidate();
     let steady = phase(
@@ -753,14 +792,28 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
     );
     report(vendor, &delete, a.luns);
     println!(
-        "memory: operator RSS {:.1} MiB at start, {:.1} MiB with the objects in the cache, {:.1} MiB converged, peak {:.1} MiB; simulator peak {}",
+        "memory: operator RSS {:.1} MiB at start, {:.1} MiB with the objects in the cache, {:.1} MiB converged, peak {:.1} MiB{}; simulator peak {}",
         mib(rss_start),
         mib(rss_objects),
         mib(rss_converged),
         mib(operator_peak),
+        if a.vendors.len() > 1 {
+            " (for both vendors so far: run one --vendor per process for its own)"
+        } else {
+            ""
+        },
         sim_peak
             .map(|k| format!("{:.1} MiB", mib(k)))
             .unwrap_or_else(|| "(in process, included above)".into())
+    );
+    println!(
+        "  live heap: {:.1} MiB at start, {:.1} MiB with {} objects in the cache ({:.1} KiB each), {:.1} MiB converged (+{:.1} KiB per object: statuses, create records, the array view)",
+        mib(heap_start),
+        mib(heap_objects),
+        a.luns + a.targets,
+        (heap_objects.saturating_sub(heap_start)) as f64 / (a.luns + a.targets).max(1) as f64,
+        mib(heap_converged),
+        (heap_converged.saturating_sub(heap_objects)) as f64 / (a.luns + a.targets).max(1) as f64,
     );
     handle.backend.close().await;
     sim.stop().await;
