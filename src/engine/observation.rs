@@ -26,9 +26,11 @@ use crate::reconcile::target::TargetOp;
 /// their snapshot while others write through.
 #[derive(Clone, Debug, Default)]
 pub struct ArrayView {
-    luns: OrdMap<String, ObservedLun>,
+    // Values behind `Arc`: a write to a shared node copies pointers, not
+    // records.
+    luns: OrdMap<String, Arc<ObservedLun>>,
     lun_names: OrdMap<String, Vec<String>>,
-    targets: OrdMap<String, ObservedTarget>,
+    targets: OrdMap<String, Arc<ObservedTarget>>,
     target_names: OrdMap<String, Vec<String>>,
     /// LUN records the array listed but that could not be read (id where
     /// known, and why): they fail their own object only.
@@ -79,12 +81,12 @@ impl ArrayView {
 
     /// The LUN with this id.
     pub fn lun(&self, id: &str) -> Option<&ObservedLun> {
-        self.luns.get(id)
+        self.luns.get(id).map(Arc::as_ref)
     }
 
     /// The target with this id.
     pub fn target(&self, id: &str) -> Option<&ObservedTarget> {
-        self.targets.get(id)
+        self.targets.get(id).map(Arc::as_ref)
     }
 
     /// The LUN with this name (the first listed, if the array has two).
@@ -92,7 +94,7 @@ impl ArrayView {
         self.lun_names
             .get(name)
             .and_then(|ids| ids.first())
-            .and_then(|id| self.luns.get(id))
+            .and_then(|id| self.lun(id))
     }
 
     /// The target with this name (the first listed, if the array has two).
@@ -100,17 +102,17 @@ impl ArrayView {
         self.target_names
             .get(name)
             .and_then(|ids| ids.first())
-            .and_then(|id| self.targets.get(id))
+            .and_then(|id| self.target(id))
     }
 
     /// Every LUN, by id.
     pub fn luns(&self) -> impl Iterator<Item = &ObservedLun> {
-        self.luns.values()
+        self.luns.values().map(Arc::as_ref)
     }
 
     /// Every target, by id.
     pub fn targets(&self) -> impl Iterator<Item = &ObservedTarget> {
-        self.targets.values()
+        self.targets.values().map(Arc::as_ref)
     }
 
     /// The number of LUNs.
@@ -250,7 +252,7 @@ pub fn put_lun(view: &mut ArrayView, id: &str, lun: Option<ObservedLun>) {
     let before = match lun {
         Some(l) => {
             let name = l.name.clone();
-            let before = view.luns.insert(id.to_string(), l);
+            let before = view.luns.insert(id.to_string(), Arc::new(l));
             if let Some(b) = before.as_ref().filter(|b| b.name != name) {
                 name_remove(&mut view.lun_names, &b.name, id);
             }
@@ -269,7 +271,7 @@ pub fn put_target(view: &mut ArrayView, id: &str, target: Option<ObservedTarget>
     let before = match target {
         Some(t) => {
             let name = t.name.clone();
-            let before = view.targets.insert(id.to_string(), t);
+            let before = view.targets.insert(id.to_string(), Arc::new(t));
             if let Some(b) = before.as_ref().filter(|b| b.name != name) {
                 name_remove(&mut view.target_names, &b.name, id);
             }
@@ -286,14 +288,14 @@ pub fn put_target(view: &mut ArrayView, id: &str, target: Option<ObservedTarget>
 /// Changes one LUN record in place.
 fn edit_lun(view: &mut ArrayView, id: &str, change: impl FnOnce(&mut ObservedLun)) {
     if let Some(l) = view.luns.get_mut(id) {
-        change(l);
+        change(Arc::make_mut(l));
     }
 }
 
 /// Changes one target record in place.
 fn edit_target(view: &mut ArrayView, id: &str, change: impl FnOnce(&mut ObservedTarget)) {
     if let Some(t) = view.targets.get_mut(id) {
-        change(t);
+        change(Arc::make_mut(t));
     }
 }
 

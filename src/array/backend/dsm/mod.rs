@@ -185,9 +185,10 @@ impl DsmBackend {
         let targets = self.client.targets();
         let (luns, targets) = tokio::try_join!(luns.list(), targets.list()).map_err(vendor)?;
         self.learn_host(&targets).await;
+        let by_lun = convert::targets_by_lun(&targets);
         Ok(luns
             .iter()
-            .map(|l| convert::observed_lun(l, &targets))
+            .map(|l| convert::observed_lun(l, &by_lun))
             .collect())
     }
 
@@ -204,10 +205,11 @@ impl DsmBackend {
                 .map(|m| (m.id, vendor(m.error)))
                 .collect::<Vec<_>>()
         };
+        let by_lun = convert::targets_by_lun(&targets.items);
         let observed_luns = luns
             .items
             .iter()
-            .map(|l| convert::observed_lun(l, &targets.items))
+            .map(|l| convert::observed_lun(l, &by_lun))
             .collect();
         Ok(Observation {
             luns: observed_luns,

@@ -167,10 +167,11 @@ impl NgxBackend {
                 .map(|m| (m.id, vendor(m.error)))
                 .collect::<Vec<_>>()
         };
+        let by_lun = lun::targets_by_lun(&targets.items);
         let observed_luns = luns
             .items
             .into_iter()
-            .map(|l| lun::observe(l, &targets.items))
+            .map(|l| lun::observe(l, &by_lun))
             .collect();
         let targets_seen = target::observe_all(targets.items, &groups);
         *self.iqn_prefix.lock().unwrap_or_else(|p| p.into_inner()) =
