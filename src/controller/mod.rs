@@ -12,6 +12,7 @@ pub mod iscsi_target;
 pub mod lun;
 pub mod managed;
 pub mod rbac;
+pub mod snapshot_schedule;
 pub mod storage_array;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ where
         storage_array::run(ctx.clone(), shutdown.clone().map(|_| ())),
         lun::run(ctx.clone(), shutdown.clone().map(|_| ())),
         iscsi_target::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        snapshot_schedule::run(ctx.clone(), shutdown.clone().map(|_| ())),
     );
     ctx.arrays.close_all().await;
 }

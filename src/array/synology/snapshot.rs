@@ -45,6 +45,13 @@ pub struct LunSnapshot {
     /// Size in bytes.
     #[serde(default, deserialize_with = "flex_u64_opt")]
     pub total_size: Option<u64>,
+    /// Packages that keep the snapshot (a Snapshot Replication plan's key
+    /// while it is a replication's base): it must not be deleted.
+    #[serde(default)]
+    pub locked_app_keys: Vec<String>,
+    /// Locked by WORM (immutable).
+    #[serde(default, deserialize_with = "flex_bool")]
+    pub is_worm_locked: bool,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,253 @@
+//! The SnapshotSchedule controller. A schedule owns no single array object
+//! (see [`crate::engine::snapshot_schedule`]), so this is not the generic
+//! [`super::managed`] reconcile, but it reuses its pieces: the finalizer
+//! helper, the wake predicate, Events, status by server-side apply and the
+//! per-object backoff. It also watches Luns, so a Lun that gains or loses
+//! a label (or gets its array id) wakes the schedules of its namespace, and
+//! it requeues each schedule for its next due time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::crd::shared::{FINALIZER, ready_reason, synced_reason};
+use crate::crd::{Lun, SnapshotSchedule, SnapshotScheduleStatus};
+use crate::engine::clock::{Clock, SystemClock};
+use crate::engine::common::common_with;
+use crate::engine::conditions::ConditionState;
+use crate::engine::snapshot_schedule::{self, KIND};
+use crate::engine::{Cleanup, EngineEvent, Progress};
+
+use super::context::{Context, FIELD_MANAGER};
+use super::managed::{ControllerError, WAITING_REQUEUE, publish, wake_hash};
+
+/// What the schedule controller shares.
+struct ScheduleContext {
+    ctx: Arc<Context>,
+    luns: Store<Lun>,
+    clock: SystemClock,
+}
+
+fn key_of(s: &SnapshotSchedule) -> String {
+    format!(
+        "{KIND}/{}/{}",
+        s.namespace().unwrap_or_default(),
+        s.name_any()
+    )
+}
+
+async fn patch_status(
+    api: &Api<SnapshotSchedule>,
+    s: &SnapshotSchedule,
+    status: &SnapshotScheduleStatus,
+) -> Result<(), kube::Error> {
+    let patch = json!({
+        "apiVersion": SnapshotSchedule::api_version(&()),
+        "kind": KIND,
+        "status": status,
+    });
+    api.patch_status(
+        &s.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+fn luns_of(store: &Store<Lun>, ns: &str) -> Vec<Lun> {
+    store
+        .state()
+        .iter()
+        .filter(|l| l.namespace().as_deref() == Some(ns))
+        .map(|l| l.as_ref().clone())
+        .collect()
+}
+
+async fn apply(
+    s: Arc<SnapshotSchedule>,
+    sc: &ScheduleContext,
+    api: &Api<SnapshotSchedule>,
+) -> Result<Action, ControllerError> {
+    let ctx = &sc.ctx;
+    let key = key_of(&s);
+    let ns = s.namespace().unwrap_or_default();
+    let handle = match ctx.arrays.handle(&ns, &s.spec.array_ref.name).await {
+        Ok(h) => h,
+        Err(e) => {
+            let text = e.to_string();
+            let mut status = s.status.clone().unwrap_or_default();
+            status.common = common_with(
+                s.status.as_ref().map(|st| &st.common),
+                Some(&ConditionState::no(
+                    ready_reason::UNAVAILABLE,
+                    "the array cannot be reached",
+                )),
+                &ConditionState::no(synced_reason::ARRAY_UNREACHABLE, text.clone()),
+                Progress::Failed,
+                s.metadata.generation,
+            );
+            patch_status(api, &s, &status).await?;
+            publish(
+                ctx,
+                s.as_ref(),
+                &[EngineEvent::warning(
+                    synced_reason::ARRAY_UNREACHABLE,
+                    "Connect",
+                    text,
+                )],
+            )
+            .await;
+            ctx.metrics
+                .reconcile_failed(KIND, synced_reason::ARRAY_UNREACHABLE);
+            return Ok(Action::requeue(ctx.backoff.failed(&key)));
+        }
+    };
+    let luns = luns_of(&sc.luns, &ns);
+    let out = snapshot_schedule::reconcile(&s, &handle, &luns, &sc.clock).await;
+    patch_status(api, &s, &out.outcome.status).await?;
+    publish(ctx, s.as_ref(), &out.outcome.events).await;
+    Ok(match out.outcome.progress {
+        Progress::Converged | Progress::Waiting => {
+            ctx.backoff.succeeded(&key);
+            let base = if out.outcome.progress == Progress::Waiting {
+                WAITING_REQUEUE
+            } else {
+                handle.resync
+            };
+            // Wake for the next due time, or at the resync, whichever is
+            // first (a second late, so the due time is in the past).
+            let due = out.wake_at.and_then(|t| {
+                (t - sc.clock.now())
+                    .to_std()
+                    .ok()
+                    .map(|d| d + Duration::from_secs(1))
+            });
+            Action::requeue(due.map_or(base, |d| d.min(base)))
+        }
+        Progress::Failed | Progress::Stalled => {
+            ctx.metrics.reconcile_failed(KIND, "Failed");
+            Action::requeue(ctx.backoff.failed(&key))
+        }
+    })
+}
+
+async fn cleanup(
+    s: Arc<SnapshotSchedule>,
+    sc: &ScheduleContext,
+    api: &Api<SnapshotSchedule>,
+) -> Result<Action, ControllerError> {
+    let ctx = &sc.ctx;
+    let ns = s.namespace().unwrap_or_default();
+    let handle = ctx.arrays.handle(&ns, &s.spec.array_ref.name).await.ok();
+    match snapshot_schedule::cleanup(&s, handle.as_deref()).await {
+        Cleanup::Done { events } => {
+            publish(ctx, s.as_ref(), &events).await;
+            Ok(Action::await_change())
+        }
+        Cleanup::Held(outcome) => {
+            patch_status(api, &s, &outcome.status).await?;
+            publish(ctx, s.as_ref(), &outcome.events).await;
+            Err(ControllerError::Held(
+                "native snapshot schedules not removed yet".into(),
+            ))
+        }
+    }
+}
+
+async fn reconcile(
+    s: Arc<SnapshotSchedule>,
+    sc: Arc<ScheduleContext>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let ns = s.namespace().unwrap_or_default();
+    let api: Api<SnapshotSchedule> = Api::namespaced(sc.ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, s, |event| async {
+        match event {
+            FinalizerEvent::Apply(o) => apply(o, &sc, &api).await,
+            FinalizerEvent::Cleanup(o) => cleanup(o, &sc, &api).await,
+        }
+    })
+    .await;
+    sc.ctx.metrics.reconciled(KIND, started.elapsed());
+    result.map_err(|e| ControllerError::Finalizer(e.to_string()))
+}
+
+fn error_policy(
+    s: Arc<SnapshotSchedule>,
+    error: &ControllerError,
+    sc: Arc<ScheduleContext>,
+) -> Action {
+    let key = key_of(&s);
+    tracing::warn!(object = %key, error = %error, "reconcile failed");
+    Action::requeue(sc.ctx.backoff.failed(&key))
+}
+
+fn lun_selection_hash(lun: &Lun) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        lun.labels(),
+        crate::engine::lun_external_id(lun),
+        &lun.spec.array_ref.name,
+        lun.metadata.deletion_timestamp.is_some(),
+    )
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the SnapshotSchedule controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (schedules, schedule_writer) = reflector::store::<SnapshotSchedule>();
+    let triggers = watcher(
+        ctx.api::<SnapshotSchedule>(),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .reflect(schedule_writer)
+    .applied_objects()
+    .predicate_filter(wake_hash::<SnapshotSchedule>, PredicateConfig::default());
+    let (luns, lun_writer) = reflector::store::<Lun>();
+    let lun_events = watcher(ctx.api::<Lun>(), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(lun_writer)
+        .touched_objects()
+        // Only what changes a selection wakes a schedule: labels, the array
+        // id, the array, deletion; not every Lun status write.
+        .predicate_filter(lun_selection_hash, PredicateConfig::default());
+    let by_namespace = schedules.clone();
+    let sc = Arc::new(ScheduleContext {
+        ctx,
+        luns,
+        clock: SystemClock,
+    });
+    Controller::for_stream(triggers, schedules)
+        .watches_stream(lun_events, move |lun: Lun| {
+            let ns = lun.namespace();
+            by_namespace
+                .state()
+                .iter()
+                .filter(|s| s.namespace() == ns && s.spec.array_ref.name == lun.spec.array_ref.name)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, sc)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "SnapshotSchedule reconcile");
+            }
+        })
+        .await;
+}
