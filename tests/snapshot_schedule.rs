@@ -266,13 +266,6 @@ impl Env {
         }
     }
 
-    fn vendor(&self) -> Vendor {
-        match self.sim {
-            Sim::Ngx(_) => Vendor::NgxStorage,
-            Sim::Dsm(_) => Vendor::Synology,
-        }
-    }
-
     /// Creates a Lun object and its LUN on the array (the Lun lifecycle).
     async fn lun(&mut self, name: &str, labels: &[(&str, &str)]) -> String {
         let (location, pool) = match self.sim {
