@@ -976,3 +976,179 @@ async fn ngx_native_schedule_it_did_not_program_is_a_conflict_and_retain_keeps_i
     assert!(env.sim.native_schedule(&logs).is_some());
     assert!(env.sim.native_schedule(&db).is_some());
 }
+
+// ---- chaos ----
+
+impl Sim {
+    /// The snapshot writes. (Reads are left out: a failed list only ends
+    /// the pass early, and the DSM client's read retries wait out a real
+    /// backoff, which would make the test slow, not stronger.)
+    fn snapshot_ops(&self) -> Vec<String> {
+        use array_operator::array::ngxstorage::Endpoint;
+        match self {
+            Sim::Ngx(s) => vec![
+                s.op(Endpoint::SnapshotCreate),
+                s.op(Endpoint::SnapshotDelete),
+            ],
+            Sim::Dsm(_) => vec![
+                "SYNO.Core.ISCSI.LUN.take_snapshot".into(),
+                "SYNO.Core.ISCSI.LUN.delete_snapshot".into(),
+            ],
+        }
+    }
+
+    fn faults(&self) -> &array_operator::sim::faults::Faults {
+        match self {
+            Sim::Ngx(s) => s.faults(),
+            Sim::Dsm(s) => s.faults(),
+        }
+    }
+}
+
+/// Seeded chaos: faults on the snapshot writes (lost answers after the
+/// array acted included), lost status writes (a crash or a leader change
+/// after the reconcile), irregular clock steps. Invariants after every
+/// step: no snapshot the schedule did not take is ever deleted, no LUN
+/// holds two of its snapshots for one due time, every one it took is for a
+/// due time; at the end, with the faults gone, retention holds exactly.
+async fn chaos(vendor: Vendor) {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("SNAPSCHED_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!(
+        "snapshot schedule chaos ({vendor:?}): seed {seed} (rerun with SNAPSCHED_CHAOS_SEED={seed})"
+    );
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut env = Env::new(vendor, utc(2026, 11, 30, 9, 30)).await;
+    env.apply(|s| {
+        s.schedule = operator_cron(vendor).into();
+        s.retention.max_count = Some(2);
+        s.luns = Some(vec!["db".into(), "logs".into(), "web".into()]);
+    });
+    let ids = vec![
+        env.lun("db", &[]).await,
+        env.lun("logs", &[]).await,
+        env.lun("web", &[]).await,
+    ];
+    let cron =
+        array_operator::reconcile::schedule::parse(operator_cron(vendor), "UTC").expect("schedule");
+    // Snapshots the schedule did not take: by hand, and a copied schedule's.
+    let copied = Mark {
+        namespace: NS.into(),
+        name: "nightly".into(),
+        uid: "0b6e4b8e-7d2a-4f39-9a55-3c1f1d2b9e01".into(),
+        at: utc(2026, 11, 30, 9, 0),
+    };
+    let mut foreign = Vec::new();
+    for id in &ids {
+        foreign.push(env.sim.put_snapshot(
+            id,
+            match vendor {
+                Vendor::NgxStorage => "by-hand",
+                Vendor::Synology => "by hand",
+            },
+            false,
+            false,
+        ));
+        let label = match vendor {
+            Vendor::NgxStorage => copied.snapshot_name(),
+            Vendor::Synology => copied.describe(None),
+        };
+        foreign.push(env.sim.put_snapshot(id, &label, false, false));
+    }
+    env.sim
+        .faults()
+        .arm_random(array_operator::sim::faults::RandomFaults {
+            seed,
+            per_mille: 250,
+            operations: env.sim.snapshot_ops(),
+            actions: vec![
+                FaultAction::DropBeforeApply,
+                FaultAction::DropAfterApply,
+                FaultAction::HttpStatus(500),
+            ],
+        });
+    for step in 0..150 {
+        let before: Vec<Snap> = ids.iter().flat_map(|id| env.sim.snapshots(id)).collect();
+        env.clock
+            .advance(Duration::from_secs(60 * rng.random_range(5..=50)));
+        if rng.random_bool(0.2) {
+            env.run_without_status_write().await;
+        } else {
+            env.run().await;
+        }
+        let after: Vec<Snap> = ids.iter().flat_map(|id| env.sim.snapshots(id)).collect();
+        for gone in before
+            .iter()
+            .filter(|b| !after.iter().any(|a| a.id == b.id))
+        {
+            let mark = match vendor {
+                Vendor::NgxStorage => Mark::from_snapshot_name(&gone.label),
+                Vendor::Synology => Mark::from_description(&gone.label),
+            };
+            assert!(
+                mark.is_some_and(|m| m.uid == UID),
+                "seed {seed}, step {step}: pruned {gone:?}, which the schedule did not take"
+            );
+        }
+        for id in &ids {
+            let marks = env.sim.marks(id, UID);
+            let unique: std::collections::BTreeSet<_> = marks.iter().collect();
+            assert_eq!(
+                unique.len(),
+                marks.len(),
+                "seed {seed}, step {step}: a duplicate on {id}: {marks:?}"
+            );
+            for at in &marks {
+                assert_eq!(
+                    cron.latest_at_or_before(*at),
+                    Some(*at),
+                    "seed {seed}, step {step}: {at} is not a due time"
+                );
+            }
+        }
+    }
+    for f in &foreign {
+        assert!(
+            ids.iter()
+                .any(|id| env.sim.snapshots(id).iter().any(|s| &s.id == f)),
+            "seed {seed}: foreign snapshot {f} is gone"
+        );
+    }
+    let fired = env.sim.faults().fired().len();
+    assert!(
+        fired > 0,
+        "seed {seed}: no fault fired, so nothing was tested"
+    );
+    println!("seed {seed}: {fired} faults fired");
+    // Faults gone: at the next due time every LUN converges to exactly
+    // maxCount of its own, the newest for that due time.
+    env.sim.faults().clear();
+    let next = cron.next_after(env.clock.now()).expect("next due time");
+    env.clock.set(next);
+    let out = env.run().await;
+    assert_eq!(
+        out.outcome.progress,
+        Progress::Converged,
+        "seed {seed}: {out:?}"
+    );
+    for id in &ids {
+        let marks = env.sim.marks(id, UID);
+        assert_eq!(marks.len(), 2, "seed {seed}: {id}: {marks:?}");
+        assert_eq!(marks.last(), Some(&next), "seed {seed}");
+    }
+}
+
+mod chaos_runs {
+    #[tokio::test]
+    async fn ngx() {
+        super::chaos(super::Vendor::NgxStorage).await
+    }
+
+    #[tokio::test]
+    async fn synology() {
+        super::chaos(super::Vendor::Synology).await
+    }
+}
