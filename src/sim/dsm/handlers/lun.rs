@@ -521,5 +521,10 @@ fn delete_snapshot(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
         .collect();
     s.snapshots
         .retain(|sn| !uuids.contains(&sn.uuid) || !sn.locked_app_keys.is_empty());
-    Ok(Reply::data(Value::Array(held)))
+    // The wire capture's success answer is `{}`.
+    Ok(Reply::data(if held.is_empty() {
+        json!({})
+    } else {
+        Value::Array(held)
+    }))
 }
