@@ -1005,6 +1005,23 @@ impl Sim {
     }
 }
 
+/// The faults of a chaos run: before and after the array acted.
+fn chaos_actions(vendor: Vendor) -> Vec<FaultAction> {
+    let mut actions = vec![
+        FaultAction::DropBeforeApply,
+        FaultAction::DropAfterApply,
+        FaultAction::HttpStatus(500),
+        FaultAction::HttpStatusAfterApply(502),
+    ];
+    match vendor {
+        // A retried create that finds its own snapshot: "already exists"
+        // (522) after the array made it.
+        Vendor::NgxStorage => actions.push(FaultAction::ErrorCodeAfterApply(522)),
+        Vendor::Synology => actions.push(FaultAction::ExpireSession),
+    }
+    actions
+}
+
 /// Seeded chaos: faults on the snapshot writes (lost answers after the
 /// array acted included), lost status writes (a crash or a leader change
 /// after the reconcile), irregular clock steps. Invariants after every
@@ -1012,11 +1029,25 @@ impl Sim {
 /// holds two of its snapshots for one due time, every one it took is for a
 /// due time; at the end, with the faults gone, retention holds exactly.
 async fn chaos(vendor: Vendor) {
-    use rand::{Rng, SeedableRng};
-    let seed: u64 = std::env::var("SNAPSCHED_CHAOS_SEED")
+    // SNAPSCHED_CHAOS_SEED reruns one seed; SNAPSCHED_CHAOS_SEEDS sets how
+    // many random seeds run (default 4 per vendor).
+    if let Some(seed) = std::env::var("SNAPSCHED_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    {
+        return chaos_seed(vendor, seed).await;
+    }
+    let seeds: u64 = std::env::var("SNAPSCHED_CHAOS_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    for _ in 0..seeds {
+        chaos_seed(vendor, rand::random()).await;
+    }
+}
+
+async fn chaos_seed(vendor: Vendor, seed: u64) {
+    use rand::{Rng, SeedableRng};
     println!(
         "snapshot schedule chaos ({vendor:?}): seed {seed} (rerun with SNAPSCHED_CHAOS_SEED={seed})"
     );
@@ -1064,11 +1095,7 @@ async fn chaos(vendor: Vendor) {
             seed,
             per_mille: 250,
             operations: env.sim.snapshot_ops(),
-            actions: vec![
-                FaultAction::DropBeforeApply,
-                FaultAction::DropAfterApply,
-                FaultAction::HttpStatus(500),
-            ],
+            actions: chaos_actions(vendor),
         });
     for step in 0..150 {
         let before: Vec<Snap> = ids.iter().flat_map(|id| env.sim.snapshots(id)).collect();

@@ -18,7 +18,7 @@ use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::shared::{FINALIZER, ready_reason, synced_reason};
+use crate::crd::shared::{CONDITION_SYNCED, FINALIZER, ready_reason, synced_reason};
 use crate::crd::{Lun, SnapshotSchedule, SnapshotScheduleStatus};
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::common::common_with;
@@ -95,17 +95,27 @@ async fn apply(
                 Progress::Failed,
                 s.metadata.generation,
             );
+            let was = s.status.as_ref().and_then(|st| {
+                st.common
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == CONDITION_SYNCED)
+                    .map(|c| c.reason.clone())
+            });
             patch_status(api, &s, &status).await?;
-            publish(
-                ctx,
-                s.as_ref(),
-                &[EngineEvent::warning(
-                    synced_reason::ARRAY_UNREACHABLE,
-                    "Connect",
-                    text,
-                )],
-            )
-            .await;
+            if was.as_deref() != Some(synced_reason::ARRAY_UNREACHABLE) {
+                // Once per outage, not once per retry.
+                publish(
+                    ctx,
+                    s.as_ref(),
+                    &[EngineEvent::warning(
+                        synced_reason::ARRAY_UNREACHABLE,
+                        "Connect",
+                        text,
+                    )],
+                )
+                .await;
+            }
             ctx.metrics
                 .reconcile_failed(KIND, synced_reason::ARRAY_UNREACHABLE);
             return Ok(Action::requeue(ctx.backoff.failed(&key)));
