@@ -446,6 +446,7 @@ both_vendors!(
     luns_that_do_not_exist_yet_are_named_and_not_ready,
     a_cron_value_the_schema_lets_through_is_invalid_spec,
     due_times_follow_dst_in_a_non_utc_zone,
+    runs_with_no_lun_selected_are_skipped_not_missed,
 );
 
 async fn takes_one_marked_snapshot_per_lun_per_due_time_and_prunes_by_count(vendor: Vendor) {
@@ -853,6 +854,33 @@ async fn due_times_follow_dst_in_a_non_utc_zone(vendor: Vendor) {
     assert_eq!(takes, 8);
     assert_eq!(env.status().mode.as_deref(), Some("Operator"));
     assert_eq!(env.clock.now(), utc(2026, 3, 31, 12, 0));
+}
+
+async fn runs_with_no_lun_selected_are_skipped_not_missed(vendor: Vendor) {
+    let mut env = Env::new(vendor, utc(2026, 11, 30, 9, 30)).await;
+    env.apply(|s| {
+        s.schedule = operator_cron(vendor).into();
+        s.luns = None;
+        s.lun_selector = Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([("backup".to_string(), "yes".to_string())])),
+            match_expressions: None,
+        });
+    });
+    let db = env.lun("db", &[]).await;
+    // Five due times pass with nothing selected.
+    let outs = env.hours(5).await;
+    assert!(outs.iter().all(|o| o.outcome.events.is_empty()), "{outs:?}");
+    assert_eq!(env.status().lun_count, 0);
+    // db joins at 14:40: nothing is taken for 14:00 or before, and nothing
+    // was missed; its first snapshot is for 15:00.
+    env.clock.advance(Duration::from_secs(10 * 60));
+    env.relabel("db", &[("backup", "yes")]);
+    let out = env.run().await;
+    assert_eq!(count_events(&out, schedule_event::SNAPSHOT_TAKEN), 0);
+    env.clock.set(utc(2026, 11, 30, 15, 0));
+    env.run().await;
+    assert_eq!(env.sim.marks(&db, UID), vec![utc(2026, 11, 30, 15, 0)]);
+    assert_eq!(env.status().missed_runs, 0);
 }
 
 // ---- NGXStorage native schedule ----

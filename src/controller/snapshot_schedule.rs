@@ -29,6 +29,9 @@ use crate::engine::{Cleanup, EngineEvent, Progress};
 use super::context::{Context, FIELD_MANAGER};
 use super::managed::{ControllerError, WAITING_REQUEUE, publish, wake_hash};
 
+/// How long a reconcile waits for the Lun store's first list.
+const STORE_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the schedule controller shares.
 struct ScheduleContext {
     ctx: Arc<Context>,
@@ -121,6 +124,14 @@ async fn apply(
             return Ok(Action::requeue(ctx.backoff.failed(&key)));
         }
     };
+    // Before the Lun watch has listed once, every selection would look
+    // empty and the due run would be skipped.
+    if tokio::time::timeout(STORE_READY_TIMEOUT, sc.luns.wait_until_ready())
+        .await
+        .is_err()
+    {
+        return Ok(Action::requeue(WAITING_REQUEUE));
+    }
     let luns = luns_of(&sc.luns, &ns);
     let out = snapshot_schedule::reconcile(&s, &handle, &luns, &sc.clock).await;
     patch_status(api, &s, &out.outcome.status).await?;

@@ -477,7 +477,10 @@ async fn operator_mode(
             created,
             taken: &taken,
             deadline: checked.deadline,
-            suspended: s.spec.suspend,
+            // A run with no LUN to snapshot is skipped, not missed: a LUN
+            // that joins later starts at the next due time rather than
+            // inheriting the runs before it.
+            suspended: s.spec.suspend || selected.is_empty(),
         },
         now,
     );
