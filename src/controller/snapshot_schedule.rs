@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -144,21 +145,26 @@ async fn apply(
             } else {
                 handle.resync
             };
-            // Wake for the next due time, or at the resync, whichever is
-            // first (a second late, so the due time is in the past).
-            let due = out.wake_at.and_then(|t| {
-                (t - sc.clock.now())
-                    .to_std()
-                    .ok()
-                    .map(|d| d + Duration::from_secs(1))
-            });
-            Action::requeue(due.map_or(base, |d| d.min(base)))
+            Action::requeue(requeue_after(base, out.wake_at, sc.clock.now()))
         }
         Progress::Failed | Progress::Stalled => {
             ctx.metrics.reconcile_failed(KIND, "Failed");
             Action::requeue(ctx.backoff.failed(&key))
         }
     })
+}
+
+/// When to come back: at the next due time (a second after it, so it is
+/// in the past), or after `base` (the resync, or the wait for a Lun),
+/// whichever is first.
+fn requeue_after(base: Duration, wake_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+    let due = wake_at.map(|t| {
+        (t - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .saturating_add(Duration::from_secs(1))
+    });
+    due.map_or(base, |d| d.min(base))
 }
 
 async fn cleanup(
@@ -271,4 +277,33 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn requeues_for_the_next_due_time_or_the_resync_whichever_is_first() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
+            .single()
+            .expect("time");
+        let resync = Duration::from_secs(300);
+        let in_a_minute = now + chrono::Duration::seconds(60);
+        assert_eq!(
+            requeue_after(resync, Some(in_a_minute), now),
+            Duration::from_secs(61)
+        );
+        let in_an_hour = now + chrono::Duration::seconds(3600);
+        assert_eq!(requeue_after(resync, Some(in_an_hour), now), resync);
+        assert_eq!(requeue_after(resync, None, now), resync);
+        // A due time already past (a slow pass): come back at once.
+        let past = now - chrono::Duration::seconds(5);
+        assert_eq!(
+            requeue_after(resync, Some(past), now),
+            Duration::from_secs(1)
+        );
+    }
 }
