@@ -242,7 +242,10 @@ struct Env {
 
 impl Env {
     async fn new(vendor: Vendor, start: DateTime<Utc>) -> Env {
-        let sim = Sim::start(vendor).await;
+        Env::with(Sim::start(vendor).await, start).await
+    }
+
+    async fn with(sim: Sim, start: DateTime<Utc>) -> Env {
         let backend = Backend::connect(sim.config())
             .await
             .expect("backend connects");
@@ -1206,4 +1209,35 @@ mod chaos_runs {
     async fn synology() {
         super::chaos(super::Vendor::Synology).await
     }
+}
+
+/// The SDK dialect reads a schedule back as `interval` and a string
+/// `retention`: the diff still sees it as the one it programmed.
+#[tokio::test]
+async fn ngx_native_schedule_reads_back_equal_on_the_sdk_dialect() {
+    let sim = Sim::Ngx(
+        NgxSim::start(SimConfig {
+            token: NGX_TOKEN.into(),
+            dialect: array_operator::array::ngxstorage::Dialect::Sdk,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("NGX simulator (SDK dialect)"),
+    );
+    let mut env = Env::with(sim, utc(2026, 11, 30, 9, 30)).await;
+    env.apply(|s| {
+        s.schedule = "0,30 8-18 * * 1-5".into();
+        s.retention.max_count = Some(12);
+    });
+    let db = env.lun("db", &[]).await;
+    env.lun("logs", &[]).await;
+    let first = env.run().await;
+    assert_eq!(count_events(&first, schedule_event::NATIVE_SCHEDULE_SET), 2);
+    assert_eq!(
+        env.sim.native_schedule(&db),
+        Some(("0,30 8-18 * * 1-5".into(), 12))
+    );
+    let second = env.run().await;
+    assert!(second.outcome.events.is_empty(), "{second:?}");
+    assert_eq!(condition(&env.status(), "Ready").0, "True");
 }

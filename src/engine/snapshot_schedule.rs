@@ -453,7 +453,12 @@ async fn operator_mode(
     let ids: Vec<String> = selected.iter().map(|l| l.id.clone()).collect();
     let listed = match array.backend.list_snapshots(&ids).await {
         Ok(l) => l,
-        Err(e) => return stopped(s, Stop::array(&e, "ListSnapshots", array), status),
+        Err(e) => {
+            return with_events(
+                stopped(s, Stop::array(&e, "ListSnapshots", array), status),
+                events,
+            );
+        }
     };
     let mut own: BTreeMap<String, Vec<(ObservedSnapshot, Mark)>> = BTreeMap::new();
     for snap in listed {
