@@ -644,7 +644,12 @@ async fn a_run_cut_part_way_is_completed_without_duplicates(vendor: Vendor) {
     env.sim.arm_take_fault(2, FaultAction::DropBeforeApply);
     let cut = env.run().await;
     assert_ne!(cut.outcome.progress, Progress::Converged);
-    assert_eq!(condition(&env.status(), "Synced").0, "False");
+    let (synced, _, message) = condition(&env.status(), "Synced");
+    assert_eq!(synced, "False");
+    assert!(
+        message.starts_with("Lun db: TakeSnapshot on default/array"),
+        "{message}"
+    );
     assert_eq!(
         env.status().last_schedule_time,
         None,

@@ -539,7 +539,9 @@ async fn operator_mode(
                     ));
                 }
                 Err(e) => {
-                    failure.get_or_insert_with(|| Stop::array(&e, "TakeSnapshot", array));
+                    failure.get_or_insert_with(|| {
+                        naming(Stop::array(&e, "TakeSnapshot", array), &lun.name)
+                    });
                 }
             }
         }
@@ -585,7 +587,9 @@ async fn operator_mode(
                         ));
                     }
                     Err(e) => {
-                        failure.get_or_insert_with(|| Stop::array(&e, "PruneSnapshot", array));
+                        failure.get_or_insert_with(|| {
+                            naming(Stop::array(&e, "PruneSnapshot", array), &lun.name)
+                        });
                     }
                 }
             }
@@ -702,6 +706,15 @@ async fn operator_mode(
         events,
         wake_at,
     )
+}
+
+/// Names the Lun an array error is about, in the condition and the Event.
+fn naming(mut stop: Stop, lun: &str) -> Stop {
+    stop.synced.message = format!("Lun {lun}: {}", stop.synced.message);
+    if let Some(e) = stop.event.as_mut() {
+        e.note = format!("Lun {lun}: {}", e.note);
+    }
+    stop
 }
 
 fn with_events(mut out: ScheduleOutcome, mut events: Vec<EngineEvent>) -> ScheduleOutcome {

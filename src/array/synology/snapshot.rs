@@ -140,7 +140,7 @@ impl SnapshotApi<'_> {
     /// Deletes snapshots. DSM reports a per-snapshot failure inside a
     /// successful answer; that becomes an error here.
     pub async fn delete(&self, snapshot_uuids: &[&str]) -> Result<(), DsmError> {
-        let subject = format!("snapshots {snapshot_uuids:?}");
+        let subject = format!("snapshots {}", snapshot_uuids.join(", "));
         let params = Params::new().json("snapshot_uuids", snapshot_uuids);
         let data = self
             .client
