@@ -37,6 +37,9 @@ const STORE_READY_TIMEOUT: Duration = Duration::from_secs(10);
 struct ScheduleContext {
     ctx: Arc<Context>,
     luns: Store<Lun>,
+    /// True once the Lun store has listed. A watch channel, because
+    /// `Store::wait_until_ready` wakes only one of several waiters.
+    luns_ready: tokio::sync::watch::Receiver<bool>,
     clock: SystemClock,
 }
 
@@ -127,10 +130,12 @@ async fn apply(
     };
     // Before the Lun watch has listed once, every selection would look
     // empty and the due run would be skipped.
-    if tokio::time::timeout(STORE_READY_TIMEOUT, sc.luns.wait_until_ready())
-        .await
-        .is_err()
-    {
+    let mut ready = sc.luns_ready.clone();
+    let listed = matches!(
+        tokio::time::timeout(STORE_READY_TIMEOUT, ready.wait_for(|r| *r)).await,
+        Ok(Ok(_))
+    );
+    if !listed {
         return Ok(Action::requeue(WAITING_REQUEUE));
     }
     let luns = luns_of(&sc.luns, &ns);
@@ -254,9 +259,17 @@ pub async fn run(
         // id, the array, deletion; not every Lun status write.
         .predicate_filter(lun_selection_hash, PredicateConfig::default());
     let by_namespace = schedules.clone();
+    let (ready_tx, luns_ready) = tokio::sync::watch::channel(false);
+    let lun_store = luns.clone();
+    tokio::spawn(async move {
+        if lun_store.wait_until_ready().await.is_ok() {
+            let _ = ready_tx.send(true);
+        }
+    });
     let sc = Arc::new(ScheduleContext {
         ctx,
         luns,
+        luns_ready,
         clock: SystemClock,
     });
     Controller::for_stream(triggers, schedules)
