@@ -66,6 +66,13 @@ pub struct RunArgs {
     /// Watch only this namespace (default: every namespace).
     #[arg(long, env = "ARRAY_OPERATOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Serve only the StorageArrays whose labels match this label selector
+    /// (kubectl's `-l` syntax, e.g. `array-operator.io/shard=a`), and the
+    /// objects whose `spec.arrayRef` names one of them; everything else is
+    /// left alone. For running one deployment per group of arrays, each
+    /// with its own `--lease-name` (docs/fleet.md). Default: every array.
+    #[arg(long, env = "ARRAY_OPERATOR_ARRAY_SELECTOR")]
+    pub array_selector: Option<crate::controller::shard::ArraySelector>,
 }
 
 /// Flags of `crds`.

@@ -90,6 +90,9 @@ pub struct LeaderOptions {
     pub instance: String,
     /// Only watch this namespace; `None` watches every namespace.
     pub watch_namespace: Option<String>,
+    /// Serve only the StorageArrays this selects (`--array-selector`);
+    /// `None` serves every one.
+    pub array_selector: Option<crate::controller::shard::ArraySelector>,
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` router.
@@ -180,6 +183,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lease_grace_secs: args.lease_grace_secs,
         instance: instance_name(),
         watch_namespace: args.watch_namespace.clone(),
+        array_selector: args.array_selector.clone(),
     };
     let result = run_with_client(client, options, health, shutdown_signal()).await;
     // Nothing may keep the process alive once the replica stopped.
@@ -369,7 +373,14 @@ pub async fn run_with_client(
     health.set_leading(true);
     tracing::info!(%instance, lease = %target.display, "leading: starting the controllers");
 
-    let ctx = Arc::new(Context::new(client, &instance).watching(options.watch_namespace.clone()));
+    if let Some(selector) = &options.array_selector {
+        tracing::info!(%selector, "serving only the StorageArrays this label selector matches");
+    }
+    let ctx = Arc::new(
+        Context::new(client, &instance)
+            .watching(options.watch_namespace.clone())
+            .selecting(options.array_selector.clone()),
+    );
     // The leadership receiver stays with this task (no clone outlives it):
     // when `release_tx` fires, it is dropped, the channel closes, and the
     // lease task releases the Lease.

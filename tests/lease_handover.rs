@@ -23,6 +23,7 @@ fn options(instance: &str) -> LeaderOptions {
         lease_grace_secs: 5,
         instance: instance.into(),
         watch_namespace: Some("apps".into()),
+        array_selector: None,
     }
 }
 

@@ -5,12 +5,19 @@
 //! failed connect is remembered, and the next attempt waits out an
 //! exponential backoff, so a hundred Luns on an unreachable array do not
 //! turn into a hundred logins.
+//!
+//! Nothing here reads the API per reconcile: the StorageArray comes from
+//! the StorageArray watch's store and its Secrets from the
+//! [`SecretCache`] (read again only when they change). Before the watch's
+//! first list (and in tests without one), each is a GET, as it was.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use tokio::sync::Mutex;
 
@@ -20,6 +27,8 @@ use crate::array::transport::TransportConfig;
 use crate::crd::storage_array::{StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
 use crate::model::SecretString;
+
+use super::secrets::SecretCache;
 
 /// Why an array handle cannot be had. Every message is a stable sentence
 /// (no countdown, no Rust debug text) naming the StorageArray, the field or
@@ -201,6 +210,8 @@ struct Slot {
 pub struct ArrayRegistry {
     client: Client,
     session_name: String,
+    storage_arrays: Store<StorageArray>,
+    secrets: SecretCache,
     slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
 }
 
@@ -226,11 +237,19 @@ fn secret_value(secret: &Secret, key: &str) -> Option<SecretString> {
 
 impl ArrayRegistry {
     /// An empty registry. `session_name` names the DSM sessions of this
-    /// operator install.
-    pub fn new(client: Client, session_name: impl Into<String>) -> Self {
+    /// operator install; `storage_arrays` is the StorageArray watch's store
+    /// and `secrets` the Secret cache it reads instead of the API.
+    pub fn new(
+        client: Client,
+        session_name: impl Into<String>,
+        storage_arrays: Store<StorageArray>,
+        secrets: SecretCache,
+    ) -> Self {
         ArrayRegistry {
             client,
             session_name: session_name.into(),
+            storage_arrays,
+            secrets,
             slots: Mutex::new(HashMap::new()),
         }
     }
@@ -250,9 +269,8 @@ impl ArrayRegistry {
         name: &str,
         array: &str,
         field: &'static str,
-    ) -> Result<Secret, ArrayAccessError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        match api.get_opt(name).await {
+    ) -> Result<Arc<Secret>, ArrayAccessError> {
+        match self.secrets.get(ns, name).await {
             Ok(Some(s)) => Ok(s),
             Ok(None) => Err(ArrayAccessError::Secret {
                 array: array.to_string(),
@@ -263,6 +281,23 @@ impl ArrayRegistry {
         }
     }
 
+    /// StorageArray `ns/name`: from the watch's store once it has listed,
+    /// else with a GET.
+    async fn storage_array(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Arc<StorageArray>>, kube::Error> {
+        if matches!(
+            self.storage_arrays.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        ) {
+            return Ok(self.storage_arrays.get(&ObjectRef::new(name).within(ns)));
+        }
+        let arrays: Api<StorageArray> = Api::namespaced(self.client.clone(), ns);
+        Ok(arrays.get_opt(name).await?.map(Arc::new))
+    }
+
     /// Reads the StorageArray and its Secrets into a backend configuration,
     /// with a fingerprint that changes whenever any of them does.
     async fn config(
@@ -271,8 +306,7 @@ impl ArrayRegistry {
         name: &str,
     ) -> Result<(BackendConfig, String, Duration), ArrayAccessError> {
         let key = format!("{ns}/{name}");
-        let arrays: Api<StorageArray> = Api::namespaced(self.client.clone(), ns);
-        let sa = match arrays.get_opt(name).await {
+        let sa = match self.storage_array(ns, name).await {
             Ok(Some(sa)) => sa,
             Ok(None) => return Err(ArrayAccessError::NotFound(key)),
             Err(e) => return Err(ArrayAccessError::Api(e.to_string())),

@@ -1,39 +1,61 @@
 //! The engine's view of the cluster ([`crate::engine::Cluster`]) over the
-//! Kubernetes API.
+//! Kubernetes API, served from the controllers' watches: no GET or LIST per
+//! reconcile once they run.
+//!
+//! - Objects of each managed kind: the controller's reflector store
+//!   ([`KubeCluster::set_store`]), so a Lun's array id is a map lookup.
+//! - Claims and "which targets list this Lun": the incremental
+//!   [`SharedIndex`], which each controller's watch stream feeds one event
+//!   at a time ([`KubeCluster::observe`]); a query touches only the claims
+//!   it asks about.
+//! - Secrets: the [`SecretCache`] (data read once per change).
+//!
+//! Until a kind's watch has delivered its first full list (and in tests
+//! that run no watch), the same questions are answered with a GET or LIST,
+//! as before.
 
 use std::any::{Any, TypeId};
-use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 
 use crate::crd::{IscsiTarget, Lun};
+use crate::engine::index::SharedIndex;
 use crate::engine::lifecycle::{Managed, claim_of};
 use crate::engine::{Cluster, ClusterError, ObjectKey, SecretData};
 use crate::model::SecretString;
 use crate::reconcile::claims::Claim;
+use crate::reconcile::claims_index::ClaimKey;
+
+use super::secrets::SecretCache;
 
 /// [`Cluster`] backed by a kube client and, once the controllers run, by
-/// their watch-fed stores (so a reconcile reads other objects from memory,
-/// not with a GET or LIST). Stores are kept per kind in a type map, so a new
-/// kind registers its store and adds no field here.
+/// their watch-fed stores and the claims index. Stores are kept per kind in
+/// a type map, so a new kind registers its store and adds no field here.
 #[derive(Clone)]
 pub struct KubeCluster {
     client: Client,
     stores: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>>,
+    index: SharedIndex,
+    /// The kinds whose watch has fed the index a full list.
+    indexed: Arc<Mutex<HashSet<&'static str>>>,
+    secrets: SecretCache,
 }
 
 impl KubeCluster {
-    /// Wraps a client.
-    pub fn new(client: Client) -> Self {
+    /// Wraps a client; Secrets are read through `secrets`.
+    pub fn new(client: Client, secrets: SecretCache) -> Self {
         KubeCluster {
             client,
             stores: Arc::default(),
+            index: SharedIndex::default(),
+            indexed: Arc::default(),
+            secrets,
         }
     }
 
@@ -54,19 +76,55 @@ impl KubeCluster {
             .cloned()
     }
 
-    /// Every object of kind `K` in `namespace`: from the store when the
-    /// controllers run, else with one LIST (tests without a watch).
-    async fn all<K: Managed>(&self, namespace: &str) -> Result<Vec<Arc<K>>, ClusterError> {
-        if let Some(store) = self.store::<K>() {
-            return Ok(store
-                .state()
-                .into_iter()
-                .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
-                .collect());
+    /// Feeds one watch event of kind `K` to the claims index: O(the
+    /// object). A relist (`Init` .. `InitDone`) drops what it did not list.
+    pub fn observe<K: Managed>(&self, event: &watcher::Event<K>) {
+        match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.index.put(o),
+            watcher::Event::Delete(o) => {
+                let meta = o.meta();
+                self.index.remove::<K>(
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default(),
+                );
+            }
+            watcher::Event::Init => self.index.lock().relist_start(K::KIND),
+            watcher::Event::InitDone => {
+                self.index.lock().relist_done(K::KIND);
+                self.indexed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(K::KIND);
+            }
         }
+    }
+
+    fn is_indexed<K: Managed>(&self) -> bool {
+        self.indexed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(K::KIND)
+    }
+
+    /// Names of the objects of kind `K` in `namespace` whose
+    /// `spec.arrayRef` names `array` (from the index: what the watch has
+    /// seen so far).
+    pub fn referencing<K: Managed>(&self, namespace: &str, array: &str) -> Vec<String> {
+        self.index.lock().referencing(K::KIND, namespace, array)
+    }
+
+    /// Names of the IscsiTargets of `namespace` (not being deleted) that
+    /// list Lun `lun`, from the index: what wakes them when it changes.
+    pub fn targets_listing(&self, namespace: &str, lun: &str) -> Vec<String> {
+        self.index.targets_listing(namespace, lun)
+    }
+
+    /// Every object of kind `K` in `namespace`, with one LIST: only before
+    /// the kind's watch has listed (tests without a watch).
+    async fn list<K: Managed>(&self, namespace: &str) -> Result<Vec<K>, ClusterError> {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let list = api.list(&Default::default()).await.map_err(api_error)?;
-        Ok(list.items.into_iter().map(Arc::new).collect())
+        Ok(list.items)
     }
 }
 
@@ -101,28 +159,39 @@ impl Cluster for KubeCluster {
         namespace: &str,
         lun: &str,
     ) -> Result<Vec<String>, ClusterError> {
+        if self.is_indexed::<IscsiTarget>() {
+            return Ok(self.index.targets_listing(namespace, lun));
+        }
         Ok(self
-            .all::<IscsiTarget>(namespace)
+            .list::<IscsiTarget>(namespace)
             .await?
             .into_iter()
             .filter(|t| {
                 t.metadata.deletion_timestamp.is_none() && t.spec.luns.iter().any(|l| l == lun)
             })
-            .filter_map(|t| t.metadata.name.clone())
+            .filter_map(|t| t.metadata.name)
             .collect())
     }
 
-    async fn claims<K: Managed>(
+    async fn claims_on<K: Managed>(
         &self,
         namespace: &str,
         array: &str,
+        key: ClaimKey<'_>,
     ) -> Result<Vec<Claim>, ClusterError> {
+        if self.is_indexed::<K>() {
+            return Ok(self.index.claims_on::<K>(namespace, array, key));
+        }
         Ok(self
-            .all::<K>(namespace)
+            .list::<K>(namespace)
             .await?
             .iter()
             .filter(|o| o.array_ref() == array)
-            .map(|o| claim_of(o.as_ref()))
+            .map(claim_of)
+            .filter(|c| match key {
+                ClaimKey::Id(id) => c.id.as_deref() == Some(id),
+                ClaimKey::Name(name) => c.name == name,
+            })
             .collect())
     }
 
@@ -131,22 +200,24 @@ impl Cluster for KubeCluster {
         namespace: &str,
         name: &str,
     ) -> Result<Option<SecretData>, ClusterError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let Some(secret) = api.get_opt(name).await.map_err(api_error)? else {
+        let Some(secret) = self.secrets.get(namespace, name).await.map_err(api_error)? else {
             return Ok(None);
         };
         let data = secret
             .data
-            .unwrap_or_default()
-            .into_iter()
+            .iter()
+            .flatten()
             .filter_map(|(k, v)| {
-                let text = String::from_utf8(v.0).ok()?;
-                Some((k, SecretString::new(text.trim_end_matches(['\n', '\r']))))
+                let text = std::str::from_utf8(&v.0).ok()?;
+                Some((
+                    k.clone(),
+                    SecretString::new(text.trim_end_matches(['\n', '\r'])),
+                ))
             })
             .collect();
         Ok(Some(SecretData {
             data,
-            resource_version: secret.metadata.resource_version.unwrap_or_default(),
+            resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
         }))
     }
 

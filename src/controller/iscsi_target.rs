@@ -1,6 +1,7 @@
 //! The IscsiTarget controller. A target is reconciled again when a Lun it
 //! lists changes (its array id appears, it is deleted) and when one of its
-//! CHAP Secrets changes.
+//! CHAP Secrets changes, and when its StorageArray appears or changes
+//! labels (it may have joined this deployment's shard).
 
 use std::sync::Arc;
 
@@ -14,22 +15,7 @@ use kube::runtime::{Controller, reflector, watcher};
 use crate::crd::{IscsiTarget, Lun};
 
 use super::context::Context;
-use super::managed::{error_policy, reconcile, trigger_stream};
-
-/// The targets (in `namespace`) that list Lun `lun`.
-pub fn targets_listing(
-    targets: &[Arc<IscsiTarget>],
-    namespace: &str,
-    lun: &str,
-) -> Vec<ObjectRef<IscsiTarget>> {
-    targets
-        .iter()
-        .filter(|t| {
-            t.namespace().as_deref() == Some(namespace) && t.spec.luns.iter().any(|l| l == lun)
-        })
-        .map(|t| ObjectRef::from_obj(t.as_ref()))
-        .collect()
-}
+use super::managed::{array_wakes, error_policy, reconcile, referencing, trigger_stream};
 
 /// The targets (in `namespace`) whose CHAP uses Secret `secret`.
 pub fn targets_using_secret(
@@ -59,17 +45,26 @@ pub async fn run(
 ) {
     let (reader, writer) = reflector::store::<IscsiTarget>();
     ctx.cluster.set_store(reader.clone());
-    let controller =
-        Controller::for_stream(trigger_stream(ctx.api::<IscsiTarget>(), writer), reader);
-    let by_lun = controller.store();
+    let controller = Controller::for_stream(
+        trigger_stream(ctx.api::<IscsiTarget>(), writer, ctx.cluster.clone()),
+        reader,
+    );
+    let by_lun = ctx.clone();
     let by_secret = controller.store();
+    let by_array = ctx.clone();
     controller
+        .watches_stream(array_wakes(&ctx), move |sa| {
+            referencing::<IscsiTarget>(&by_array, &sa)
+        })
         .watches(ctx.api::<Lun>(), watcher::Config::default(), move |lun| {
-            targets_listing(
-                &by_lun.state(),
-                &lun.namespace().unwrap_or_default(),
-                &lun.name_any(),
-            )
+            // From the claims index: O(the targets listing it), not a scan.
+            let ns = lun.namespace().unwrap_or_default();
+            by_lun
+                .cluster
+                .targets_listing(&ns, &lun.name_any())
+                .into_iter()
+                .map(|t| ObjectRef::new(&t).within(&ns))
+                .collect::<Vec<_>>()
         })
         // Secrets are watched by metadata only: the operator reads a CHAP
         // Secret's data when it reconciles and never keeps every Secret in
@@ -125,18 +120,6 @@ mod tests {
         let mut n: Vec<String> = refs.into_iter().map(|r| r.name).collect();
         n.sort();
         n
-    }
-
-    #[test]
-    fn a_lun_change_wakes_the_targets_of_its_namespace_that_list_it() {
-        let all = vec![
-            target("a", "t1", &["l1", "l2"], None),
-            target("a", "t2", &["l2"], None),
-            target("b", "t3", &["l1"], None),
-        ];
-        assert_eq!(names(targets_listing(&all, "a", "l1")), ["t1"]);
-        assert_eq!(names(targets_listing(&all, "a", "l2")), ["t1", "t2"]);
-        assert!(targets_listing(&all, "a", "l9").is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The Lun controller.
+//! The Lun controller. A Lun is reconciled again when its StorageArray
+//! appears or changes labels (it may have joined this deployment's shard).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use kube::runtime::{Controller, reflector};
 use crate::crd::Lun;
 
 use super::context::Context;
-use super::managed::{error_policy, reconcile, trigger_stream};
+use super::managed::{array_wakes, error_policy, reconcile, referencing, trigger_stream};
 
 /// Runs the Lun controller until `shutdown` resolves.
 pub async fn run(
@@ -17,13 +18,20 @@ pub async fn run(
 ) {
     let (reader, writer) = reflector::store::<Lun>();
     ctx.cluster.set_store(reader.clone());
-    Controller::for_stream(trigger_stream(ctx.api::<Lun>(), writer), reader)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile::<Lun>, error_policy::<Lun>, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "Lun reconcile");
-            }
-        })
-        .await;
+    let by_array = ctx.clone();
+    Controller::for_stream(
+        trigger_stream(ctx.api::<Lun>(), writer, ctx.cluster.clone()),
+        reader,
+    )
+    .watches_stream(array_wakes(&ctx), move |sa| {
+        referencing::<Lun>(&by_array, &sa)
+    })
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile::<Lun>, error_policy::<Lun>, ctx)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "Lun reconcile");
+        }
+    })
+    .await;
 }

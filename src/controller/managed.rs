@@ -76,19 +76,69 @@ pub fn wake_hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Objec
     h.finish()
 }
 
-/// The trigger stream of a managed kind's Controller: a watcher reflected
-/// into `writer` (the store the claims index and mappers read), filtered by
-/// [`wake_hash`].
+/// The trigger stream of a managed kind's Controller: a watcher whose
+/// every event also updates the claims index of `cluster` (one object per
+/// event), reflected into `writer` (the store the engine and mappers read),
+/// filtered by [`wake_hash`].
 pub fn trigger_stream<K: ManagedKind>(
     api: Api<K>,
     writer: kube::runtime::reflector::store::Writer<K>,
+    cluster: super::cluster::KubeCluster,
 ) -> impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static {
+    use futures::StreamExt;
     use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                cluster.observe(event);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(wake_hash::<K>, PredicateConfig::default())
+}
+
+/// What of a StorageArray decides which deployment serves it and whether
+/// its objects can proceed: its identity (it appeared, or was recreated)
+/// and its labels (`--array-selector`). Its status writes change neither.
+pub fn array_wake_hash(sa: &crate::crd::StorageArray) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&sa.metadata.uid, &sa.metadata.labels).hash(&mut h);
+    Some(h.finish())
+}
+
+/// StorageArrays that appeared or whose labels changed: the trigger that
+/// wakes the objects of an array that just joined this deployment (or
+/// just got created after them), instead of leaving them to their backoff.
+pub fn array_wakes(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<crate::crd::StorageArray, kube::runtime::watcher::Error>>
++ Send
++ 'static {
+    use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+    watcher(
+        ctx.api::<crate::crd::StorageArray>(),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(array_wake_hash, PredicateConfig::default())
+}
+
+/// The objects of kind `K` that reference StorageArray `sa` (from the
+/// claims index), for [`array_wakes`].
+pub fn referencing<K: ManagedKind>(
+    ctx: &Context,
+    sa: &crate::crd::StorageArray,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>> {
+    let ns = sa.namespace().unwrap_or_default();
+    ctx.cluster
+        .referencing::<K>(&ns, &sa.name_any())
+        .into_iter()
+        .map(|name| kube::runtime::reflector::ObjectRef::new(&name).within(&ns))
+        .collect()
 }
 
 fn object_key<K: ManagedKind>(obj: &K) -> String {
@@ -246,6 +296,10 @@ async fn cleanup<K: ManagedKind>(
     }
 }
 
+/// How soon an object comes back while the StorageArray watch has not
+/// listed (so its shard is not known yet).
+pub const SHARD_UNKNOWN_REQUEUE: Duration = Duration::from_secs(5);
+
 /// The reconcile function a kube-runtime Controller runs for `K`.
 pub async fn reconcile<K: ManagedKind>(
     obj: Arc<K>,
@@ -253,6 +307,14 @@ pub async fn reconcile<K: ManagedKind>(
 ) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let ns = obj.namespace().unwrap_or_default();
+    // `--array-selector`: the object of another deployment's array is not
+    // touched at all (no finalizer, status, annotation or Event). When its
+    // array joins this deployment, the StorageArray watch wakes it.
+    match ctx.serves(&ns, obj.array_ref()).await {
+        Some(true) => {}
+        Some(false) => return Ok(Action::await_change()),
+        None => return Ok(Action::requeue(SHARD_UNKNOWN_REQUEUE)),
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {

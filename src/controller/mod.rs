@@ -12,6 +12,8 @@ pub mod iscsi_target;
 pub mod lun;
 pub mod managed;
 pub mod rbac;
+pub mod secrets;
+pub mod shard;
 pub mod snapshot_schedule;
 pub mod storage_array;
 

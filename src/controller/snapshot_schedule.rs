@@ -28,7 +28,9 @@ use crate::engine::snapshot_schedule::{self, KIND};
 use crate::engine::{Cleanup, EngineEvent, Progress};
 
 use super::context::{Context, FIELD_MANAGER};
-use super::managed::{ControllerError, WAITING_REQUEUE, publish, wake_hash};
+use super::managed::{
+    ControllerError, SHARD_UNKNOWN_REQUEUE, WAITING_REQUEUE, array_wakes, publish, wake_hash,
+};
 
 /// How long a reconcile waits for the Lun store's first list.
 const STORE_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,6 +203,13 @@ async fn reconcile(
 ) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let ns = s.namespace().unwrap_or_default();
+    // `--array-selector`: a schedule of another deployment's array is not
+    // touched at all; when its array joins, the StorageArray watch wakes it.
+    match sc.ctx.serves(&ns, &s.spec.array_ref.name).await {
+        Some(true) => {}
+        Some(false) => return Ok(Action::await_change()),
+        None => return Ok(Action::requeue(SHARD_UNKNOWN_REQUEUE)),
+    }
     let api: Api<SnapshotSchedule> = Api::namespaced(sc.ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, s, |event| async {
         match event {
@@ -259,6 +268,8 @@ pub async fn run(
         // id, the array, deletion; not every Lun status write.
         .predicate_filter(lun_selection_hash, PredicateConfig::default());
     let by_namespace = schedules.clone();
+    let by_array = schedules.clone();
+    let array_events = array_wakes(&ctx);
     let (ready_tx, luns_ready) = tokio::sync::watch::channel(false);
     let lun_store = luns.clone();
     tokio::spawn(async move {
@@ -279,6 +290,18 @@ pub async fn run(
                 .state()
                 .iter()
                 .filter(|s| s.namespace() == ns && s.spec.array_ref.name == lun.spec.array_ref.name)
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A StorageArray that appeared or joined this deployment's shard
+        // wakes its schedules.
+        .watches_stream(array_events, move |sa: crate::crd::StorageArray| {
+            let ns = sa.namespace();
+            let name = sa.name_any();
+            by_array
+                .state()
+                .iter()
+                .filter(|s| s.namespace() == ns && s.spec.array_ref.name == name)
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()
         })

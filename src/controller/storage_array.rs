@@ -417,6 +417,15 @@ pub async fn reconcile(
     let ns = sa.namespace().unwrap_or_default();
     let name = sa.name_any();
     let key = key_of(&sa);
+    if !ctx.shard.serves(Some(&sa)) {
+        // Another deployment's array (`--array-selector`), or one whose
+        // labels just moved it there: no write of any kind. Only this
+        // deployment's own session goes, so the array is not logged in
+        // twice; finalizers and array objects stay for the new shard.
+        ctx.arrays.forget(&ns, &name).await;
+        tracing::debug!(object = %key, "not selected by --array-selector: left alone");
+        return Ok(Action::await_change());
+    }
     if let Err(waiting) = actx.stores.ready(STORES_READY_TIMEOUT).await {
         // Never read an empty store as "nothing references this array".
         tracing::warn!(
@@ -543,10 +552,25 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let controller = Controller::new(
+    // The context's StorageArray store (which the array registry and the
+    // shard check read) is filled by this controller's watch. Every array
+    // is watched, selected or not: the deletion order needs them all.
+    let trigger = watcher(
         ctx.api::<StorageArray>(),
         watcher::Config::default().any_semantic(),
-    );
+    )
+    .default_backoff();
+    let controller = match ctx.take_storage_arrays_writer() {
+        Some(writer) => Controller::for_stream(
+            trigger.reflect(writer).applied_objects(),
+            ctx.storage_arrays.clone(),
+        ),
+        None => {
+            tracing::warn!("the StorageArray store is already fed: this controller keeps its own");
+            let (reader, writer) = reflector::store();
+            Controller::for_stream(trigger.reflect(writer).applied_objects(), reader)
+        }
+    };
     let (luns, lun_events) = reflected(ctx.api::<Lun>());
     let (targets, target_events) = reflected(ctx.api::<IscsiTarget>());
     let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>());
@@ -555,7 +579,10 @@ pub async fn run(
     // Secrets by metadata only: an Api of PartialObjectMeta asks for
     // metadata, so no Secret's data is kept in memory.
     let (secrets, secret_events) = reflected(ctx.api::<PartialObjectMeta<Secret>>());
+    // The same metadata watch tells the Secret cache when a Secret changed.
+    ctx.secrets.set_metadata_store(secrets.clone());
     let by_secret = controller.store();
+    let deleting = controller.store();
     let actx = Arc::new(ArrayContext {
         arrays: controller.store(),
         stores: Stores {
@@ -568,12 +595,23 @@ pub async fn run(
         },
         ctx,
     });
+    // A referrer's change matters only to a StorageArray being deleted
+    // (it waits for the last one): waking a live array on every Lun status
+    // write would cost an array call each.
+    let wake = move |r: Option<ObjectRef<StorageArray>>| {
+        r.filter(|r| {
+            deleting
+                .get(r)
+                .is_some_and(|sa| sa.metadata.deletion_timestamp.is_some())
+        })
+    };
+    let (w1, w2, w3, w4, w5) = (wake.clone(), wake.clone(), wake.clone(), wake.clone(), wake);
     controller
-        .watches_stream(lun_events, |o| array_of(&o))
-        .watches_stream(target_events, |o| array_of(&o))
-        .watches_stream(schedule_events, |o| array_of(&o))
-        .watches_stream(plan_events, |o| array_of(&o))
-        .watches_stream(machine_events, |o| array_of(&o))
+        .watches_stream(lun_events, move |o| w1(array_of(&o)))
+        .watches_stream(target_events, move |o| w2(array_of(&o)))
+        .watches_stream(schedule_events, move |o| w3(array_of(&o)))
+        .watches_stream(plan_events, move |o| w4(array_of(&o)))
+        .watches_stream(machine_events, move |o| w5(array_of(&o)))
         .watches_stream(secret_events, move |secret| {
             arrays_using_secret(
                 &by_secret.state(),

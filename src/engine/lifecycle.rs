@@ -30,6 +30,7 @@ use crate::crd::shared::{
 };
 use crate::reconcile::Drift;
 use crate::reconcile::claims::{self, Claim};
+use crate::reconcile::claims_index::ClaimKey;
 use crate::reconcile::identity::{self, ArrayIndex, CreateRecord, Identity};
 
 use super::common::{Stop, conditions, paused, spec_unchanged};
@@ -167,6 +168,11 @@ pub trait Managed:
     fn create_fields(&self) -> Option<String>;
     /// What a create made, for its Event (`created LUN "db" (10 GiB, ...)`).
     fn created_note(desired: &Self::Desired) -> String;
+    /// The changes the create call made beyond the object itself (an NGX
+    /// target create binds its LUNs), for their own Events. None by default.
+    fn created_ops(_created: &Created) -> Vec<Self::Op> {
+        Vec::new()
+    }
     /// The diff.
     fn diff(
         &self,
@@ -365,6 +371,20 @@ async fn annotate(
     cluster.annotate(key, a).await.map_err(Stop::cluster)
 }
 
+/// The claims of kind `K` on `obj`'s array that hold the id or want the
+/// name `key` names (a lookup in the claims index, not a scan).
+async fn claims_on<K: Managed>(
+    cluster: &impl Cluster,
+    obj: &K,
+    key: ClaimKey<'_>,
+) -> Result<Vec<Claim>, Stop> {
+    let namespace = obj.meta().namespace.as_deref().unwrap_or_default();
+    cluster
+        .claims_on::<K>(namespace, obj.array_ref(), key)
+        .await
+        .map_err(Stop::cluster)
+}
+
 /// True when the array refused before acting, so a create that got this
 /// answer made nothing.
 fn refused_before_acting(e: &BackendError) -> bool {
@@ -420,10 +440,6 @@ pub async fn reconcile<K: Managed>(
     };
     let name = obj.array_name();
     let me = claim_of(obj);
-    let others = match cluster.claims::<K>(&key.namespace, obj.array_ref()).await {
-        Ok(c) => c,
-        Err(e) => return run.stop(Stop::cluster(e)),
-    };
     let manage = obj.management_policy() == ManagementPolicy::Manage;
 
     // A record the array listed but that could not be read fails its own
@@ -508,6 +524,10 @@ pub async fn reconcile<K: Managed>(
     let mut fresh_create = None;
     let id = match identity {
         Identity::Existing { id, recovered } => {
+            let others = match claims_on(cluster, obj, ClaimKey::Id(&id)).await {
+                Ok(c) => c,
+                Err(stop) => return run.stop(stop),
+            };
             if let Some(other) = claims::holder(&others, &me, &id, !recovered) {
                 return run.stop(if recovered {
                     Stop::in_doubt(K::NOUN, &name, &id, &other.object)
@@ -539,6 +559,10 @@ pub async fn reconcile<K: Managed>(
             id
         }
         Identity::AlreadyExists { existing_id } => {
+            let others = match claims_on(cluster, obj, ClaimKey::Id(&existing_id)).await {
+                Ok(c) => c,
+                Err(stop) => return run.stop(stop),
+            };
             return run.stop(
                 match others
                     .iter()
@@ -568,6 +592,10 @@ pub async fn reconcile<K: Managed>(
             return run.stop(Stop::observe_absent(K::NOUN, &name, array));
         }
         Identity::Create | Identity::Recreate { .. } => {
+            let others = match claims_on(cluster, obj, ClaimKey::Name(&name)).await {
+                Ok(c) => c,
+                Err(stop) => return run.stop(stop),
+            };
             if let Some(other) = others
                 .iter()
                 .filter(|c| c.uid != me.uid && c.name == name)
@@ -580,7 +608,7 @@ pub async fn reconcile<K: Managed>(
                 return run.stop(Stop::name_conflict(K::NOUN, &name, &other.object));
             }
             let lost = matches!(identity, Identity::Recreate { .. });
-            match create::<K>(obj, &desired, array, cluster, lost, &mut run).await {
+            match create::<K>(obj, &desired, &resolved, array, cluster, lost, &mut run).await {
                 Ok((id, fresh)) => {
                     fresh_create = Some(fresh);
                     id
@@ -718,6 +746,7 @@ pub async fn reconcile<K: Managed>(
 async fn create<K: Managed>(
     obj: &K,
     desired: &K::Desired,
+    resolved: &K::Resolved,
     array: &ArrayHandle,
     cluster: &impl Cluster,
     lost: bool,
@@ -797,6 +826,14 @@ async fn create<K: Managed>(
             }
         ),
     ));
+    for op in K::created_ops(&created) {
+        let event = obj.event(&op, Some(resolved));
+        run.events.push(EngineEvent::normal(
+            event.reason.unwrap_or(event_reason::UPDATED),
+            event.action,
+            event.note,
+        ));
+    }
     if let Err(e) = cluster
         .annotate(key, identity::succeeded_annotations(uid, &timestamp(), &id))
         .await
@@ -840,7 +877,6 @@ pub async fn cleanup<K: Managed>(
     if paused(obj.meta()) {
         return Cleanup::Held(run.stop(Stop::paused_deletion()));
     }
-    let key = ObjectKey::of(K::KIND, obj.meta());
     match obj.deletion_hold(cluster).await {
         Ok(Some(why)) => return Cleanup::Held(run.stop(Stop::held(why))),
         Ok(None) => {}
@@ -911,9 +947,9 @@ pub async fn cleanup<K: Managed>(
         },
     };
     // Never delete what another object holds.
-    let others = match cluster.claims::<K>(&key.namespace, obj.array_ref()).await {
+    let others = match claims_on(cluster, obj, ClaimKey::Id(&id)).await {
         Ok(c) => c,
-        Err(e) => return Cleanup::Held(run.stop(Stop::cluster(e))),
+        Err(stop) => return Cleanup::Held(run.stop(stop)),
     };
     let me = claim_of(obj);
     if let Some(other) = others

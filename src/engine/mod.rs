@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod common;
 pub mod conditions;
+pub mod index;
 pub mod iscsi_target;
 pub mod lifecycle;
 pub mod lun;
@@ -135,14 +136,17 @@ pub trait Cluster: Send + Sync {
         name: &str,
     ) -> impl Future<Output = Result<Option<SecretData>, ClusterError>> + Send;
 
-    /// What every object of kind `K` in `namespace` whose `spec.arrayRef`
-    /// names `array` claims there: the claims index of the ownership
-    /// protocol (one array object, one claimant). Generic, so a new kind
-    /// adds no arm here.
-    fn claims<K: lifecycle::Managed>(
+    /// The claims of kind `K` in `namespace` on `array` (objects whose
+    /// `spec.arrayRef` names it) that hold the array id or want the
+    /// array-side name `key` names: the claims index of the ownership
+    /// protocol (one array object, one claimant). A lookup, not a scan:
+    /// implementations keep a [`crate::reconcile::claims_index::ClaimsIndex`].
+    /// Generic, so a new kind adds no arm here.
+    fn claims_on<K: lifecycle::Managed>(
         &self,
         namespace: &str,
         array: &str,
+        key: crate::reconcile::claims_index::ClaimKey<'_>,
     ) -> impl Future<Output = Result<Vec<crate::reconcile::claims::Claim>, ClusterError>> + Send;
 
     /// Merges annotations into an object's metadata. Must be durable before

@@ -4,6 +4,7 @@
 //! so every rule is tested without an array.
 
 pub mod claims;
+pub mod claims_index;
 pub mod drift;
 pub mod identity;
 pub mod invalid;

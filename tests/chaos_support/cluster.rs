@@ -18,6 +18,7 @@ use array_operator::crd::shared::FINALIZER;
 use array_operator::crd::{IscsiTarget, Lun};
 use array_operator::engine::{Cluster, ClusterError, ObjectKey, SecretData};
 use array_operator::model::SecretString;
+use array_operator::reconcile::claims_index::ClaimKey;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -430,15 +431,17 @@ impl Cluster for FakeCluster {
         Ok(self.lock().secrets.get(&key(namespace, name)).cloned())
     }
 
-    async fn claims<K: array_operator::engine::lifecycle::Managed>(
+    async fn claims_on<K: array_operator::engine::lifecycle::Managed>(
         &self,
         namespace: &str,
         array: &str,
+        key: ClaimKey<'_>,
     ) -> Result<Vec<array_operator::reconcile::claims::Claim>, ClusterError> {
         use array_operator::engine::lifecycle::claim_of;
         use std::any::Any;
         let s = self.lock();
-        // Every stored object that is a `K`.
+        // Every stored object that is a `K`: the fake scans (its clusters
+        // are small) where the real views look the key up in their index.
         let objects = s
             .luns
             .values()
@@ -448,6 +451,10 @@ impl Cluster for FakeCluster {
             .filter_map(|o| o.downcast_ref::<K>())
             .filter(|o| o.meta().namespace.as_deref() == Some(namespace) && o.array_ref() == array)
             .map(claim_of)
+            .filter(|c| match key {
+                ClaimKey::Id(id) => c.id.as_deref() == Some(id),
+                ClaimKey::Name(name) => c.name == name,
+            })
             .collect())
     }
 

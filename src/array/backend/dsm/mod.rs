@@ -231,14 +231,8 @@ impl DsmBackend {
     }
 
     async fn learn_host(&self, targets: &[crate::array::synology::Target]) {
-        // The fallback host name carries no news: learning it back from an
-        // IQN this adapter generated would hide the real one.
-        let real = targets
-            .iter()
-            .filter_map(|t| convert::host_of_iqn(&t.iqn))
-            .find(|h| *h != convert::FALLBACK_HOST);
-        if let Some(host) = real {
-            *self.host.lock().await = Some(host.to_string());
+        if let Some(host) = real_host(targets) {
+            *self.host.lock().await = Some(host);
         }
     }
 
@@ -248,4 +242,15 @@ impl DsmBackend {
             tracing::info!(error = %e, "DSM logout failed");
         }
     }
+}
+
+/// The DSM host name in the IQN of a target DSM generated, if any. The
+/// fallback host name carries no news: learning it back from an IQN this
+/// adapter generated would hide the real one.
+pub(super) fn real_host(targets: &[crate::array::synology::Target]) -> Option<String> {
+    targets
+        .iter()
+        .filter_map(|t| convert::host_of_iqn(&t.iqn))
+        .find(|h| *h != convert::FALLBACK_HOST)
+        .map(str::to_string)
 }
