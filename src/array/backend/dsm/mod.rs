@@ -29,6 +29,7 @@
 pub mod convert;
 pub mod lun;
 pub mod rules;
+pub mod snapshot;
 pub mod target;
 
 use std::collections::BTreeSet;

@@ -11,6 +11,7 @@
 
 pub mod lun;
 pub mod rules;
+pub mod snapshot;
 pub mod target;
 
 use crate::array::error::ErrorClass;
