@@ -194,11 +194,6 @@ pub enum GuestCreate {
         /// The task id.
         task_id: String,
     },
-    /// The answer was lost but the guest exists already.
-    Exists {
-        /// The guest's id.
-        guest_id: String,
-    },
 }
 
 /// Changes for `set`; only the fields given are sent.
@@ -384,8 +379,11 @@ impl VmmApi<'_> {
             .await
     }
 
-    /// Starts creating a guest. A lost answer is followed by a look-up by
-    /// name before the create is sent again.
+    /// Starts creating a guest. Sent once: a lost answer is returned as the
+    /// error (its outcome unknown) and never resent, because the guest only
+    /// appears in the list when the task finishes, so a look-up by name
+    /// right after cannot prove the first create made nothing. The caller
+    /// settles it from a later list.
     pub async fn create(&self, req: &CreateGuest) -> Result<GuestCreate, DsmError> {
         let subject = format!("guest {:?}", req.guest_name);
         let mut params = Params::new()
@@ -401,32 +399,10 @@ impl VmmApi<'_> {
             params = params.json("iso_images", &req.iso_images);
         }
         params = params.bool("auto_clean_task", req.auto_clean_task);
-        let first: Result<TaskCreated, DsmError> = self
+        let created: TaskCreated = self
             .client
-            .call(
-                API_GUEST,
-                "create",
-                &subject,
-                params.clone(),
-                CallKind::Write,
-            )
-            .await;
-        let created = match first {
-            Err(err) if err.outcome_unknown() => {
-                let Ok(found) = self.find_by_name(&req.guest_name).await else {
-                    return Err(err);
-                };
-                if let Some(g) = found {
-                    return Ok(GuestCreate::Exists {
-                        guest_id: g.guest_id,
-                    });
-                }
-                self.client
-                    .call::<TaskCreated>(API_GUEST, "create", &subject, params, CallKind::Write)
-                    .await?
-            }
-            other => other?,
-        };
+            .call(API_GUEST, "create", &subject, params, CallKind::Write)
+            .await?;
         Ok(GuestCreate::Started {
             task_id: created.task_id,
         })
