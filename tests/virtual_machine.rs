@@ -409,3 +409,57 @@ async fn ngxstorage_answers_unsupported_without_a_call() {
     }
     assert_eq!(sim.calls().calls().len(), 0, "{:?}", sim.calls().calls());
 }
+
+#[tokio::test]
+async fn power_transitions_take_simulated_time_and_the_diff_waits_for_them() {
+    let sim = dsm_support::sim().await;
+    sim.state().update(|s| s.power_steps = 2);
+    let b = dsm(&sim).await;
+    let d = desired("slow");
+    let id = create(&b, &d).await;
+    b.update_guest(&id, &GuestOp::PowerOn { host: None })
+        .await
+        .expect("power on");
+    // Each look at the guests is one step of simulated time.
+    let booting = guest(&b, &id).await.expect("there");
+    assert_eq!(booting.status, "booting");
+    assert_eq!(
+        vm::printable_status(Some(&booting), false),
+        Some(PrintableStatus::Starting)
+    );
+    let plan = vm::diff(&d, &booting, NO_STOP);
+    assert_eq!(plan.ops, vec![], "no second power-on while booting");
+    assert!(plan.waiting.is_some());
+    let running = guest(&b, &id).await.expect("there");
+    assert_eq!(running.status, "running");
+
+    // Halted, Shutdown: the OS is asked; while it shuts down nothing more is
+    // sent until stopTimeout has passed, then the guest is powered off.
+    let mut halted = d.clone();
+    halted.run_strategy = RunStrategy::Halted;
+    let plan = vm::diff(&halted, &running, NO_STOP);
+    assert_eq!(plan.ops, vec![GuestOp::Shutdown]);
+    b.update_guest(&id, &GuestOp::Shutdown)
+        .await
+        .expect("shutdown");
+    let stopping = guest(&b, &id).await.expect("there");
+    assert_eq!(stopping.status, "shutting_down");
+    let online = b
+        .update_guest(&id, &GuestOp::Delete)
+        .await
+        .expect_err("still online while shutting down");
+    assert_eq!(online.vendor_code, Some(904));
+    let sent = |secs| StopClock {
+        shutdown_sent_ago: Some(std::time::Duration::from_secs(secs)),
+    };
+    assert_eq!(vm::diff(&halted, &stopping, sent(10)).ops, vec![]);
+    let late = vm::diff(&halted, &stopping, sent(301)).ops;
+    assert_eq!(late, vec![GuestOp::PowerOff]);
+    b.update_guest(&id, &late[0]).await.expect("power off");
+    let stopped = guest(&b, &id).await.expect("there");
+    assert_eq!(
+        (stopped.status.as_str(), stopped.host.as_deref()),
+        ("shutdown", None)
+    );
+    assert_eq!(vm::diff(&halted, &stopped, NO_STOP).ops, vec![]);
+}
