@@ -463,3 +463,50 @@ async fn power_transitions_take_simulated_time_and_the_diff_waits_for_them() {
     );
     assert_eq!(vm::diff(&halted, &stopped, NO_STOP).ops, vec![]);
 }
+
+#[tokio::test]
+async fn after_a_crash_mid_create_the_running_task_forbids_a_second_create_and_the_guest_is_found_by_name()
+ {
+    let sim = dsm_support::sim().await;
+    // A slow task: four polls to finish.
+    sim.state().update(|s| s.task_step = 25);
+    let b = dsm(&sim).await;
+    let d = desired("crashy");
+    // The operator starts the create and "crashes": the task id is lost.
+    let _lost = b.create_guest(&d).await.expect("create starts");
+    // A fresh process lists: no guest of the name yet, but a create runs.
+    let listed = b.list_guests().await.expect("list");
+    assert!(listed.iter().all(|g| g.name != "crashy"));
+    let running = b.guest_creates_in_flight().await.expect("tasks");
+    assert_eq!(running.len(), 1, "the lost create is still in flight");
+    // A second create of the same name is refused by VMM while it runs,
+    // before acting; the probe above is what keeps the operator from trying.
+    let again = b.create_guest(&d).await.expect_err("name taken");
+    assert_eq!(again.class, ErrorClass::AlreadyExists);
+    // The task ends (polled by anyone); then the guest is found by name, once.
+    while b
+        .guest_task(&running[0])
+        .await
+        .expect("poll")
+        .guest_id
+        .is_none()
+    {}
+    assert_eq!(
+        b.guest_creates_in_flight().await.expect("tasks"),
+        Vec::<String>::new()
+    );
+    let named: Vec<_> = b
+        .list_guests()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|g| g.name == "crashy")
+        .collect();
+    assert_eq!(named.len(), 1, "exactly one guest of the name");
+    assert_eq!(sim.calls().count(GUEST_CREATE), 2);
+    // The finished task's record was cleared by the probe.
+    assert!(
+        sim.state()
+            .read(|s| s.tasks.iter().all(|t| t.task_id != running[0]))
+    );
+}

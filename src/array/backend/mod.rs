@@ -430,6 +430,18 @@ impl Backend {
         }
     }
 
+    /// The guest-create tasks still running on the array (their ids): while
+    /// one runs, a guest may exist that no list shows yet.
+    pub async fn guest_creates_in_flight(&self) -> Result<Vec<String>, BackendError> {
+        match self {
+            Backend::Synology(b) => self.counted(
+                "guest_creates_in_flight",
+                dsm::vmm::creates_in_flight(b.client()).await,
+            ),
+            Backend::Ngx(_) => Err(no_guests("guest_creates_in_flight")),
+        }
+    }
+
     /// Applies one guest operation (set, power, delete) to guest `id`;
     /// deleting a guest already gone is success.
     pub async fn update_guest(&self, id: &str, op: &GuestOp) -> Result<(), BackendError> {

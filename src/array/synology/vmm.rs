@@ -18,6 +18,9 @@ pub const API_GUEST_IMAGE: &str = "SYNO.Virtualization.API.Guest.Image";
 pub const API_TASK_INFO: &str = "SYNO.Virtualization.API.Task.Info";
 /// VMM storages.
 pub const API_STORAGE: &str = "SYNO.Virtualization.API.Storage";
+/// The marker in the id of a guest-create task
+/// (`@administrators/virtualization_api_guest_create5BB3...`).
+pub const GUEST_CREATE_TASK_MARKER: &str = "virtualization_api_guest_create";
 /// VMM network groups.
 pub const API_NETWORK: &str = "SYNO.Virtualization.API.Network";
 /// VMM hosts.
@@ -309,6 +312,12 @@ pub struct Image {
 }
 
 #[derive(Deserialize)]
+struct TaskIds {
+    #[serde(default)]
+    task_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
 struct Storages {
     #[serde(default)]
     storages: Vec<Storage>,
@@ -470,6 +479,28 @@ impl VmmApi<'_> {
                 CallKind::Read,
             )
             .await
+    }
+
+    /// Every task id VMM keeps (running ones, and finished ones not yet
+    /// cleared).
+    pub async fn task_ids(&self) -> Result<Vec<String>, DsmError> {
+        let t: TaskIds = self.list_of(API_TASK_INFO, "tasks").await?;
+        Ok(t.task_ids)
+    }
+
+    /// Drops a finished task's record.
+    pub async fn clear_task(&self, task_id: &str) -> Result<(), DsmError> {
+        let params = Params::new().raw("task_id", task_id);
+        self.client
+            .call_value(
+                API_TASK_INFO,
+                "clear",
+                &format!("task {task_id}"),
+                params,
+                CallKind::Write,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// VMM storages.

@@ -14,8 +14,8 @@
 
 use crate::array::error::{ArrayError, ErrorClass};
 use crate::array::synology::vmm::{
-    API_GUEST_ACTION, Autorun as DsmAutorun, CreateGuest, Guest, GuestCreate, NewVdisk, NewVnic,
-    SetGuest,
+    API_GUEST_ACTION, Autorun as DsmAutorun, CreateGuest, GUEST_CREATE_TASK_MARKER, Guest,
+    GuestCreate, NewVdisk, NewVnic, SetGuest,
 };
 use crate::array::synology::{DsmClient, DsmError};
 use crate::crd::virtual_machine::Autorun;
@@ -256,6 +256,29 @@ pub async fn task(client: &DsmClient, task_id: &str) -> Result<GuestTask, Backen
             .and_then(|p| i32::try_from(p.clamp(0, 100)).ok()),
         guest_id: info.task_info.guest_id.filter(|g| !g.is_empty()),
     })
+}
+
+/// The guest-create tasks still running: one `Task.Info list`, then one
+/// `get` per guest-create task it names (finished ones are cleared as they
+/// are found, so the list stays short). While one runs, a guest may exist
+/// that no list shows yet, so no create may be settled as "made nothing".
+pub async fn creates_in_flight(client: &DsmClient) -> Result<Vec<String>, BackendError> {
+    let vmm = client.vmm();
+    let ids = vmm.task_ids().await.map_err(vendor)?;
+    let mut running = Vec::new();
+    for id in ids.iter().filter(|i| i.contains(GUEST_CREATE_TASK_MARKER)) {
+        match vmm.task(id).await {
+            Ok(t) if t.finish => {
+                // Best effort: a record left behind is read again next time.
+                let _ = vmm.clear_task(id).await;
+            }
+            Ok(_) => running.push(id.clone()),
+            // Gone between the list and the get: it finished and was cleared.
+            Err(e) if e.class() == ErrorClass::NotFound => {}
+            Err(e) => return Err(vendor(e)),
+        }
+    }
+    Ok(running)
 }
 
 /// Applies one non-create operation to guest `id`.
