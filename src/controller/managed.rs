@@ -112,19 +112,18 @@ pub fn array_wake_hash(sa: &crate::crd::StorageArray) -> Option<u64> {
 /// StorageArrays that appeared or whose labels changed: the trigger that
 /// wakes the objects of an array that just joined this deployment (or
 /// just got created after them), instead of leaving them to their backoff.
+/// Fed by the StorageArray controller's own watch, after its store (which
+/// the shard check reads) applied the change.
 pub fn array_wakes(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<crate::crd::StorageArray, kube::runtime::watcher::Error>>
 + Send
 + 'static {
-    use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
-    watcher(
-        ctx.api::<crate::crd::StorageArray>(),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(array_wake_hash, PredicateConfig::default())
+    use futures::StreamExt;
+    use kube::runtime::{PredicateConfig, WatchStreamExt};
+    ctx.storage_array_changes()
+        .map(Ok)
+        .predicate_filter(array_wake_hash, PredicateConfig::default())
 }
 
 /// The objects of kind `K` that reference StorageArray `sa` (from the

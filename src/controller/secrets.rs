@@ -29,7 +29,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use futures::FutureExt;
+use super::listed::Listed;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -42,7 +43,7 @@ type Key = (String, String);
 #[derive(Clone)]
 pub struct SecretCache {
     client: Client,
-    metadata: Arc<OnceLock<Store<PartialObjectMeta<Secret>>>>,
+    metadata: Arc<OnceLock<(Store<PartialObjectMeta<Secret>>, Listed)>>,
     data: Arc<Mutex<HashMap<Key, Arc<Secret>>>>,
 }
 
@@ -73,17 +74,18 @@ impl SecretCache {
         }
     }
 
-    /// Trusts this metadata store (a watch of Secrets, metadata only) from
-    /// now on. The first call wins: there is one such watch per operator.
-    pub fn set_metadata_store(&self, store: Store<PartialObjectMeta<Secret>>) {
-        let _ = self.metadata.set(store);
+    /// Trusts this metadata store (a watch of Secrets, metadata only) once
+    /// `listed` says its first list is done. The first call wins: there is
+    /// one such watch per operator.
+    pub fn set_metadata_store(&self, store: Store<PartialObjectMeta<Secret>>, listed: Listed) {
+        let _ = self.metadata.set((store, listed));
     }
 
     fn known(&self, namespace: &str, name: &str) -> Known {
-        let Some(store) = self.metadata.get() else {
+        let Some((store, listed)) = self.metadata.get() else {
             return Known::Unknown;
         };
-        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if !listed.is_listed() {
             return Known::Unknown;
         }
         match store.get(&ObjectRef::new(name).within(namespace)) {

@@ -41,6 +41,7 @@ use crate::engine::{self};
 use super::arrays::ArrayAccessError;
 use super::context::{Context, FIELD_MANAGER};
 use super::holds::{self, ArrayReferrer, Stores};
+use super::listed::Listed;
 use super::managed::ControllerError;
 
 /// Whether the array's certificate is verified.
@@ -520,9 +521,11 @@ pub fn arrays_using_secret(
 }
 
 /// A reflector over `api` and the stream of objects it touched (deleted ones
-/// included), for `watches_stream`.
+/// included), for `watches_stream`. `listed` is set once the store has its
+/// first full list.
 fn reflected<K>(
     api: Api<K>,
+    listed: Listed,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -540,6 +543,7 @@ where
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| listed.on_event(event))
         .touched_objects();
     (reader, stream)
 }
@@ -560,9 +564,17 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
     )
     .default_backoff();
+    let listed = ctx.storage_arrays_listed.clone();
+    let publish = ctx.storage_array_publisher();
     let controller = match ctx.take_storage_arrays_writer() {
         Some(writer) => Controller::for_stream(
-            trigger.reflect(writer).applied_objects(),
+            trigger
+                .reflect(writer)
+                .inspect(move |event| {
+                    listed.on_event(event);
+                    publish(event);
+                })
+                .applied_objects(),
             ctx.storage_arrays.clone(),
         ),
         None => {
@@ -571,16 +583,21 @@ pub async fn run(
             Controller::for_stream(trigger.reflect(writer).applied_objects(), reader)
         }
     };
-    let (luns, lun_events) = reflected(ctx.api::<Lun>());
-    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>());
-    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>());
-    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>());
-    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>());
+    let (luns, lun_events) = reflected(ctx.api::<Lun>(), Listed::new());
+    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>(), Listed::new());
+    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>(), Listed::new());
+    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>(), Listed::new());
+    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>(), Listed::new());
     // Secrets by metadata only: an Api of PartialObjectMeta asks for
     // metadata, so no Secret's data is kept in memory.
-    let (secrets, secret_events) = reflected(ctx.api::<PartialObjectMeta<Secret>>());
+    let secrets_listed = Listed::new();
+    let (secrets, secret_events) = reflected(
+        ctx.api::<PartialObjectMeta<Secret>>(),
+        secrets_listed.clone(),
+    );
     // The same metadata watch tells the Secret cache when a Secret changed.
-    ctx.secrets.set_metadata_store(secrets.clone());
+    ctx.secrets
+        .set_metadata_store(secrets.clone(), secrets_listed);
     let by_secret = controller.store();
     let deleting = controller.store();
     let actx = Arc::new(ArrayContext {
