@@ -487,3 +487,27 @@ async fn two_deployments_with_disjoint_selectors_never_touch_each_others_objects
         assert!(result.is_ok(), "{result:?}");
     }
 }
+
+/// A malformed `--array-selector` stops the operator before it does
+/// anything, naming the selector and what is wrong (no cluster needed).
+#[test]
+fn a_malformed_array_selector_is_refused_at_startup() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_array-operator"))
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--array-selector",
+            "shard in (a",
+        ])
+        .env_remove("ARRAY_OPERATOR_ARRAY_SELECTOR")
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--array-selector"), "{stderr}");
+    assert!(
+        stderr.contains("label selector \"shard in (a\": a '(' is not closed"),
+        "{stderr}"
+    );
+}
