@@ -325,8 +325,12 @@ async fn target_with_two_luns_map_and_unmap() {
     assert_eq!(
         ops,
         vec![
-            TargetOp::Unmap { lun_id: c.clone() },
-            TargetOp::Map { lun_id: d.clone() }
+            TargetOp::Unmap {
+                lun_ids: vec![c.clone()]
+            },
+            TargetOp::Map {
+                lun_ids: vec![d.clone()]
+            }
         ]
     );
     assert_eq!(o.mapped_luns, vec![a.clone(), d.clone()]);
@@ -339,12 +343,22 @@ async fn target_with_two_luns_map_and_unmap() {
     );
 
     // Map of a mapped LUN and unmap of an unmapped one both succeed.
-    b.update_target(&tid, &TargetOp::Map { lun_id: a.clone() })
-        .await
-        .expect("map again");
-    b.update_target(&tid, &TargetOp::Unmap { lun_id: c.clone() })
-        .await
-        .expect("unmap again");
+    b.update_target(
+        &tid,
+        &TargetOp::Map {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("map again");
+    b.update_target(
+        &tid,
+        &TargetOp::Unmap {
+            lun_ids: vec![c.clone()],
+        },
+    )
+    .await
+    .expect("unmap again");
     b.update_lun(
         &c,
         &LunOp::Unmap {
@@ -495,7 +509,7 @@ async fn out_of_band_changes_are_found_and_corrected() {
     let (_, o, ops) = converge_target(&b, Some(tid.clone()), &want_sessions, false).await;
     assert!(
         ops.contains(&TargetOp::Map {
-            lun_id: lun_id.clone()
+            lun_ids: vec![lun_id.clone()]
         }),
         "{ops:?}"
     );
@@ -550,9 +564,14 @@ async fn delete_target_then_luns_and_already_gone() {
     )
     .await
     .expect("unmap of gone");
-    b.update_target(&tid, &TargetOp::Unmap { lun_id: a.clone() })
-        .await
-        .expect("unmap from gone target");
+    b.update_target(
+        &tid,
+        &TargetOp::Unmap {
+            lun_ids: vec![a.clone()],
+        },
+    )
+    .await
+    .expect("unmap from gone target");
     assert!(lun::delete_ops(None).is_empty());
 }
 

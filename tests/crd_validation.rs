@@ -380,6 +380,42 @@ fn schedule_cron_is_five_fields_or_a_shortcut() {
     }
 }
 
+/// Issue 12: the pattern checked the shape of the fields, not their
+/// ranges; each field now has its own rule, whose message names it.
+#[test]
+fn schedule_cron_fields_out_of_range_are_refused_naming_the_field() {
+    for good in [
+        "59 23 31 12 7",
+        "0,15,30,45 0-23/2 1-31 JAN-DEC SUN-SAT",
+        "*/5 * ? * ?",
+        "0 0 1 1 0",
+        "5-10/2 8 * 6 mon-fri",
+    ] {
+        assert_accepted(check_create("SnapshotSchedule", &schedule(good)));
+    }
+    for (bad, field) in [
+        ("99 * * * *", "minute"),
+        ("60 * * * *", "minute"),
+        ("0-61 * * * *", "minute"),
+        ("*/0 * * * *", "minute"),
+        ("0 24 * * *", "hour"),
+        ("0 1,25 * * *", "hour"),
+        ("0 0 0 * *", "day-of-month"),
+        ("0 0 32 * *", "day-of-month"),
+        ("0 0 * 13 *", "month"),
+        ("0 0 * 0 *", "month"),
+        ("0 0 * FOO *", "month"),
+        ("0 0 * * 8", "day-of-week"),
+        ("0 0 * * 1-9", "day-of-week"),
+        ("0 0 * * L", "day-of-week"),
+    ] {
+        assert_refused(
+            check_create("SnapshotSchedule", &schedule(bad)),
+            &["schedule", &format!("the {field} field")],
+        );
+    }
+}
+
 #[test]
 fn schedule_needs_exactly_one_of_selector_or_names() {
     let s = schedule("@daily");

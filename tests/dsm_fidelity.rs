@@ -130,7 +130,7 @@ async fn a_codeless_404_on_delete_or_unmap_is_not_success() {
         .update_target(
             &target,
             &array_operator::reconcile::target::TargetOp::Map {
-                lun_id: lun.clone(),
+                lun_ids: vec![lun.clone()],
             },
         )
         .await

@@ -4,7 +4,7 @@
 //! a note and passes without touching anything.
 //!
 //! They do what users do: the CRDs and the examples are read from their YAML
-//! files as kubectl reads them (YAML 1.1) and server-side applied. Three
+//! files as kubectl reads them (YAML 1.1) and server-side applied. Four
 //! tests, each under a 10-minute deadline kept outside its runtime, every
 //! wait bounded and named (tests/support/e2e.rs):
 //! 1. the YAML-file install, every example applied and read back, and the
@@ -13,7 +13,10 @@
 //!    listing two Luns is not Ready until the array maps both, then a
 //!    SIGTERM-style stop of the leader hands over to the other within 5 s;
 //! 3. deleting a whole namespace (Secrets, StorageArray, Luns, target)
-//!    leaves the namespace gone and the array empty.
+//!    leaves the namespace gone and the array empty;
+//! 4. a SnapshotSchedule: the apiserver refuses an out-of-range cron
+//!    field, an every-minute schedule takes marked snapshots and prunes by
+//!    count, and deleting it leaves its snapshots on the array.
 
 mod support;
 
@@ -908,4 +911,152 @@ async fn objects_left(client: &Client, ns: &str) -> String {
     } else {
         out.join(", ")
     }
+}
+
+// ---- SnapshotSchedule ----
+
+#[test]
+fn a_snapshot_schedule_takes_marked_snapshots_and_its_deletion_leaves_them() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("snapshot-schedule", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        let ns = create_namespace(&client, "aop-e2e-snapsched").await;
+        let outcome =
+            tokio::spawn(snapshot_schedule(path, client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn snapshot_schedule(kubeconfig: String, client: Client, ns: String, steps: Steps) {
+    use array_operator::crd::SnapshotSchedule;
+    let sim = IsolatedDsm::start();
+    steps.step("refusal: a cron minute out of range");
+    let bad = cr(
+        "SnapshotSchedule",
+        "bad-minute",
+        json!({"arrayRef": {"name": "dsm"}, "schedule": "99 * * * *", "luns": ["x"], "retention": {"maxCount": 1}}),
+    );
+    assert_invalid(apply(&client, &ns, &bad).await, "spec.schedule", "minute");
+
+    steps.step("a Lun and an every-minute schedule with maxCount 1");
+    storage_array(&client, &ns, &sim).await;
+    let replica = Replica::start(&kubeconfig, "replica-snapsched", &ns, &ns).await;
+    replica.wait_leading(60).await;
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "Lun",
+            "snap-l1",
+            json!({"arrayRef": {"name": "dsm"}, "size": "1Gi", "location": "/volume1"}),
+        ),
+    )
+    .await
+    .expect("Lun");
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "SnapshotSchedule",
+            "every-minute",
+            json!({"arrayRef": {"name": "dsm"}, "schedule": "* * * * *", "luns": ["snap-l1"], "retention": {"maxCount": 1}}),
+        ),
+    )
+    .await
+    .expect("SnapshotSchedule");
+    let schedules: Api<SnapshotSchedule> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &schedules,
+        "every-minute",
+        180,
+        "SnapshotSchedule Ready",
+        is_current(),
+    )
+    .await;
+
+    steps.step("two due times pass: one marked snapshot kept, the older pruned");
+    let newest = |s: Option<&SnapshotSchedule>| {
+        s.and_then(|s| s.status.as_ref())
+            .and_then(|st| st.snapshots.first())
+            .filter(|l| l.count == 1)
+            .and_then(|l| l.newest_id.clone())
+    };
+    wait_for(
+        &schedules,
+        "every-minute",
+        150,
+        "a snapshot taken",
+        move |s: Option<&SnapshotSchedule>| newest(s).is_some(),
+    )
+    .await;
+    let first = within(30, "read SnapshotSchedule", schedules.get("every-minute"))
+        .await
+        .expect("schedule");
+    let first = newest(Some(&first)).expect("newest id");
+    let replaced = first.clone();
+    // A new newest id with the count still 1: the next run was taken and
+    // the first pruned (maxCount 1).
+    wait_for(
+        &schedules,
+        "every-minute",
+        150,
+        "the next run replaces the first",
+        move |s: Option<&SnapshotSchedule>| newest(s).is_some_and(|id| id != replaced),
+    )
+    .await;
+    let snapshots_on_array = || {
+        sim.state.read(|s| {
+            s.snapshots
+                .iter()
+                .map(|x| (x.uuid.clone(), x.description.clone()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let on_array = snapshots_on_array();
+    assert!(
+        !on_array.iter().any(|(id, _)| *id == first),
+        "pruned: {on_array:?}"
+    );
+    assert!(
+        on_array
+            .iter()
+            .all(|(_, d)| d.contains("[array-operator snapsched=") && d.contains("every-minute")),
+        "{on_array:?}"
+    );
+
+    steps.step("deleting the schedule leaves the snapshots");
+    let before = snapshots_on_array();
+    let uid = within(30, "read SnapshotSchedule", schedules.get("every-minute"))
+        .await
+        .expect("schedule")
+        .uid()
+        .unwrap_or_default();
+    within(
+        30,
+        "delete SnapshotSchedule",
+        schedules.delete("every-minute", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete");
+    within(
+        120,
+        "SnapshotSchedule gone",
+        kube::runtime::wait::await_condition(
+            schedules.clone(),
+            "every-minute",
+            conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .expect("watch");
+    let left = snapshots_on_array();
+    assert!(
+        before.iter().all(|b| left.contains(b)),
+        "the snapshots stay: before {before:?}, after {left:?}"
+    );
+    replica.stop().await;
 }

@@ -15,6 +15,7 @@ pub mod managed;
 pub mod rbac;
 pub mod secrets;
 pub mod shard;
+pub mod snapshot_schedule;
 pub mod storage_array;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ where
         storage_array::run(ctx.clone(), shutdown.clone().map(|_| ())),
         lun::run(ctx.clone(), shutdown.clone().map(|_| ())),
         iscsi_target::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        snapshot_schedule::run(ctx.clone(), shutdown.clone().map(|_| ())),
     );
     ctx.arrays.close_all().await;
 }

@@ -60,15 +60,20 @@ pub const API_CALLS: &[ApiRule] = &[
     },
     ApiRule {
         group: "array-operator.io",
-        resources: &["storagearrays", "luns", "iscsitargets"],
+        resources: &["storagearrays", "luns", "iscsitargets", "snapshotschedules"],
         verbs: &["patch"],
         scope: Scope::Watched,
         lease_name_only: false,
-        callers: "finalizers (the cleanup finalizer on Luns and targets, the in-use finalizer on StorageArrays) and the engine's annotations",
+        callers: "finalizers (the cleanup finalizer on Luns, targets and snapshot schedules, the in-use finalizer on StorageArrays) and the engine's annotations",
     },
     ApiRule {
         group: "array-operator.io",
-        resources: &["storagearrays/status", "luns/status", "iscsitargets/status"],
+        resources: &[
+            "storagearrays/status",
+            "luns/status",
+            "iscsitargets/status",
+            "snapshotschedules/status",
+        ],
         verbs: &["patch"],
         scope: Scope::Watched,
         lease_name_only: false,

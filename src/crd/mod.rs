@@ -2,6 +2,7 @@
 //! Group `array-operator.io`, version `v1alpha1`, all namespaced, all in the
 //! `arrayop` category.
 
+pub mod cron;
 pub mod generate;
 pub mod iscsi_target;
 pub mod lun;

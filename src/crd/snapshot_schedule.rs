@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cron;
 use super::shared::{
     ArrayRef, CRON_PATTERN, CommonStatus, DURATION_PATTERN, DeletionPolicy, ManagementPolicy,
     TIME_ZONE_PATTERN,
@@ -40,6 +41,13 @@ pub struct SnapshotScheduleSpec {
     /// When to take snapshots: a 5-field cron expression (minute hour
     /// day-of-month month day-of-week) or `@hourly`, `@daily`, `@weekly`.
     #[schemars(regex(pattern = CRON_PATTERN), length(min = 1, max = 128))]
+    #[x_kube(
+        validation = cron::minute_rule(),
+        validation = cron::hour_rule(),
+        validation = cron::day_of_month_rule(),
+        validation = cron::month_rule(),
+        validation = cron::day_of_week_rule()
+    )]
     pub schedule: String,
     /// IANA time zone the schedule is read in (`Europe/Istanbul`).
     #[serde(default = "default_time_zone")]
@@ -64,6 +72,12 @@ pub struct SnapshotScheduleSpec {
     /// Stop taking and pruning snapshots without deleting anything.
     #[serde(default)]
     pub suspend: bool,
+    /// How late a missed run (operator down, array unreachable) may still
+    /// be taken, as CronJob's `startingDeadlineSeconds` (default `1h`).
+    /// Runs missed by more are counted in `status.missedRuns`, not taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    pub starting_deadline: Option<String>,
     /// Settings of each snapshot taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotSettings>,
@@ -96,6 +110,10 @@ pub struct Retention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
     pub max_age: Option<String>,
+    /// Also prune this schedule's locked snapshots beyond retention. Off by
+    /// default: a locked snapshot is kept until a person unlocks it.
+    #[serde(default)]
+    pub prune_locked: bool,
 }
 
 /// Settings of each snapshot taken.
@@ -128,15 +146,24 @@ pub struct SnapshotScheduleStatus {
     /// When the next run is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_snapshot_time: Option<Time>,
+    /// The latest due time handled (taken, counted missed, or skipped while
+    /// suspended): with the marks on the array's snapshots, what keeps a
+    /// restart from taking a run twice or counting it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
     /// Runs that were due but not taken (operator down, array unreachable).
     #[serde(default)]
     pub missed_runs: i64,
     /// How many LUNs the schedule covers (for the LUNS column).
     #[serde(default)]
     pub lun_count: i32,
-    /// How the schedule runs: `Operator` or `ArrayNative`.
+    /// How the schedule runs: `Operator` (the operator takes and prunes the
+    /// snapshots) or `Native` (the array's own schedule does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Why the schedule runs in that mode, as a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
     /// Per-LUN snapshot state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<LunSnapshots>,
@@ -148,7 +175,16 @@ pub struct SnapshotScheduleStatus {
 pub struct LunSnapshots {
     /// The Lun object.
     pub lun: String,
-    /// How many of this schedule's snapshots exist.
+    /// The LUN's array-side id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lun_id: Option<String>,
+    /// True when the operator programmed the array's native schedule on
+    /// this LUN (NGXStorage): it removes it when the LUN leaves the
+    /// selection or the schedule is deleted.
+    #[serde(default)]
+    pub native_schedule: bool,
+    /// How many of this schedule's snapshots exist (Native mode: how many
+    /// snapshots the LUN has).
     #[serde(default)]
     pub count: i32,
     /// Array-side id of the newest one.

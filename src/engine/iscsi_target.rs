@@ -164,8 +164,19 @@ impl Managed for IscsiTarget {
         // An IQN neither the spec nor the adapter chose is the array's: a
         // list tells.
         let iqn = created.iqn.as_deref().unwrap_or_default();
-        core::apply_model(None, &[TargetOp::Create(desired.clone())], &created.id, iqn)
-            .filter(|t| !t.iqn.is_empty())
+        let mut ops = vec![TargetOp::Create(desired.clone())];
+        ops.extend(Self::created_ops(created));
+        core::apply_model(None, &ops, &created.id, iqn).filter(|t| !t.iqn.is_empty())
+    }
+    fn created_ops(created: &Created) -> Vec<TargetOp> {
+        // LUNs the create bound (NGX) are mapped as a map would.
+        if created.mapped_luns.is_empty() {
+            Vec::new()
+        } else {
+            vec![TargetOp::Map {
+                lun_ids: created.mapped_luns.clone(),
+            }]
+        }
     }
     fn create_fields(&self) -> Option<String> {
         self.spec

@@ -168,6 +168,11 @@ pub trait Managed:
     fn create_fields(&self) -> Option<String>;
     /// What a create made, for its Event (`created LUN "db" (10 GiB, ...)`).
     fn created_note(desired: &Self::Desired) -> String;
+    /// The changes the create call made beyond the object itself (an NGX
+    /// target create binds its LUNs), for their own Events. None by default.
+    fn created_ops(_created: &Created) -> Vec<Self::Op> {
+        Vec::new()
+    }
     /// The diff.
     fn diff(
         &self,
@@ -603,7 +608,7 @@ pub async fn reconcile<K: Managed>(
                 return run.stop(Stop::name_conflict(K::NOUN, &name, &other.object));
             }
             let lost = matches!(identity, Identity::Recreate { .. });
-            match create::<K>(obj, &desired, array, cluster, lost, &mut run).await {
+            match create::<K>(obj, &desired, &resolved, array, cluster, lost, &mut run).await {
                 Ok((id, fresh)) => {
                     fresh_create = Some(fresh);
                     id
@@ -741,6 +746,7 @@ pub async fn reconcile<K: Managed>(
 async fn create<K: Managed>(
     obj: &K,
     desired: &K::Desired,
+    resolved: &K::Resolved,
     array: &ArrayHandle,
     cluster: &impl Cluster,
     lost: bool,
@@ -820,6 +826,14 @@ async fn create<K: Managed>(
             }
         ),
     ));
+    for op in K::created_ops(&created) {
+        let event = obj.event(&op, Some(resolved));
+        run.events.push(EngineEvent::normal(
+            event.reason.unwrap_or(event_reason::UPDATED),
+            event.action,
+            event.note,
+        ));
+    }
     if let Err(e) = cluster
         .annotate(key, identity::succeeded_annotations(uid, &timestamp(), &id))
         .await

@@ -9,6 +9,7 @@
 //! the [`Cluster`] trait, so the same code runs under the controllers, in the
 //! full-flow tests against the simulators, and in the benchmark.
 
+pub mod clock;
 pub mod common;
 pub mod conditions;
 pub mod index;
@@ -18,6 +19,7 @@ pub mod lun;
 pub mod memory;
 pub mod observation;
 pub mod secrets;
+pub mod snapshot_schedule;
 pub mod spec_error;
 
 use std::collections::BTreeMap;

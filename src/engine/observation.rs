@@ -12,19 +12,26 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use imbl::OrdMap;
+
 use crate::array::backend::{Backend, BackendError};
 use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::identity::ArrayIndex;
 use crate::reconcile::lun::LunOp;
 use crate::reconcile::target::TargetOp;
 
-/// Everything observed on one array at one moment.
+/// Everything observed on one array at one moment, indexed by id and by
+/// name. The maps are persistent (structurally shared): cloning a view is
+/// O(1) and a write to a shared view costs O(log n), so reconciles can hold
+/// their snapshot while others write through.
 #[derive(Clone, Debug, Default)]
 pub struct ArrayView {
-    /// Every LUN.
-    pub luns: Vec<ObservedLun>,
-    /// Every iSCSI target.
-    pub targets: Vec<ObservedTarget>,
+    // Values behind `Arc`: a write to a shared node copies pointers, not
+    // records.
+    luns: OrdMap<String, Arc<ObservedLun>>,
+    lun_names: OrdMap<String, Vec<String>>,
+    targets: OrdMap<String, Arc<ObservedTarget>>,
+    target_names: OrdMap<String, Vec<String>>,
     /// LUN records the array listed but that could not be read (id where
     /// known, and why): they fail their own object only.
     pub malformed_luns: Vec<(Option<String>, BackendError)>,
@@ -32,25 +39,90 @@ pub struct ArrayView {
     pub malformed_targets: Vec<(Option<String>, BackendError)>,
 }
 
+/// Adds `id` under `name` (ids of one name keep the order they came in).
+fn name_add(names: &mut OrdMap<String, Vec<String>>, name: &str, id: &str) {
+    let mut ids = names.get(name).cloned().unwrap_or_default();
+    if !ids.iter().any(|i| i == id) {
+        ids.push(id.to_string());
+        names.insert(name.to_string(), ids);
+    }
+}
+
+/// Removes `id` from under `name`.
+fn name_remove(names: &mut OrdMap<String, Vec<String>>, name: &str, id: &str) {
+    if let Some(mut ids) = names.get(name).cloned() {
+        ids.retain(|i| i != id);
+        if ids.is_empty() {
+            names.remove(name);
+        } else {
+            names.insert(name.to_string(), ids);
+        }
+    }
+}
+
 impl ArrayView {
+    /// A view of these records, in the order the array listed them (the
+    /// first of two records with one name is the one found by name).
+    pub fn new(
+        luns: impl IntoIterator<Item = ObservedLun>,
+        targets: impl IntoIterator<Item = ObservedTarget>,
+    ) -> Self {
+        let mut view = ArrayView::default();
+        for l in luns {
+            let id = l.id.clone();
+            put_lun(&mut view, &id, Some(l));
+        }
+        for t in targets {
+            let id = t.id.clone();
+            put_target(&mut view, &id, Some(t));
+        }
+        view
+    }
+
     /// The LUN with this id.
     pub fn lun(&self, id: &str) -> Option<&ObservedLun> {
-        self.luns.iter().find(|l| l.id == id)
+        self.luns.get(id).map(Arc::as_ref)
     }
 
     /// The target with this id.
     pub fn target(&self, id: &str) -> Option<&ObservedTarget> {
-        self.targets.iter().find(|t| t.id == id)
+        self.targets.get(id).map(Arc::as_ref)
     }
 
-    /// The LUN with this name.
+    /// The LUN with this name (the first listed, if the array has two).
     pub fn lun_by_name(&self, name: &str) -> Option<&ObservedLun> {
-        self.luns.iter().find(|l| l.name == name)
+        self.lun_names
+            .get(name)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.lun(id))
     }
 
-    /// The target with this name.
+    /// The target with this name (the first listed, if the array has two).
     pub fn target_by_name(&self, name: &str) -> Option<&ObservedTarget> {
-        self.targets.iter().find(|t| t.name == name)
+        self.target_names
+            .get(name)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.target(id))
+    }
+
+    /// Every LUN, by id.
+    pub fn luns(&self) -> impl Iterator<Item = &ObservedLun> {
+        self.luns.values().map(Arc::as_ref)
+    }
+
+    /// Every target, by id.
+    pub fn targets(&self) -> impl Iterator<Item = &ObservedTarget> {
+        self.targets.values().map(Arc::as_ref)
+    }
+
+    /// The number of LUNs.
+    pub fn lun_count(&self) -> usize {
+        self.luns.len()
+    }
+
+    /// The number of targets.
+    pub fn target_count(&self) -> usize {
+        self.targets.len()
     }
 
     /// The LUNs, as an identity index.
@@ -72,11 +144,7 @@ impl ArrayIndex for LunIndex<'_> {
         self.0.lun(id).is_some()
     }
     fn id_by_name(&self, name: &str) -> Option<String> {
-        self.0
-            .luns
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.id.clone())
+        self.0.lun_by_name(name).map(|l| l.id.clone())
     }
 }
 
@@ -88,11 +156,7 @@ impl ArrayIndex for TargetIndex<'_> {
         self.0.target(id).is_some()
     }
     fn id_by_name(&self, name: &str) -> Option<String> {
-        self.0
-            .targets
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.id.clone())
+        self.0.target_by_name(name).map(|t| t.id.clone())
     }
 }
 
@@ -144,12 +208,10 @@ impl ObservationCache {
         }
         let started = Instant::now();
         let o = backend.observe().await?;
-        let view = Arc::new(ArrayView {
-            luns: o.luns,
-            targets: o.targets,
-            malformed_luns: o.malformed_luns,
-            malformed_targets: o.malformed_targets,
-        });
+        let mut view = ArrayView::new(o.luns, o.targets);
+        view.malformed_luns = o.malformed_luns;
+        view.malformed_targets = o.malformed_targets;
+        let view = Arc::new(view);
         let mut c = lock(&self.cached);
         c.view = Some(view.clone());
         c.at = Some(started);
@@ -187,82 +249,108 @@ impl ObservationCache {
 
 /// Replaces (or inserts, or removes) the LUN `id` in a view.
 pub fn put_lun(view: &mut ArrayView, id: &str, lun: Option<ObservedLun>) {
-    let pos = view.luns.iter().position(|l| l.id == id);
-    match (pos, lun) {
-        (Some(i), Some(l)) => view.luns[i] = l,
-        (Some(i), None) => {
-            view.luns.remove(i);
+    let before = match lun {
+        Some(l) => {
+            let name = l.name.clone();
+            let before = view.luns.insert(id.to_string(), Arc::new(l));
+            if let Some(b) = before.as_ref().filter(|b| b.name != name) {
+                name_remove(&mut view.lun_names, &b.name, id);
+            }
+            name_add(&mut view.lun_names, &name, id);
+            return;
         }
-        (None, Some(l)) => view.luns.push(l),
-        (None, None) => {}
+        None => view.luns.remove(id),
+    };
+    if let Some(b) = before {
+        name_remove(&mut view.lun_names, &b.name, id);
     }
 }
 
 /// Replaces (or inserts, or removes) the target `id` in a view.
 pub fn put_target(view: &mut ArrayView, id: &str, target: Option<ObservedTarget>) {
-    let pos = view.targets.iter().position(|t| t.id == id);
-    match (pos, target) {
-        (Some(i), Some(t)) => view.targets[i] = t,
-        (Some(i), None) => {
-            view.targets.remove(i);
+    let before = match target {
+        Some(t) => {
+            let name = t.name.clone();
+            let before = view.targets.insert(id.to_string(), Arc::new(t));
+            if let Some(b) = before.as_ref().filter(|b| b.name != name) {
+                name_remove(&mut view.target_names, &b.name, id);
+            }
+            name_add(&mut view.target_names, &name, id);
+            return;
         }
-        (None, Some(t)) => view.targets.push(t),
-        (None, None) => {}
+        None => view.targets.remove(id),
+    };
+    if let Some(b) = before {
+        name_remove(&mut view.target_names, &b.name, id);
+    }
+}
+
+/// Changes one LUN record in place.
+fn edit_lun(view: &mut ArrayView, id: &str, change: impl FnOnce(&mut ObservedLun)) {
+    if let Some(l) = view.luns.get_mut(id) {
+        change(Arc::make_mut(l));
+    }
+}
+
+/// Changes one target record in place.
+fn edit_target(view: &mut ArrayView, id: &str, change: impl FnOnce(&mut ObservedTarget)) {
+    if let Some(t) = view.targets.get_mut(id) {
+        change(Arc::make_mut(t));
     }
 }
 
 /// Puts the LUN `id` as it is after `op` (one of the operator's own
 /// writes), and the target side of it: a deleted or unmapped LUN leaves
-/// the targets' mapping lists.
+/// the targets' mapping lists. Touches only the targets the LUN was
+/// mapped to, so a write costs the same at 10 LUNs as at 10,000.
 pub fn put_lun_after(
     view: &mut ArrayView,
     id: &str,
     after: Option<&ObservedLun>,
     op: Option<&LunOp>,
 ) {
+    let mapped_before = view
+        .lun(id)
+        .map(|l| l.mapped_targets.clone())
+        .unwrap_or_default();
     put_lun(view, id, after.cloned());
     match op {
         Some(LunOp::Delete { .. }) => {
-            for t in view.targets.iter_mut() {
-                t.mapped_luns.retain(|l| l != id);
+            for t in &mapped_before {
+                edit_target(view, t, |t| t.mapped_luns.retain(|l| l != id));
             }
         }
         Some(LunOp::Unmap { target_id }) => {
-            if let Some(t) = view.targets.iter_mut().find(|t| t.id == *target_id) {
-                t.mapped_luns.retain(|l| l != id);
-            }
+            edit_target(view, target_id, |t| t.mapped_luns.retain(|l| l != id));
         }
         _ => {}
     }
 }
 
-/// Puts the target `id` as it is after `op`, and the LUN side of a
-/// mapping.
+/// Puts the target `id` as it is after `op`, and the LUN side of its
+/// mappings: the LUNs it gained or lost (from the records before and after,
+/// so a create that bound LUNs counts too) gain or lose it. Touches only
+/// those LUNs.
 pub fn put_target_after(
     view: &mut ArrayView,
     id: &str,
     after: Option<&ObservedTarget>,
-    op: Option<&TargetOp>,
+    _op: Option<&TargetOp>,
 ) {
+    let before = view
+        .target(id)
+        .map(|t| t.mapped_luns.clone())
+        .unwrap_or_default();
+    let now = after.map(|t| t.mapped_luns.clone()).unwrap_or_default();
     put_target(view, id, after.cloned());
-    match op {
-        Some(TargetOp::Map { lun_id }) => {
-            if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id)
-                && !l.mapped_targets.iter().any(|t| t == id)
-            {
+    for lun_id in before.iter().filter(|l| !now.contains(l)) {
+        edit_lun(view, lun_id, |l| l.mapped_targets.retain(|t| t != id));
+    }
+    for lun_id in now.iter().filter(|l| !before.contains(l)) {
+        edit_lun(view, lun_id, |l| {
+            if !l.mapped_targets.iter().any(|t| t == id) {
                 l.mapped_targets.push(id.to_string());
             }
-        }
-        Some(TargetOp::Unmap { lun_id }) => {
-            if let Some(l) = view.luns.iter_mut().find(|l| l.id == *lun_id) {
-                l.mapped_targets.retain(|t| t != id);
-            }
-        }
-        Some(TargetOp::Delete { .. }) => {
-            for l in view.luns.iter_mut() {
-                l.mapped_targets.retain(|t| t != id);
-            }
-        }
-        _ => {}
+        });
     }
 }

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod identity;
 pub mod invalid;
 pub mod lun;
+pub mod schedule;
 pub mod target;
 
 pub use drift::Drift;

@@ -2,7 +2,8 @@
 //! mappings. Pure: no I/O.
 //!
 //! Mappings: LUNs the spec no longer lists are unmapped first (it frees their
-//! LUN numbers), then missing ones are mapped in spec order. Existing
+//! LUN numbers), then missing ones are mapped in spec order, each set in one
+//! call. Existing
 //! mappings are never remapped just to change their order: that would cut
 //! the initiators' paths to a LUN in use.
 
@@ -32,8 +33,9 @@ pub struct DesiredTarget {
 /// One call's worth of change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetOp {
-    /// Create the target (with its settings, CHAP and initiators; mappings
-    /// follow as separate operations).
+    /// Create the target (with its settings, CHAP and initiators). Mappings
+    /// follow as one [`TargetOp::Map`], unless the vendor binds the LUNs in
+    /// the create itself (the created target then says so).
     Create(DesiredTarget),
     /// Rename it.
     Rename {
@@ -50,15 +52,16 @@ pub enum TargetOp {
     Enable,
     /// Refuse logins.
     Disable,
-    /// Unmap a LUN.
+    /// Unmap these LUNs, in one call (both vendors take a list).
     Unmap {
-        /// Array-side LUN id.
-        lun_id: String,
+        /// Array-side LUN ids; never empty.
+        lun_ids: Vec<String>,
     },
-    /// Map a LUN.
+    /// Map these LUNs in this order, in one call (both vendors take a list
+    /// and number the LUNs in list order).
     Map {
-        /// Array-side LUN id.
-        lun_id: String,
+        /// Array-side LUN ids; never empty.
+        lun_ids: Vec<String>,
     },
     /// Delete the target.
     Delete {
@@ -126,10 +129,20 @@ impl TargetOp {
             }
             TargetOp::Enable => "enabled the target".to_string(),
             TargetOp::Disable => "disabled the target".to_string(),
-            TargetOp::Unmap { lun_id } => format!("unmapped {}", lun(lun_id)),
-            TargetOp::Map { lun_id } => format!("mapped {}", lun(lun_id)),
+            TargetOp::Unmap { lun_ids } => format!("unmapped {}", list(lun_ids, &lun)),
+            TargetOp::Map { lun_ids } => format!("mapped {}", list(lun_ids, &lun)),
             TargetOp::Delete { id } => format!("deleted target {id}"),
         }
+    }
+}
+
+/// `a, b and c`, each named by `lun`.
+fn list(ids: &[String], lun: &impl Fn(&str) -> String) -> String {
+    let names: Vec<String> = ids.iter().map(|id| lun(id)).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -174,12 +187,11 @@ pub fn diff(
 ) -> TargetPlan {
     let Some(o) = observed else {
         let mut ops = vec![TargetOp::Create(desired.clone())];
-        ops.extend(
-            desired
-                .luns
-                .iter()
-                .map(|l| TargetOp::Map { lun_id: l.clone() }),
-        );
+        if !desired.luns.is_empty() {
+            ops.push(TargetOp::Map {
+                lun_ids: desired.luns.clone(),
+            });
+        }
         return TargetPlan {
             ops,
             drift: Vec::new(),
@@ -254,15 +266,17 @@ pub fn diff(
         });
     }
 
-    let extra: Vec<&String> = o
+    let extra: Vec<String> = o
         .mapped_luns
         .iter()
         .filter(|l| !desired.luns.contains(l))
+        .cloned()
         .collect();
-    let missing: Vec<&String> = desired
+    let missing: Vec<String> = desired
         .luns
         .iter()
         .filter(|l| !o.mapped_luns.contains(l))
+        .cloned()
         .collect();
     if !extra.is_empty() || !missing.is_empty() {
         plan.drift.push(Drift::correctable(
@@ -271,30 +285,27 @@ pub fn diff(
             o.mapped_luns.join(","),
         ));
     }
-    plan.ops.extend(
-        extra
-            .into_iter()
-            .map(|l| TargetOp::Unmap { lun_id: l.clone() }),
-    );
-    plan.ops.extend(
-        missing
-            .into_iter()
-            .map(|l| TargetOp::Map { lun_id: l.clone() }),
-    );
+    if !extra.is_empty() {
+        plan.ops.push(TargetOp::Unmap { lun_ids: extra });
+    }
+    if !missing.is_empty() {
+        plan.ops.push(TargetOp::Map { lun_ids: missing });
+    }
     plan
 }
 
-/// The calls that remove the target: unmap every LUN, then delete. Nothing
-/// when it is already gone.
+/// The calls that remove the target: unmap every LUN (one call), then
+/// delete. Nothing when it is already gone.
 pub fn delete_ops(observed: Option<&ObservedTarget>) -> Vec<TargetOp> {
     let Some(o) = observed else {
         return Vec::new();
     };
-    let mut ops: Vec<TargetOp> = o
-        .mapped_luns
-        .iter()
-        .map(|l| TargetOp::Unmap { lun_id: l.clone() })
-        .collect();
+    let mut ops = Vec::new();
+    if !o.mapped_luns.is_empty() {
+        ops.push(TargetOp::Unmap {
+            lun_ids: o.mapped_luns.clone(),
+        });
+    }
     ops.push(TargetOp::Delete { id: o.id.clone() });
     ops
 }
@@ -355,10 +366,12 @@ pub fn apply_model(
                     TargetOp::SetInitiators(i) => t.initiators = i.clone(),
                     TargetOp::Enable => t.enabled = true,
                     TargetOp::Disable => t.enabled = false,
-                    TargetOp::Unmap { lun_id } => t.mapped_luns.retain(|l| l != lun_id),
-                    TargetOp::Map { lun_id } => {
-                        if !t.mapped_luns.contains(lun_id) {
-                            t.mapped_luns.push(lun_id.clone())
+                    TargetOp::Unmap { lun_ids } => t.mapped_luns.retain(|l| !lun_ids.contains(l)),
+                    TargetOp::Map { lun_ids } => {
+                        for id in lun_ids {
+                            if !t.mapped_luns.contains(id) {
+                                t.mapped_luns.push(id.clone())
+                            }
                         }
                     }
                     TargetOp::Create(_) | TargetOp::Delete { .. } => {}
@@ -413,14 +426,9 @@ mod tests {
         assert_eq!(ops[0], TargetOp::Create(d.clone()));
         assert_eq!(
             &ops[1..],
-            &[
-                TargetOp::Map {
-                    lun_id: "l1".into()
-                },
-                TargetOp::Map {
-                    lun_id: "l2".into()
-                }
-            ]
+            &[TargetOp::Map {
+                lun_ids: vec!["l1".into(), "l2".into()]
+            }]
         );
         assert_eq!(diff(&d, Some(&created(&d)), false), TargetPlan::default());
     }
@@ -489,10 +497,10 @@ mod tests {
             diff(&d, Some(&o), false).ops,
             vec![
                 TargetOp::Unmap {
-                    lun_id: "l9".into()
+                    lun_ids: vec!["l9".into()]
                 },
                 TargetOp::Map {
-                    lun_id: "l1".into()
+                    lun_ids: vec!["l1".into()]
                 }
             ]
         );
@@ -531,10 +539,7 @@ mod tests {
             delete_ops(Some(&o)),
             vec![
                 TargetOp::Unmap {
-                    lun_id: "l1".into()
-                },
-                TargetOp::Unmap {
-                    lun_id: "l2".into()
+                    lun_ids: vec!["l1".into(), "l2".into()]
                 },
                 TargetOp::Delete { id: "tid".into() }
             ]
@@ -612,6 +617,20 @@ mod tests {
             let first_map = ops.iter().position(|op| matches!(op, TargetOp::Map { .. })).unwrap_or(ops.len());
             let late_unmap = ops[first_map..].iter().any(|op| matches!(op, TargetOp::Unmap { .. }));
             prop_assert!(!late_unmap, "unmap after a map: {:?}", ops);
+        }
+
+        #[test]
+        fn mappings_change_in_at_most_one_call_each_way(d in arb_desired(), o in prop::option::of(arb_observed())) {
+            let ops = diff(&d, o.as_ref(), false).ops;
+            let maps: Vec<&Vec<String>> = ops.iter().filter_map(|op| match op { TargetOp::Map { lun_ids } => Some(lun_ids), _ => None }).collect();
+            let unmaps: Vec<&Vec<String>> = ops.iter().filter_map(|op| match op { TargetOp::Unmap { lun_ids } => Some(lun_ids), _ => None }).collect();
+            prop_assert!(maps.len() <= 1 && unmaps.len() <= 1, "{:?}", ops);
+            prop_assert!(maps.iter().chain(unmaps.iter()).all(|ids| !ids.is_empty()), "{:?}", ops);
+            // The batch keeps spec order, so LUN numbers follow it.
+            if let Some(ids) = maps.first() {
+                let in_spec: Vec<&String> = d.luns.iter().filter(|l| ids.contains(l)).collect();
+                prop_assert_eq!(ids.iter().collect::<Vec<_>>(), in_spec);
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod dsm;
 pub mod ngx;
+pub mod snapshot;
 
 use std::fmt;
 
@@ -173,10 +174,14 @@ pub struct Created {
     pub id: String,
     /// The error of a later step, when the create was cut part way.
     pub incomplete: Option<BackendError>,
-    /// The IQN the adapter chose for a target the spec gave none (DSM
-    /// generates it as DSM's UI would), so the view needs no list to learn
-    /// it.
+    /// The IQN of a target the spec gave none: the one the adapter chose
+    /// (DSM generates it as DSM's UI would), or the one the array derives
+    /// by a rule every listed target followed (NGX), so the view needs no
+    /// list to learn it.
     pub iqn: Option<String>,
+    /// LUN ids the create itself mapped, in order (NGX binds a target's
+    /// LUNs in its create call), as the array's answer listed them.
+    pub mapped_luns: Vec<String>,
 }
 
 impl Created {
@@ -186,6 +191,7 @@ impl Created {
             id: id.into(),
             incomplete: None,
             iqn: None,
+            mapped_luns: Vec::new(),
         }
     }
 }

@@ -45,6 +45,13 @@ pub struct LunSnapshot {
     /// Size in bytes.
     #[serde(default, deserialize_with = "flex_u64_opt")]
     pub total_size: Option<u64>,
+    /// Packages that keep the snapshot (a Snapshot Replication plan's key
+    /// while it is a replication's base): it must not be deleted.
+    #[serde(default)]
+    pub locked_app_keys: Vec<String>,
+    /// Locked by WORM (immutable).
+    #[serde(default, deserialize_with = "flex_bool")]
+    pub is_worm_locked: bool,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +140,7 @@ impl SnapshotApi<'_> {
     /// Deletes snapshots. DSM reports a per-snapshot failure inside a
     /// successful answer; that becomes an error here.
     pub async fn delete(&self, snapshot_uuids: &[&str]) -> Result<(), DsmError> {
-        let subject = format!("snapshots {snapshot_uuids:?}");
+        let subject = format!("snapshots {}", snapshot_uuids.join(", "));
         let params = Params::new().json("snapshot_uuids", snapshot_uuids);
         let data = self
             .client

@@ -258,6 +258,14 @@ pub struct SimulateArgs {
     /// Expire the caller's session on the Nth call: `API.method:N`. Repeatable.
     #[arg(long = "expire-session", value_name = "OP:N")]
     pub expire_session: Vec<String>,
+    /// The most LUNs the simulated DSM holds before refusing a create with
+    /// its limit error (a real DS holds 128 to 512, by model; raise it for
+    /// scale tests).
+    #[arg(long, default_value_t = 128)]
+    pub max_luns: usize,
+    /// The most iSCSI targets the simulated DSM holds.
+    #[arg(long, default_value_t = 128)]
+    pub max_targets: usize,
 }
 
 impl std::fmt::Debug for SimulateArgs {
@@ -273,6 +281,8 @@ impl std::fmt::Debug for SimulateArgs {
             .field("http_status", &self.http_status)
             .field("drop", &self.drop)
             .field("expire_session", &self.expire_session)
+            .field("max_luns", &self.max_luns)
+            .field("max_targets", &self.max_targets)
             .finish()
     }
 }
@@ -385,6 +395,10 @@ pub async fn run(args: SimulateArgs) -> Result<(), SimulateError> {
         state: seed::seed(),
     })
     .await?;
+    sim.state().update(|s| {
+        s.limits.max_luns = args.max_luns;
+        s.limits.max_targets = args.max_targets;
+    });
     if args.latency_ms > 0 {
         sim.faults()
             .set_latency(Duration::from_millis(args.latency_ms));
@@ -437,5 +451,13 @@ mod tests {
         assert_eq!(rules[2].action, FaultAction::ExpireSession);
         let bad = Cli::parse_from(["x", "--fail", "SYNO.X.y:one:5"]);
         assert!(fault_rules(&bad.args).is_err());
+    }
+
+    #[test]
+    fn limits_default_to_a_small_ds_and_can_be_raised() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!((cli.args.max_luns, cli.args.max_targets), (128, 128));
+        let cli = Cli::parse_from(["x", "--max-luns", "20000", "--max-targets", "2000"]);
+        assert_eq!((cli.args.max_luns, cli.args.max_targets), (20000, 2000));
     }
 }

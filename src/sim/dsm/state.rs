@@ -102,6 +102,10 @@ pub struct SimSnapshot {
     pub app_consistent: bool,
     /// Who took it.
     pub taken_by: String,
+    /// Packages that keep it (`locked_app_keys`: a Snapshot Replication
+    /// plan's key while the snapshot is the base of a replication); DSM
+    /// refuses to delete it while any is set.
+    pub locked_app_keys: Vec<String>,
 }
 
 /// A LUN mapped to a target.

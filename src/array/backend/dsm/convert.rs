@@ -71,14 +71,29 @@ pub fn lun_settings(lun: &Lun) -> LunSettings {
     settings
 }
 
+/// LUN uuid → the ids of the targets mapping it, built once per listing so
+/// that observing every LUN costs one pass over the mappings, not one pass
+/// over every target per LUN (quadratic at 10,000 LUNs).
+pub type TargetsByLun = std::collections::HashMap<String, Vec<String>>;
+
+/// The [`TargetsByLun`] of a target listing.
+pub fn targets_by_lun(targets: &[Target]) -> TargetsByLun {
+    let mut by_lun = TargetsByLun::new();
+    for t in targets {
+        for m in &t.mapped_luns {
+            by_lun
+                .entry(m.lun_uuid.clone())
+                .or_default()
+                .push(t.target_id.to_string());
+        }
+    }
+    by_lun
+}
+
 /// A DSM LUN as the neutral view; `targets` is the Target list, from which
 /// the LUN's mappings are read (DSM's LUN list only says `is_mapped`).
-pub fn observed_lun(lun: &Lun, targets: &[Target]) -> ObservedLun {
-    let mapped_targets = targets
-        .iter()
-        .filter(|t| t.mapped_luns.iter().any(|m| m.lun_uuid == lun.uuid))
-        .map(|t| t.target_id.to_string())
-        .collect();
+pub fn observed_lun(lun: &Lun, targets: &TargetsByLun) -> ObservedLun {
+    let mapped_targets = targets.get(&lun.uuid).cloned().unwrap_or_default();
     ObservedLun {
         id: lun.uuid.clone(),
         name: lun.name.clone(),

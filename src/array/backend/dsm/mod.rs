@@ -29,6 +29,7 @@
 pub mod convert;
 pub mod lun;
 pub mod rules;
+pub mod snapshot;
 pub mod target;
 
 use std::collections::BTreeSet;
@@ -185,9 +186,10 @@ impl DsmBackend {
         let targets = self.client.targets();
         let (luns, targets) = tokio::try_join!(luns.list(), targets.list()).map_err(vendor)?;
         self.learn_host(&targets).await;
+        let by_lun = convert::targets_by_lun(&targets);
         Ok(luns
             .iter()
-            .map(|l| convert::observed_lun(l, &targets))
+            .map(|l| convert::observed_lun(l, &by_lun))
             .collect())
     }
 
@@ -204,10 +206,11 @@ impl DsmBackend {
                 .map(|m| (m.id, vendor(m.error)))
                 .collect::<Vec<_>>()
         };
+        let by_lun = convert::targets_by_lun(&targets.items);
         let observed_luns = luns
             .items
             .iter()
-            .map(|l| convert::observed_lun(l, &targets.items))
+            .map(|l| convert::observed_lun(l, &by_lun))
             .collect();
         Ok(Observation {
             luns: observed_luns,
@@ -230,14 +233,8 @@ impl DsmBackend {
     }
 
     async fn learn_host(&self, targets: &[crate::array::synology::Target]) {
-        // The fallback host name carries no news: learning it back from an
-        // IQN this adapter generated would hide the real one.
-        let real = targets
-            .iter()
-            .filter_map(|t| convert::host_of_iqn(&t.iqn))
-            .find(|h| *h != convert::FALLBACK_HOST);
-        if let Some(host) = real {
-            *self.host.lock().await = Some(host.to_string());
+        if let Some(host) = real_host(targets) {
+            *self.host.lock().await = Some(host);
         }
     }
 
@@ -247,4 +244,15 @@ impl DsmBackend {
             tracing::info!(error = %e, "DSM logout failed");
         }
     }
+}
+
+/// The DSM host name in the IQN of a target DSM generated, if any. The
+/// fallback host name carries no news: learning it back from an IQN this
+/// adapter generated would hide the real one.
+pub(super) fn real_host(targets: &[crate::array::synology::Target]) -> Option<String> {
+    targets
+        .iter()
+        .filter_map(|t| convert::host_of_iqn(&t.iqn))
+        .find(|h| *h != convert::FALLBACK_HOST)
+        .map(str::to_string)
 }

@@ -62,22 +62,19 @@ fn initiators_unsupported(api_call: &str) -> BackendError {
 impl DsmBackend {
     /// The IQN for a target the spec gives none (see the module docs).
     async fn generated_iqn(&self, name: &str) -> Result<String, BackendError> {
-        let known = self.host.lock().await.clone();
-        let host = match known {
-            Some(h) => h,
-            None => {
-                let targets = self.client.targets().list().await.map_err(vendor)?;
-                self.learn_host(&targets).await;
-                // Looked once: with no DSM-generated IQN to learn from, the
-                // fallback stands until an observation finds a real one, so
-                // later creates list nothing.
-                self.host
-                    .lock()
-                    .await
-                    .get_or_insert_with(|| convert::FALLBACK_HOST.to_string())
-                    .clone()
-            }
-        };
+        // The lock is held across the look-up, so creates that arrive
+        // together wait for one list instead of each making one.
+        let mut host = self.host.lock().await;
+        if host.is_none() {
+            let targets = self.client.targets().list().await.map_err(vendor)?;
+            // Looked once: with no DSM-generated IQN to learn from, the
+            // fallback stands until an observation finds a real one, so
+            // later creates list nothing.
+            *host = Some(
+                super::real_host(&targets).unwrap_or_else(|| convert::FALLBACK_HOST.to_string()),
+            );
+        }
+        let host = host.clone().unwrap_or_default();
         Ok(convert::generated_iqn(&host, name))
     }
 
@@ -122,6 +119,7 @@ impl DsmBackend {
             id: id.to_string(),
             incomplete: rest.await.err(),
             iqn: chosen,
+            mapped_luns: Vec::new(),
         })
     }
 
@@ -156,11 +154,21 @@ impl DsmBackend {
             TargetOp::SetInitiators(_) => Err(initiators_unsupported(&set_call)),
             TargetOp::Enable => targets.enable(tid).await.map_err(vendor),
             TargetOp::Disable => targets.disable(tid).await.map_err(vendor),
-            TargetOp::Map { lun_id } => match targets.map_lun(tid, &[lun_id]).await {
-                Err(e) if e.class() == ErrorClass::AlreadyExists => Ok(()),
-                other => other.map_err(vendor),
-            },
-            TargetOp::Unmap { lun_id } => gone_is_ok(targets.unmap_lun(tid, &[lun_id]).await),
+            // One call for the whole set: DSM takes a list and numbers the
+            // LUNs in its order. "Already mapped" settles a single LUN; for
+            // a set it does not say the others were mapped, so it stays an
+            // error and the next pass re-lists and maps what is missing.
+            TargetOp::Map { lun_ids } => {
+                let ids: Vec<&str> = lun_ids.iter().map(String::as_str).collect();
+                match targets.map_lun(tid, &ids).await {
+                    Err(e) if e.class() == ErrorClass::AlreadyExists && ids.len() == 1 => Ok(()),
+                    other => other.map_err(vendor),
+                }
+            }
+            TargetOp::Unmap { lun_ids } => {
+                let ids: Vec<&str> = lun_ids.iter().map(String::as_str).collect();
+                gone_is_ok(targets.unmap_lun(tid, &ids).await)
+            }
             TargetOp::Create(_) | TargetOp::Delete { .. } => Err(BackendError::invalid(
                 set_call,
                 format!(

@@ -64,14 +64,29 @@ fn settings_of(l: &Lun) -> LunSettings {
     s
 }
 
-/// One LUN in the vendor-neutral view; `targets` is the same observation's
-/// target list (for `mapped_targets`).
-pub(crate) fn observe(l: Lun, targets: &[Target]) -> ObservedLun {
-    let mapped_targets = targets
-        .iter()
-        .filter(|t| t.luns.iter().any(|m| m.vol_id == l.id))
-        .map(|t| t.id.clone())
-        .collect();
+/// LUN id → the ids of the targets mapping it, built once per listing so
+/// that observing every LUN costs one pass over the mappings, not one pass
+/// over every target per LUN (quadratic at 10,000 LUNs).
+pub(crate) type TargetsByLun = std::collections::HashMap<String, Vec<String>>;
+
+/// The [`TargetsByLun`] of a target listing.
+pub(crate) fn targets_by_lun(targets: &[Target]) -> TargetsByLun {
+    let mut by_lun = TargetsByLun::new();
+    for t in targets {
+        for m in &t.luns {
+            by_lun
+                .entry(m.vol_id.clone())
+                .or_default()
+                .push(t.id.clone());
+        }
+    }
+    by_lun
+}
+
+/// One LUN in the vendor-neutral view; `targets` indexes the same
+/// observation's target list (for `mapped_targets`).
+pub(crate) fn observe(l: Lun, targets: &TargetsByLun) -> ObservedLun {
+    let mapped_targets = targets.get(&l.id).cloned().unwrap_or_default();
     ObservedLun {
         settings: settings_of(&l),
         lun_type: l.thin.map(|t| if t { "thin" } else { "full" }.to_string()),
@@ -92,7 +107,8 @@ pub(crate) fn observe(l: Lun, targets: &[Target]) -> ObservedLun {
 pub(crate) async fn list(client: &NgxClient) -> Result<Vec<ObservedLun>, BackendError> {
     let luns = client.luns_detailed().await.map_err(vendor)?;
     let targets = client.targets_detailed().await.map_err(vendor)?;
-    Ok(luns.into_iter().map(|l| observe(l, &targets)).collect())
+    let by_lun = targets_by_lun(&targets);
+    Ok(luns.into_iter().map(|l| observe(l, &by_lun)).collect())
 }
 
 fn parse_bool(call: &str, key: &str, value: &str) -> Result<bool, BackendError> {

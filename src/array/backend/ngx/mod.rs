@@ -11,6 +11,7 @@
 
 pub mod lun;
 pub mod rules;
+pub mod snapshot;
 pub mod target;
 
 use crate::array::error::ErrorClass;
@@ -34,6 +35,10 @@ pub struct NgxBackend {
     /// needs them on every target reconcile to read a spec that names a
     /// group by name, so they are listed once and again only on a miss.
     portal_groups: std::sync::Arc<tokio::sync::Mutex<Option<Vec<PortalGroupName>>>>,
+    /// The rule the array's target IQNs follow (`<prefix>:<name>`), learned
+    /// from the last observation in which every target followed it; see
+    /// [`target::iqn_rule`].
+    iqn_prefix: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// Converts a client error, keeping class, code and API call.
@@ -90,6 +95,7 @@ impl NgxBackend {
         Ok(NgxBackend {
             client,
             portal_groups: Default::default(),
+            iqn_prefix: Default::default(),
         })
     }
 
@@ -152,21 +158,30 @@ impl NgxBackend {
         // A group the operator cannot read would hide CHAP state of some
         // target: that one stays strict.
         let groups = self.client.auth_groups_detailed().await.map_err(vendor)?;
+        // Portal groups are listed with the rest, once per observation, so
+        // a target create needs no list of its own.
+        let portals = self.client.portal_groups().await.map_err(vendor)?;
+        *self.portal_groups.lock().await =
+            Some(portals.into_iter().map(|g| (g.id, g.name)).collect());
         let malformed = |m: Vec<crate::array::ngxstorage::listing::Malformed>| {
             m.into_iter()
                 .map(|m| (m.id, vendor(m.error)))
                 .collect::<Vec<_>>()
         };
+        let by_lun = lun::targets_by_lun(&targets.items);
         let observed_luns = luns
             .items
             .into_iter()
-            .map(|l| lun::observe(l, &targets.items))
+            .map(|l| lun::observe(l, &by_lun))
             .collect();
+        let targets_seen = target::observe_all(targets.items, &groups);
+        *self.iqn_prefix.lock().unwrap_or_else(|p| p.into_inner()) =
+            target::iqn_rule(&targets_seen);
         Ok(Observation {
             luns: observed_luns,
             malformed_luns: malformed(luns.malformed),
             malformed_targets: malformed(targets.malformed),
-            targets: target::observe_all(targets.items, &groups),
+            targets: targets_seen,
         })
     }
 
@@ -201,12 +216,18 @@ impl NgxBackend {
             .get(target::PORTAL_GROUP)
             .map(String::as_str);
         let known = self.portal_group_id(want).await?;
-        target::create(&self.client, desired, known).await
+        let rule = self
+            .iqn_prefix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        target::create(&self.client, desired, known, rule).await
     }
 
-    /// The portal group id for `want` (an id or a name; from the cache, listed
-    /// again on a miss) or, without one, the array's only group (always from
-    /// a fresh list).
+    /// The portal group id for `want` (an id or a name) or, without one,
+    /// the array's only group: from the groups the last observation listed
+    /// (at most `resyncInterval` old, like everything the engine decides
+    /// from), listed again on a miss.
     async fn portal_group_id(&self, want: Option<&str>) -> Result<Option<String>, BackendError> {
         let pick = |groups: &[PortalGroupName]| match want {
             Some(w) => groups
@@ -218,11 +239,7 @@ impl NgxBackend {
             None => None,
         };
         let mut cache = self.portal_groups.lock().await;
-        // Only a named group is taken from the cache: "the only group" must
-        // be decided on a fresh list, since an admin may have added another.
-        if want.is_some()
-            && let Some(found) = cache.as_deref().and_then(pick)
-        {
+        if let Some(found) = cache.as_deref().and_then(pick) {
             return Ok(Some(found));
         }
         let groups = self.client.portal_groups().await.map_err(vendor)?;

@@ -179,10 +179,34 @@ async fn resolve_portal_group(
 /// the spec asks for CHAP or initiators, its own auth group.
 /// Creates the target. `known_portal` is a portal group id the caller has
 /// already resolved (from its cache); without it the groups are listed.
+/// The IQN an NGX array gives a target named `name`, by the rule
+/// [`iqn_rule`] learned.
+pub(crate) fn derived_iqn(prefix: &str, name: &str) -> String {
+    format!("{prefix}:{name}")
+}
+
+/// The prefix every listed target's IQN has before `:<target name>`, when
+/// they all share one: the array derives IQNs that way, so a new target's
+/// IQN is known without listing it again. `None` when the array has no
+/// target yet or any target breaks the rule (then every create is followed
+/// by a list, as before).
+pub(crate) fn iqn_rule(targets: &[ObservedTarget]) -> Option<String> {
+    let mut prefix: Option<&str> = None;
+    for t in targets {
+        let p = t.iqn.strip_suffix(&format!(":{}", t.name))?;
+        if p.is_empty() || prefix.is_some_and(|q| q != p) {
+            return None;
+        }
+        prefix = Some(p);
+    }
+    prefix.map(str::to_string)
+}
+
 pub(crate) async fn create(
     client: &NgxClient,
     d: &DesiredTarget,
     known_portal: Option<String>,
+    iqn_rule: Option<String>,
 ) -> Result<Created, BackendError> {
     // Everything that can be refused is refused before the first call.
     let create_call = call(client, Endpoint::TargetCreate);
@@ -213,10 +237,19 @@ pub(crate) async fn create(
             name: d.name.clone(),
             auth_group_id: DEFAULT_AUTH_GROUP_ID.to_string(),
             portal_group_id: portal,
-            lun_ids: Vec::new(),
+            // Bound in the create itself: one call instead of a map after.
+            lun_ids: d.luns.clone(),
         })
         .await
         .map_err(vendor)?;
+    // What the answer lists as bound, in the spec's order; a LUN it does
+    // not list is mapped by the diff that follows.
+    let mapped_luns: Vec<String> = d
+        .luns
+        .iter()
+        .filter(|id| created.luns.iter().any(|m| &m.vol_id == *id))
+        .cloned()
+        .collect();
     let mut incomplete = None;
     if chap.is_some() || !d.initiators.is_empty() {
         // The group is made after the target because its name comes from
@@ -234,9 +267,10 @@ pub(crate) async fn create(
         incomplete = rest.await.err();
     }
     Ok(Created {
+        iqn: iqn_rule.map(|prefix| derived_iqn(&prefix, &d.name)),
         id: created.id,
         incomplete,
-        iqn: None,
+        mapped_luns,
     })
 }
 
@@ -284,14 +318,9 @@ pub(crate) async fn update(
         // Always enabled: the state asked for already holds.
         TargetOp::Enable => Ok(()),
         TargetOp::Disable => Err(disable_unsupported(&call(client, Endpoint::TargetRename))),
-        TargetOp::Map { lun_id } => client
-            .add_target_luns(id, std::slice::from_ref(lun_id))
-            .await
-            .map_err(vendor),
-        TargetOp::Unmap { lun_id } => client
-            .remove_target_luns(id, std::slice::from_ref(lun_id))
-            .await
-            .map_err(vendor),
+        // One call for the whole set (`lun_ids[]`).
+        TargetOp::Map { lun_ids } => client.add_target_luns(id, lun_ids).await.map_err(vendor),
+        TargetOp::Unmap { lun_ids } => client.remove_target_luns(id, lun_ids).await.map_err(vendor),
         TargetOp::Create(_) => Err(misrouted("update_target", "a target create")),
         TargetOp::Delete { .. } => Err(misrouted("update_target", "a target delete")),
     }

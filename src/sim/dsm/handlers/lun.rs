@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{Ctx, HandlerResult, Reply, now};
 use crate::array::synology::error::{
     LUN_BUSY, LUN_LIMIT, LUN_NAME_TAKEN, NO_SUCH_LUN, NO_SUCH_SNAPSHOT, NO_SUCH_TARGET,
-    OUT_OF_SPACE, SNAPSHOT_LIMIT,
+    OUT_OF_SPACE, SNAPSHOT_DELETE_FAILED, SNAPSHOT_LIMIT,
 };
 use crate::sim::dsm::request::{Additional, Args};
 use crate::sim::dsm::state::{
@@ -449,7 +449,7 @@ fn list_snapshot(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
         .map(|sn| {
             let mut j = snapshot_json(sn);
             if additional.wants("locked_app_keys") {
-                j["locked_app_keys"] = json!([]);
+                j["locked_app_keys"] = json!(sn.locked_app_keys);
             }
             if additional.wants("is_worm_locked") {
                 j["is_worm_locked"] = json!(false);
@@ -490,6 +490,7 @@ fn take_snapshot(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
         locked,
         app_consistent: app,
         taken_by,
+        locked_app_keys: Vec::new(),
     };
     let reply = json!({"snapshot_uuid": snap.uuid, "snapshot_id": snap.snapshot_id});
     s.snapshots.push(snap);
@@ -510,6 +511,20 @@ fn delete_snapshot(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
     {
         return Err(NO_SUCH_SNAPSHOT);
     }
-    s.snapshots.retain(|sn| !uuids.contains(&sn.uuid));
-    Ok(Reply::data(json!([])))
+    // A snapshot a package keeps (a replication's base) is not deleted; DSM
+    // reports it per uuid inside a successful answer.
+    let held: Vec<Value> = s
+        .snapshots
+        .iter()
+        .filter(|sn| uuids.contains(&sn.uuid) && !sn.locked_app_keys.is_empty())
+        .map(|sn| json!({ sn.uuid.clone(): SNAPSHOT_DELETE_FAILED }))
+        .collect();
+    s.snapshots
+        .retain(|sn| !uuids.contains(&sn.uuid) || !sn.locked_app_keys.is_empty());
+    // The wire capture's success answer is `{}`.
+    Ok(Reply::data(if held.is_empty() {
+        json!({})
+    } else {
+        Value::Array(held)
+    }))
 }
