@@ -1,8 +1,8 @@
 //! `run --array-selector`: two deployments with disjoint selectors (each
 //! its own Lease) run against one in-memory API (loopback HTTP, real watch
 //! streams), each array served by its own DSM simulator. Neither ever
-//! touches the other's objects (status, finalizers, annotations, Events)
-//! or array; a StorageArray relabelled into the other shard is taken over
+//! touches the other's objects (StorageArrays, Luns, IscsiTargets,
+//! SnapshotSchedules: status, finalizers, annotations, Events) or array; a StorageArray relabelled into the other shard is taken over
 //! there, and the old shard stops without removing anything. Also measures
 //! the API reads per reconcile: once the watches have listed, a reconcile
 //! makes no GET or LIST (the request log is printed).
@@ -94,6 +94,16 @@ fn target(name: &str, array: &str, luns: &[&str]) -> Value {
         "apiVersion": "array-operator.io/v1alpha1", "kind": "IscsiTarget",
         "metadata": meta(name, json!({})),
         "spec": {"arrayRef": {"name": array}, "luns": luns}
+    })
+}
+
+fn schedule(name: &str, array: &str) -> Value {
+    json!({
+        "apiVersion": "array-operator.io/v1alpha1", "kind": "SnapshotSchedule",
+        "metadata": meta(name, json!({})),
+        "spec": {"arrayRef": {"name": array}, "schedule": "0 3 * * *",
+                 "lunSelector": {"matchLabels": {"app": "db"}},
+                 "retention": {"maxCount": 3}}
     })
 }
 
@@ -276,12 +286,17 @@ async fn two_deployments_with_disjoint_selectors_never_touch_each_others_objects
             &path("iscsitargets", &format!("tgt-{shard}")),
             target(&format!("tgt-{shard}"), array, &[&format!("lun-{shard}")]),
         );
+        api.put(
+            &path("snapshotschedules", &format!("sched-{shard}")),
+            schedule(&format!("sched-{shard}"), array),
+        );
     }
     let objects_of = |shard: &str| -> Vec<String> {
         vec![
             path("storagearrays", &format!("dsm-{shard}")),
             path("luns", &format!("lun-{shard}")),
             path("iscsitargets", &format!("tgt-{shard}")),
+            path("snapshotschedules", &format!("sched-{shard}")),
         ]
     };
 
@@ -310,6 +325,14 @@ async fn two_deployments_with_disjoint_selectors_never_touch_each_others_objects
         path("storagearrays", "dsm-b"),
     ] {
         until(&format!("{p} is Ready"), || ready(&api, &p)).await;
+    }
+    for shard in ["a", "b"] {
+        let p = path("snapshotschedules", &format!("sched-{shard}"));
+        until(&format!("{p} has a status"), || {
+            api.get(&p)
+                .is_some_and(|o| o["status"]["conditions"].as_array().is_some())
+        })
+        .await;
     }
 
     // Each deployment leads on its own Lease.
