@@ -583,14 +583,26 @@ pub async fn run(
             Controller::for_stream(trigger.reflect(writer).applied_objects(), reader)
         }
     };
-    let (luns, lun_events) = reflected(ctx.api::<Lun>(), Listed::new());
-    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>(), Listed::new());
-    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>(), Listed::new());
-    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>(), Listed::new());
-    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>(), Listed::new());
+    let listed: Vec<(&'static str, Listed)> = [
+        "luns",
+        "iscsitargets",
+        "snapshotschedules",
+        "replicationplans",
+        "virtualmachines",
+        "secrets",
+    ]
+    .into_iter()
+    .map(|kind| (kind, Listed::new()))
+    .collect();
+    let flag = |i: usize| listed[i].1.clone();
+    let (luns, lun_events) = reflected(ctx.api::<Lun>(), flag(0));
+    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>(), flag(1));
+    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>(), flag(2));
+    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>(), flag(3));
+    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>(), flag(4));
     // Secrets by metadata only: an Api of PartialObjectMeta asks for
     // metadata, so no Secret's data is kept in memory.
-    let secrets_listed = Listed::new();
+    let secrets_listed = flag(5);
     let (secrets, secret_events) = reflected(
         ctx.api::<PartialObjectMeta<Secret>>(),
         secrets_listed.clone(),
@@ -609,6 +621,7 @@ pub async fn run(
             plans,
             machines,
             secrets,
+            listed,
         },
         ctx,
     });
