@@ -42,7 +42,7 @@ use super::arrays::ArrayAccessError;
 use super::context::{Context, FIELD_MANAGER};
 use super::holds::{self, ArrayReferrer, Stores};
 use super::listed::Listed;
-use super::managed::ControllerError;
+use super::managed::{ControllerError, slim};
 
 /// Whether the array's certificate is verified.
 pub const CONDITION_TLS_VERIFIED: &str = "TLSVerified";
@@ -542,6 +542,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(slim::<K>)
         .reflect(writer)
         .inspect(move |event| listed.on_event(event))
         .touched_objects();
@@ -563,7 +564,8 @@ pub async fn run(
         ctx.api::<StorageArray>(),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff();
+    .default_backoff()
+    .modify(slim::<StorageArray>);
     let listed = ctx.storage_arrays_listed.clone();
     let publish = ctx.storage_array_publisher();
     let controller = match ctx.take_storage_arrays_writer() {
