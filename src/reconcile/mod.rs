@@ -11,5 +11,6 @@ pub mod invalid;
 pub mod lun;
 pub mod schedule;
 pub mod target;
+pub mod virtual_machine;
 
 pub use drift::Drift;

@@ -31,6 +31,7 @@ pub mod lun;
 pub mod rules;
 pub mod snapshot;
 pub mod target;
+pub mod vmm;
 
 use std::collections::BTreeSet;
 
