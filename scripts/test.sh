@@ -48,6 +48,15 @@ if grep -q '^kind: ClusterRole' "$rendered"; then
   echo "error: with watchNamespace set the chart still renders a ClusterRole" >&2
   exit 1
 fi
+# A shard (arraySelector, docs/fleet.md): the selector is one argument and
+# the release gets a Lease of its own.
+"$helm" lint --strict charts/array-operator --kube-version "$kube_version" \
+  --set-string 'arraySelector=array-operator.io/shard in (a\,b)'
+"$helm" template aop-paris charts/array-operator --namespace array-operator \
+  --kube-version "$kube_version" --set-string 'arraySelector=array-operator.io/shard in (a\,b)' >"$rendered"
+"$venv/bin/kubernetes-validate" --strict --quiet -k "$kube_version" "$rendered"
+grep -q -- '--array-selector=array-operator.io/shard in (a,b)' "$rendered"
+grep -q -- '--lease-name=aop-paris-array-operator-leader' "$rendered"
 # The optional ServiceMonitor renders too (its CRD is not in core, so it is
 # only rendered, not validated).
 "$helm" template array-operator charts/array-operator --namespace array-operator \

@@ -196,3 +196,35 @@ fn a_watch_namespace_that_is_not_a_namespace_name_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("watchNamespace"), "{stderr}");
 }
+
+/// A shard release (`arraySelector`) passes the selector as one argument
+/// (spaces and parentheses intact) and gets a Lease of its own, which its
+/// RBAC names; the same grants as any release.
+#[test]
+fn an_array_selector_becomes_the_flag_and_the_shard_gets_its_own_lease() {
+    let Some(helm) = helm() else { return };
+    let docs = render(&helm, &["arraySelector=array-operator.io/shard in (a\\,b)"]);
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(
+        args.contains(&"--array-selector=array-operator.io/shard in (a,b)".to_string()),
+        "{args:?}"
+    );
+    let lease = lease_name(&docs);
+    assert_eq!(lease, "aop-array-operator-leader");
+    let mut got = granted(of_kind(&docs, "ClusterRole")[0], Scope::Watched, &lease);
+    got.extend(granted(leader_role(&docs), Scope::Operator, &lease));
+    assert_eq!(got, expected());
+    // The selector it passes is one the operator accepts.
+    array_operator::controller::shard::ArraySelector::parse("array-operator.io/shard in (a,b)")
+        .expect("valid");
+    // Without a selector there is no flag and the Lease keeps its name.
+    let plain = render(&helm, &[]);
+    assert_eq!(lease_name(&plain), "array-operator-leader");
+    let deployment = of_kind(&plain, "Deployment")[0];
+    let args = strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--array-selector")),
+        "{args:?}"
+    );
+}

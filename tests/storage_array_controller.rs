@@ -61,6 +61,7 @@ fn fixture(arrays: Vec<StorageArray>, luns: Vec<Lun>, secrets: Vec<Value>) -> Fi
             plans: store(vec![]).0,
             machines: store(vec![]).0,
             secrets: store(secrets).0,
+            listed: Vec::new(),
         },
         arrays: store(arrays).0,
     });

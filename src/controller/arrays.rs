@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
@@ -28,6 +27,7 @@ use crate::crd::storage_array::{StorageArray, Vendor};
 use crate::engine::{ArrayHandle, ObservationCache, parse_duration};
 use crate::model::SecretString;
 
+use super::listed::Listed;
 use super::secrets::SecretCache;
 
 /// Why an array handle cannot be had. Every message is a stable sentence
@@ -211,6 +211,7 @@ pub struct ArrayRegistry {
     client: Client,
     session_name: String,
     storage_arrays: Store<StorageArray>,
+    storage_arrays_listed: Listed,
     secrets: SecretCache,
     slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
 }
@@ -238,17 +239,20 @@ fn secret_value(secret: &Secret, key: &str) -> Option<SecretString> {
 impl ArrayRegistry {
     /// An empty registry. `session_name` names the DSM sessions of this
     /// operator install; `storage_arrays` is the StorageArray watch's store
-    /// and `secrets` the Secret cache it reads instead of the API.
+    /// (trusted once `storage_arrays_listed`) and `secrets` the Secret cache
+    /// it reads instead of the API.
     pub fn new(
         client: Client,
         session_name: impl Into<String>,
         storage_arrays: Store<StorageArray>,
+        storage_arrays_listed: Listed,
         secrets: SecretCache,
     ) -> Self {
         ArrayRegistry {
             client,
             session_name: session_name.into(),
             storage_arrays,
+            storage_arrays_listed,
             secrets,
             slots: Mutex::new(HashMap::new()),
         }
@@ -288,10 +292,7 @@ impl ArrayRegistry {
         ns: &str,
         name: &str,
     ) -> Result<Option<Arc<StorageArray>>, kube::Error> {
-        if matches!(
-            self.storage_arrays.wait_until_ready().now_or_never(),
-            Some(Ok(()))
-        ) {
+        if self.storage_arrays_listed.is_listed() {
             return Ok(self.storage_arrays.get(&ObjectRef::new(name).within(ns)));
         }
         let arrays: Api<StorageArray> = Api::namespaced(self.client.clone(), ns);

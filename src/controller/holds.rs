@@ -94,6 +94,11 @@ pub struct Stores {
     pub machines: Store<VirtualMachine>,
     /// Secrets, metadata only.
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// The watches' first-list flags, by kind (`luns`, ...), which
+    /// [`Stores::ready`] waits on: any number of reconciles can wait on them
+    /// at once, where `Store::wait_until_ready` wakes only one. Empty: wait
+    /// on the stores themselves (tests that fill them by hand).
+    pub listed: Vec<(&'static str, super::listed::Listed)>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -128,6 +133,23 @@ impl Stores {
     /// kinds still waiting (their CRD may be missing, or RBAC refuses the
     /// list).
     pub async fn ready(&self, timeout: std::time::Duration) -> Result<(), Vec<&'static str>> {
+        if !self.listed.is_empty() {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut waiting = Vec::new();
+            for (kind, listed) in &self.listed {
+                if tokio::time::timeout_at(deadline, listed.wait())
+                    .await
+                    .is_err()
+                {
+                    waiting.push(*kind);
+                }
+            }
+            return if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(waiting)
+            };
+        }
         let waits = [
             ("luns", self.luns.wait_until_ready().boxed()),
             ("iscsitargets", self.targets.wait_until_ready().boxed()),
@@ -451,6 +473,7 @@ mod tests {
             plans: listed(),
             machines,
             secrets: listed(),
+            listed: Vec::new(),
         };
         assert_eq!(
             stores.ready(std::time::Duration::from_millis(50)).await,
@@ -464,6 +487,45 @@ mod tests {
             ready.ready(std::time::Duration::from_millis(50)).await,
             Ok(())
         );
+    }
+
+    /// With the watches' flags, every concurrent waiter sees the lists
+    /// (kube-runtime's store readiness wakes only one of them).
+    #[tokio::test]
+    async fn concurrent_waiters_all_see_the_first_lists_through_the_flags() {
+        use crate::controller::listed::Listed;
+        let flags: Vec<(&'static str, Listed)> = ["luns", "virtualmachines"]
+            .into_iter()
+            .map(|k| (k, Listed::new()))
+            .collect();
+        let (luns, _l) = kube::runtime::reflector::store();
+        let (machines, _m) = kube::runtime::reflector::store();
+        let stores = Stores {
+            luns,
+            targets: listed(),
+            schedules: listed(),
+            plans: listed(),
+            machines,
+            secrets: listed(),
+            listed: flags.clone(),
+        };
+        flags[0].1.mark();
+        assert_eq!(
+            stores.ready(std::time::Duration::from_millis(50)).await,
+            Err(vec!["virtualmachines"])
+        );
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let stores = stores.clone();
+                tokio::spawn(async move { stores.ready(std::time::Duration::from_secs(5)).await })
+            })
+            .collect();
+        // Let every waiter start waiting before the list completes.
+        tokio::task::yield_now().await;
+        flags[1].1.mark();
+        for waiter in waiters {
+            assert_eq!(waiter.await.expect("task"), Ok(()));
+        }
     }
 
     #[test]

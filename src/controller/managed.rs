@@ -76,6 +76,24 @@ pub fn wake_hash_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Objec
     h.finish()
 }
 
+/// The annotation `kubectl apply` (client-side) keeps: a copy of the whole
+/// applied manifest.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the watch caches drop from every object: `managedFields` (one entry
+/// per field manager, often larger than the spec) and kubectl's
+/// last-applied copy of the manifest. Nothing in the operator reads them,
+/// and it never writes an object back whole (only merge patches of named
+/// fields and server-side apply of status), so nothing is lost; at 10,000
+/// Luns they are most of a cached object.
+pub fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// The trigger stream of a managed kind's Controller: a watcher whose
 /// every event also updates the claims index of `cluster` (one object per
 /// event), reflected into `writer` (the store the engine and mappers read),
@@ -89,6 +107,7 @@ pub fn trigger_stream<K: ManagedKind>(
     use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(slim::<K>)
         .inspect(move |event| {
             if let Ok(event) = event {
                 cluster.observe(event);
@@ -112,19 +131,18 @@ pub fn array_wake_hash(sa: &crate::crd::StorageArray) -> Option<u64> {
 /// StorageArrays that appeared or whose labels changed: the trigger that
 /// wakes the objects of an array that just joined this deployment (or
 /// just got created after them), instead of leaving them to their backoff.
+/// Fed by the StorageArray controller's own watch, after its store (which
+/// the shard check reads) applied the change.
 pub fn array_wakes(
     ctx: &Context,
 ) -> impl futures::Stream<Item = Result<crate::crd::StorageArray, kube::runtime::watcher::Error>>
 + Send
 + 'static {
-    use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
-    watcher(
-        ctx.api::<crate::crd::StorageArray>(),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(array_wake_hash, PredicateConfig::default())
+    use futures::StreamExt;
+    use kube::runtime::{PredicateConfig, WatchStreamExt};
+    ctx.storage_array_changes()
+        .map(Ok)
+        .predicate_filter(array_wake_hash, PredicateConfig::default())
 }
 
 /// The objects of kind `K` that reference StorageArray `sa` (from the
@@ -388,6 +406,35 @@ mod tests {
             "2026-11-30T10:00:06.000000000Z uid=u",
         );
         assert_eq!(wake_hash_of(&m), base, "a failed record");
+    }
+
+    #[test]
+    fn the_caches_drop_managed_fields_and_the_last_applied_copy_only() {
+        let mut lun: crate::crd::Lun = serde_json::from_value(json!({
+            "apiVersion": "array-operator.io/v1alpha1", "kind": "Lun",
+            "metadata": {
+                "name": "db", "namespace": "ns", "finalizers": [FINALIZER],
+                "annotations": {
+                    LAST_APPLIED: "{\"apiVersion\":\"array-operator.io/v1alpha1\"}",
+                    ANNOTATION_PAUSED: "true",
+                    ANNOTATION_CREATE_PENDING: "2026-11-30T10:00:00.000000000Z uid=u"
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+            },
+            "spec": {"arrayRef": {"name": "dsm"}, "size": "1Gi"}
+        }))
+        .expect("lun");
+        let before = wake_hash(&lun);
+        slim(&mut lun);
+        assert!(lun.metadata.managed_fields.is_none());
+        let annotations = lun.metadata.annotations.clone().unwrap_or_default();
+        assert_eq!(
+            annotations.keys().map(String::as_str).collect::<Vec<_>>(),
+            [ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED]
+        );
+        assert_eq!(lun.metadata.finalizers, Some(vec![FINALIZER.to_string()]));
+        assert_eq!(wake_hash(&lun), before, "nothing the controller wakes on");
     }
 
     #[test]

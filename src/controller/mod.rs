@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod context;
 pub mod holds;
 pub mod iscsi_target;
+pub mod listed;
 pub mod lun;
 pub mod managed;
 pub mod rbac;

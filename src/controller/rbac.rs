@@ -56,7 +56,7 @@ pub const API_CALLS: &[ApiRule] = &[
         verbs: &["get", "list", "watch"],
         scope: Scope::Watched,
         lease_name_only: false,
-        callers: "controllers and their reflectors (list/watch); the array registry and the engine's cluster view (get)",
+        callers: "controllers and their reflectors (list/watch; every StorageArray is watched, whatever --array-selector says, for the deletion order); the array registry and the engine's cluster view (get, only until the watches have listed)",
     },
     ApiRule {
         group: "array-operator.io",
@@ -85,7 +85,7 @@ pub const API_CALLS: &[ApiRule] = &[
         verbs: &["get", "list", "watch", "patch"],
         scope: Scope::Watched,
         lease_name_only: false,
-        callers: "credentials, CA and CHAP Secrets (get); metadata watches that wake StorageArrays and targets (list/watch); the finalizer that keeps a StorageArray's Secrets until it is gone (patch)",
+        callers: "credentials, CA and CHAP Secrets (get: once per change of a Secret something references, see controller::secrets); metadata-only watches that wake StorageArrays and targets and tell the Secret cache what changed (list/watch: no Secret's data is listed or kept unless referenced); the finalizer that keeps a StorageArray's Secrets until it is gone (patch)",
     },
     ApiRule {
         group: "events.k8s.io",

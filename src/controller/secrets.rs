@@ -19,8 +19,10 @@
 //! credentials, the CA bundle, a CHAP Secret). A cached Secret is read
 //! again (one GET) only when the metadata watch shows a new
 //! resourceVersion, and a Secret the watch does not have is missing
-//! without a GET. Until the metadata watch has its first list (and in
-//! tests that run no watch), every read is a GET, as before.
+//! without a GET. Reads of one Secret take turns, so reconciles starting
+//! together make one GET. A read waits (at most 10 s) for the metadata
+//! watch's first list; without that watch (tests that run none), every
+//! read is a GET, as before.
 //!
 //! RBAC: `get` on secrets (a read after a change), `list`/`watch` on
 //! secrets (the metadata watch: the apiserver authorizes a metadata-only
@@ -29,7 +31,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use futures::FutureExt;
+use super::listed::Listed;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -37,13 +40,20 @@ use kube::{Api, Client};
 
 type Key = (String, String);
 
+/// How long a read waits for the Secret metadata watch's first list (once
+/// the controllers run it) before it reads without the cache.
+const METADATA_LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Secrets' data by namespace and name, kept fresh by a metadata watch.
 /// Cloning shares it.
 #[derive(Clone)]
 pub struct SecretCache {
     client: Client,
-    metadata: Arc<OnceLock<Store<PartialObjectMeta<Secret>>>>,
+    metadata: Arc<OnceLock<(Store<PartialObjectMeta<Secret>>, Listed)>>,
     data: Arc<Mutex<HashMap<Key, Arc<Secret>>>>,
+    /// One read per Secret at a time: the thousand reconciles of one
+    /// array's objects that start together make one GET, not a thousand.
+    reading: Arc<Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl std::fmt::Debug for SecretCache {
@@ -70,20 +80,26 @@ impl SecretCache {
             client,
             metadata: Arc::default(),
             data: Arc::default(),
+            reading: Arc::default(),
         }
     }
 
-    /// Trusts this metadata store (a watch of Secrets, metadata only) from
-    /// now on. The first call wins: there is one such watch per operator.
-    pub fn set_metadata_store(&self, store: Store<PartialObjectMeta<Secret>>) {
-        let _ = self.metadata.set(store);
+    /// Trusts this metadata store (a watch of Secrets, metadata only) once
+    /// `listed` says its first list is done. The first call wins: there is
+    /// one such watch per operator.
+    pub fn set_metadata_store(&self, store: Store<PartialObjectMeta<Secret>>, listed: Listed) {
+        let _ = self.metadata.set((store, listed));
     }
 
-    fn known(&self, namespace: &str, name: &str) -> Known {
-        let Some(store) = self.metadata.get() else {
+    async fn known(&self, namespace: &str, name: &str) -> Known {
+        let Some((store, listed)) = self.metadata.get() else {
             return Known::Unknown;
         };
-        if !matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))) {
+        if !listed.is_listed()
+            && tokio::time::timeout(METADATA_LIST_WAIT, listed.wait())
+                .await
+                .is_err()
+        {
             return Known::Unknown;
         }
         match store.get(&ObjectRef::new(name).within(namespace)) {
@@ -103,7 +119,15 @@ impl SecretCache {
         name: &str,
     ) -> Result<Option<Arc<Secret>>, kube::Error> {
         let key = (namespace.to_string(), name.to_string());
-        let watched = match self.known(namespace, name) {
+        let turn = self
+            .reading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        let watched = match self.known(namespace, name).await {
             Known::Missing => {
                 self.lock().remove(&key);
                 return Ok(None);
@@ -141,5 +165,89 @@ impl SecretCache {
     /// True when it holds no Secret's data.
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A client whose apiserver answers every GET with Secret `creds` at
+    /// resourceVersion `version`, counting the GETs.
+    fn client(version: Arc<Mutex<String>>, gets: Arc<AtomicUsize>) -> Client {
+        let service = tower::service_fn(move |req: Request<Body>| {
+            let version = version.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let gets = gets.clone();
+            async move {
+                assert_eq!(req.method(), http::Method::GET);
+                assert_eq!(req.uri().path(), "/api/v1/namespaces/ns/secrets/creds");
+                gets.fetch_add(1, Ordering::SeqCst);
+                let body = serde_json::json!({
+                    "apiVersion": "v1", "kind": "Secret",
+                    "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": version},
+                    "data": {"password": "c2VjcmV0"}
+                });
+                Ok::<_, std::convert::Infallible>(
+                    Response::builder()
+                        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                        .expect("response"),
+                )
+            }
+        });
+        Client::new(service, "default")
+    }
+
+    fn meta(version: &str) -> PartialObjectMeta<Secret> {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "ns", "resourceVersion": version}
+        }))
+        .expect("metadata")
+    }
+
+    #[tokio::test]
+    async fn a_secret_is_read_once_per_change_and_a_missing_one_not_at_all() {
+        let version = Arc::new(Mutex::new("1".to_string()));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let cache = SecretCache::new(client(version.clone(), gets.clone()));
+        // Without a metadata watch: every read is a GET, nothing is kept.
+        cache.get("ns", "creds").await.expect("read");
+        cache.get("ns", "creds").await.expect("read");
+        assert_eq!((gets.load(Ordering::SeqCst), cache.len()), (2, 0));
+
+        let (store, mut writer) = reflector::store();
+        let listed = Listed::new();
+        cache.set_metadata_store(store, listed.clone());
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(meta("1")));
+        writer.apply_watcher_event(&Event::InitDone);
+        listed.mark();
+        // Concurrent reads of one Secret make one GET; later ones none.
+        let reads = (0..5).map(|_| cache.get("ns", "creds"));
+        for secret in futures::future::join_all(reads).await {
+            assert!(secret.expect("read").is_some());
+        }
+        assert_eq!((gets.load(Ordering::SeqCst), cache.len()), (3, 1));
+        // The Secret changes: one more GET.
+        *version.lock().unwrap_or_else(|p| p.into_inner()) = "2".into();
+        writer.apply_watcher_event(&Event::Apply(meta("2")));
+        let secret = cache
+            .get("ns", "creds")
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(secret.metadata.resource_version.as_deref(), Some("2"));
+        cache.get("ns", "creds").await.expect("read");
+        assert_eq!(gets.load(Ordering::SeqCst), 4);
+        // Deleted (and a Secret nobody has): missing without a GET.
+        writer.apply_watcher_event(&Event::Delete(meta("2")));
+        assert!(cache.get("ns", "creds").await.expect("read").is_none());
+        assert!(cache.get("ns", "other").await.expect("read").is_none());
+        assert_eq!((gets.load(Ordering::SeqCst), cache.len()), (4, 0));
     }
 }

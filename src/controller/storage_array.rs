@@ -41,7 +41,8 @@ use crate::engine::{self};
 use super::arrays::ArrayAccessError;
 use super::context::{Context, FIELD_MANAGER};
 use super::holds::{self, ArrayReferrer, Stores};
-use super::managed::ControllerError;
+use super::listed::Listed;
+use super::managed::{ControllerError, slim};
 
 /// Whether the array's certificate is verified.
 pub const CONDITION_TLS_VERIFIED: &str = "TLSVerified";
@@ -520,9 +521,11 @@ pub fn arrays_using_secret(
 }
 
 /// A reflector over `api` and the stream of objects it touched (deleted ones
-/// included), for `watches_stream`.
+/// included), for `watches_stream`. `listed` is set once the store has its
+/// first full list.
 fn reflected<K>(
     api: Api<K>,
+    listed: Listed,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -539,7 +542,9 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .modify(slim::<K>)
         .reflect(writer)
+        .inspect(move |event| listed.on_event(event))
         .touched_objects();
     (reader, stream)
 }
@@ -559,10 +564,19 @@ pub async fn run(
         ctx.api::<StorageArray>(),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff();
+    .default_backoff()
+    .modify(slim::<StorageArray>);
+    let listed = ctx.storage_arrays_listed.clone();
+    let publish = ctx.storage_array_publisher();
     let controller = match ctx.take_storage_arrays_writer() {
         Some(writer) => Controller::for_stream(
-            trigger.reflect(writer).applied_objects(),
+            trigger
+                .reflect(writer)
+                .inspect(move |event| {
+                    listed.on_event(event);
+                    publish(event);
+                })
+                .applied_objects(),
             ctx.storage_arrays.clone(),
         ),
         None => {
@@ -571,16 +585,33 @@ pub async fn run(
             Controller::for_stream(trigger.reflect(writer).applied_objects(), reader)
         }
     };
-    let (luns, lun_events) = reflected(ctx.api::<Lun>());
-    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>());
-    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>());
-    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>());
-    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>());
+    let listed: Vec<(&'static str, Listed)> = [
+        "luns",
+        "iscsitargets",
+        "snapshotschedules",
+        "replicationplans",
+        "virtualmachines",
+        "secrets",
+    ]
+    .into_iter()
+    .map(|kind| (kind, Listed::new()))
+    .collect();
+    let flag = |i: usize| listed[i].1.clone();
+    let (luns, lun_events) = reflected(ctx.api::<Lun>(), flag(0));
+    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>(), flag(1));
+    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>(), flag(2));
+    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>(), flag(3));
+    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>(), flag(4));
     // Secrets by metadata only: an Api of PartialObjectMeta asks for
     // metadata, so no Secret's data is kept in memory.
-    let (secrets, secret_events) = reflected(ctx.api::<PartialObjectMeta<Secret>>());
+    let secrets_listed = flag(5);
+    let (secrets, secret_events) = reflected(
+        ctx.api::<PartialObjectMeta<Secret>>(),
+        secrets_listed.clone(),
+    );
     // The same metadata watch tells the Secret cache when a Secret changed.
-    ctx.secrets.set_metadata_store(secrets.clone());
+    ctx.secrets
+        .set_metadata_store(secrets.clone(), secrets_listed);
     let by_secret = controller.store();
     let deleting = controller.store();
     let actx = Arc::new(ArrayContext {
@@ -592,6 +623,7 @@ pub async fn run(
             plans,
             machines,
             secrets,
+            listed,
         },
         ctx,
     });

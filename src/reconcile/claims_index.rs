@@ -8,16 +8,23 @@
 //! start and end of a relist) and query it, so it is tested event in, state
 //! out.
 //!
-//! Costs, with `c` the claims of one array and `t` the terms of one object
-//! (its array, id, name and listed Luns: a handful):
-//! - [`ClaimsIndex::apply`] and [`ClaimsIndex::delete`]: O(t log c);
-//! - [`ClaimsIndex::claims_on`] (by id or by name): O(matches), not O(c);
-//! - [`ClaimsIndex::listing`] (the targets listing a Lun): O(matches);
+//! Costs, with `t` the terms of one object (its array, id, name and listed
+//! Luns: a handful) and `m` the objects a query matches:
+//! - [`ClaimsIndex::apply`] and [`ClaimsIndex::delete`]: O(t);
+//! - [`ClaimsIndex::claims_on`] (by id or by name) and
+//!   [`ClaimsIndex::listing`] (the targets listing a Lun): O(m log m), not
+//!   O(objects of the kind);
 //! - a relist ([`ClaimsIndex::relist_start`] .. [`ClaimsIndex::relist_done`]):
 //!   O(objects of the kind), once per watch restart.
+//!
+//! Memory: each object's strings are kept once (in its [`Entry`]); the
+//! postings hold a 64-bit hash of each term and a shared pointer to the
+//! object, and every query checks the entry itself, so a hash collision can
+//! never return a wrong claim.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::Hash;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use super::claims::Claim;
 
@@ -49,75 +56,127 @@ pub enum ClaimKey<'a> {
     Name(&'a str),
 }
 
-/// An object: (kind, namespace, name).
-type ObjectId = (&'static str, String, String);
+/// An object: (kind, namespace, name), shared between the object map and
+/// the postings.
+type ObjectId = Arc<(&'static str, String, String)>;
 
 /// What an object can be found by. Every term carries the kind and the
 /// namespace, so two kinds or namespaces never meet.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Term {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Term<'a> {
     /// It references this array.
-    Array(&'static str, String, String),
+    Array(&'static str, &'a str, &'a str),
     /// It claims this id on this array.
-    Id(&'static str, String, String, String),
+    Id(&'static str, &'a str, &'a str, &'a str),
     /// It wants this name on this array.
-    Name(&'static str, String, String, String),
+    Name(&'static str, &'a str, &'a str, &'a str),
     /// It lists this Lun.
-    Lists(&'static str, String, String),
+    Lists(&'static str, &'a str, &'a str),
 }
 
-/// A forward map (object → its terms) and its inverse (term → objects), so
-/// replacing one object's terms touches only those terms.
-#[derive(Debug)]
-struct Inverted<O, T> {
-    forward: HashMap<O, Vec<T>>,
-    reverse: HashMap<T, BTreeSet<O>>,
-}
+impl Term<'_> {
+    /// The posting key. Deterministic (fixed-key SipHash).
+    fn key(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
 
-impl<O, T> Default for Inverted<O, T> {
-    fn default() -> Self {
-        Inverted {
-            forward: HashMap::new(),
-            reverse: HashMap::new(),
+    /// True when `entry` has this term (the check behind every posting).
+    fn holds(&self, entry: &Entry) -> bool {
+        let on = |kind: &str, ns: &str, array: &str| {
+            entry.kind == kind && entry.namespace == ns && entry.array == array
+        };
+        match *self {
+            Term::Array(kind, ns, array) => on(kind, ns, array),
+            Term::Id(kind, ns, array, id) => {
+                on(kind, ns, array) && entry.claim.id.as_deref() == Some(id)
+            }
+            Term::Name(kind, ns, array, name) => on(kind, ns, array) && entry.claim.name == name,
+            Term::Lists(kind, ns, lun) => {
+                entry.kind == kind && entry.namespace == ns && entry.lists.iter().any(|l| l == lun)
+            }
         }
     }
 }
 
-impl<O: Clone + Ord + Hash, T: Clone + Eq + Hash> Inverted<O, T> {
-    fn remove(&mut self, object: &O) {
-        for term in self.forward.remove(object).unwrap_or_default() {
-            if let Some(set) = self.reverse.get_mut(&term) {
-                set.remove(object);
-                if set.is_empty() {
-                    self.reverse.remove(&term);
-                }
+/// The posting keys of `entry`'s terms, without repeats.
+fn keys(entry: &Entry) -> Vec<u64> {
+    let (kind, ns, array) = (entry.kind, entry.namespace.as_str(), entry.array.as_str());
+    let mut keys = vec![
+        Term::Array(kind, ns, array).key(),
+        Term::Name(kind, ns, array, &entry.claim.name).key(),
+    ];
+    if let Some(id) = &entry.claim.id {
+        keys.push(Term::Id(kind, ns, array, id).key());
+    }
+    keys.extend(
+        entry
+            .lists
+            .iter()
+            .map(|lun| Term::Lists(kind, ns, lun).key()),
+    );
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// The objects filed under one posting key. Most keys (an id, a name) hold
+/// one object: no set for those.
+#[derive(Debug)]
+enum Posting {
+    One(ObjectId),
+    Many(HashSet<ObjectId>),
+}
+
+impl Posting {
+    fn insert(&mut self, id: ObjectId) {
+        match self {
+            Posting::One(one) if *one == id => {}
+            Posting::One(one) => {
+                *self = Posting::Many(HashSet::from([one.clone(), id]));
+            }
+            Posting::Many(set) => {
+                set.insert(id);
             }
         }
     }
 
-    fn set(&mut self, object: O, terms: Vec<T>) {
-        self.remove(&object);
-        for term in &terms {
-            self.reverse
-                .entry(term.clone())
-                .or_default()
-                .insert(object.clone());
+    /// Removes `id`; true when nothing is left.
+    fn remove(&mut self, id: &ObjectId) -> bool {
+        match self {
+            Posting::One(one) => one == id,
+            Posting::Many(set) => {
+                set.remove(id);
+                set.is_empty()
+            }
         }
-        self.forward.insert(object, terms);
     }
 
-    fn get(&self, term: &T) -> impl Iterator<Item = &O> {
-        self.reverse.get(term).into_iter().flatten()
+    fn iter(&self) -> Box<dyn Iterator<Item = &ObjectId> + '_> {
+        match self {
+            Posting::One(one) => Box::new(std::iter::once(one)),
+            Posting::Many(set) => Box::new(set.iter()),
+        }
     }
+}
+
+/// One indexed object: its entry and the posting keys it is filed under.
+#[derive(Debug)]
+struct Indexed {
+    entry: Entry,
+    keys: Vec<u64>,
 }
 
 /// The index. See the module documentation for the costs.
 #[derive(Debug, Default)]
 pub struct ClaimsIndex {
-    claims: HashMap<ObjectId, Claim>,
-    terms: Inverted<ObjectId, Term>,
+    /// Boxed: a table of large inline values keeps up to twice their size
+    /// in spare buckets.
+    objects: HashMap<ObjectId, Box<Indexed>>,
+    postings: HashMap<u64, Posting>,
     /// Per kind being relisted: the objects the relist has applied so far.
-    relisting: HashMap<&'static str, HashSet<(String, String)>>,
+    relisting: HashMap<&'static str, HashSet<ObjectId>>,
 }
 
 impl ClaimsIndex {
@@ -126,36 +185,47 @@ impl ClaimsIndex {
         Self::default()
     }
 
+    fn unfile(&mut self, id: &ObjectId, keys: &[u64]) {
+        for key in keys {
+            if self.postings.get_mut(key).is_some_and(|p| p.remove(id)) {
+                self.postings.remove(key);
+            }
+        }
+    }
+
     /// An object was added or changed: it replaces what the index held for
     /// it (it may have moved to another array, or changed its id or name).
     pub fn apply(&mut self, entry: Entry) {
-        let id: ObjectId = (entry.kind, entry.namespace.clone(), entry.name.clone());
+        let probe: ObjectId = Arc::new((entry.kind, entry.namespace.clone(), entry.name.clone()));
+        // Reuse the shared id the postings already hold for this object.
+        let id = match self.objects.get_key_value(&probe) {
+            Some((id, _)) => id.clone(),
+            None => probe,
+        };
         if let Some(seen) = self.relisting.get_mut(entry.kind) {
-            seen.insert((entry.namespace.clone(), entry.name.clone()));
+            seen.insert(id.clone());
         }
-        let (kind, ns, array) = (entry.kind, &entry.namespace, &entry.array);
-        let mut terms = vec![
-            Term::Array(kind, ns.clone(), array.clone()),
-            Term::Name(kind, ns.clone(), array.clone(), entry.claim.name.clone()),
-        ];
-        if let Some(claimed) = &entry.claim.id {
-            terms.push(Term::Id(kind, ns.clone(), array.clone(), claimed.clone()));
+        let keys = keys(&entry);
+        if let Some(old) = self.objects.remove(&id) {
+            self.unfile(&id, &old.keys);
         }
-        let lists: BTreeSet<&String> = entry.lists.iter().collect();
-        terms.extend(
-            lists
-                .into_iter()
-                .map(|lun| Term::Lists(kind, ns.clone(), lun.clone())),
-        );
-        self.terms.set(id.clone(), terms);
-        self.claims.insert(id, entry.claim);
+        for key in &keys {
+            match self.postings.get_mut(key) {
+                Some(posting) => posting.insert(id.clone()),
+                None => {
+                    self.postings.insert(*key, Posting::One(id.clone()));
+                }
+            }
+        }
+        self.objects.insert(id, Box::new(Indexed { entry, keys }));
     }
 
     /// An object is gone.
     pub fn delete(&mut self, kind: &'static str, namespace: &str, name: &str) {
-        let id: ObjectId = (kind, namespace.to_string(), name.to_string());
-        self.terms.remove(&id);
-        self.claims.remove(&id);
+        let id: ObjectId = Arc::new((kind, namespace.to_string(), name.to_string()));
+        if let Some((id, old)) = self.objects.remove_entry(&id) {
+            self.unfile(&id, &old.keys);
+        }
     }
 
     /// A watch of `kind` restarted and lists everything again: objects it
@@ -172,18 +242,29 @@ impl ClaimsIndex {
             return;
         };
         let gone: Vec<ObjectId> = self
-            .claims
+            .objects
             .keys()
-            .filter(|(k, ns, name)| *k == kind && !seen.contains(&(ns.clone(), name.clone())))
+            .filter(|id| id.0 == kind && !seen.contains(*id))
             .cloned()
             .collect();
-        for (k, ns, name) in gone {
-            self.delete(k, &ns, &name);
+        for id in gone {
+            self.delete(id.0, &id.1, &id.2);
         }
     }
 
-    fn claims_of<'a>(&'a self, ids: impl Iterator<Item = &'a ObjectId>) -> Vec<Claim> {
-        ids.filter_map(|id| self.claims.get(id)).cloned().collect()
+    /// The entries with `term`, in object-name order.
+    fn matching(&self, term: Term<'_>) -> Vec<&Entry> {
+        let mut found: Vec<&Entry> = self
+            .postings
+            .get(&term.key())
+            .into_iter()
+            .flat_map(Posting::iter)
+            .filter_map(|id| self.objects.get(id))
+            .map(|o| &o.entry)
+            .filter(|e| term.holds(e))
+            .collect();
+        found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        found
     }
 
     /// The claims of kind `kind` in `namespace` on `array` that hold the
@@ -195,49 +276,51 @@ impl ClaimsIndex {
         array: &str,
         key: ClaimKey<'_>,
     ) -> Vec<Claim> {
-        let (ns, array) = (namespace.to_string(), array.to_string());
         let term = match key {
-            ClaimKey::Id(id) => Term::Id(kind, ns, array, id.to_string()),
-            ClaimKey::Name(name) => Term::Name(kind, ns, array, name.to_string()),
+            ClaimKey::Id(id) => Term::Id(kind, namespace, array, id),
+            ClaimKey::Name(name) => Term::Name(kind, namespace, array, name),
         };
-        self.claims_of(self.terms.get(&term))
+        self.matching(term)
+            .into_iter()
+            .map(|e| e.claim.clone())
+            .collect()
     }
 
     /// Every claim of kind `kind` in `namespace` on `array`, in object-name
     /// order. O(claims of that array).
     pub fn claims(&self, kind: &'static str, namespace: &str, array: &str) -> Vec<Claim> {
-        self.claims_of(
-            self.terms
-                .get(&Term::Array(kind, namespace.to_string(), array.to_string())),
-        )
+        self.matching(Term::Array(kind, namespace, array))
+            .into_iter()
+            .map(|e| e.claim.clone())
+            .collect()
     }
 
     /// Names of the objects of kind `kind` in `namespace` that reference
     /// `array`, sorted.
     pub fn referencing(&self, kind: &'static str, namespace: &str, array: &str) -> Vec<String> {
-        self.terms
-            .get(&Term::Array(kind, namespace.to_string(), array.to_string()))
-            .map(|(_, _, name)| name.clone())
+        self.matching(Term::Array(kind, namespace, array))
+            .into_iter()
+            .map(|e| e.name.clone())
             .collect()
     }
 
     /// Names of the objects of kind `kind` in `namespace` that list Lun
     /// `lun`, sorted.
     pub fn listing(&self, kind: &'static str, namespace: &str, lun: &str) -> Vec<String> {
-        self.terms
-            .get(&Term::Lists(kind, namespace.to_string(), lun.to_string()))
-            .map(|(_, _, name)| name.clone())
+        self.matching(Term::Lists(kind, namespace, lun))
+            .into_iter()
+            .map(|e| e.name.clone())
             .collect()
     }
 
     /// How many objects the index holds.
     pub fn len(&self) -> usize {
-        self.claims.len()
+        self.objects.len()
     }
 
     /// True when it holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.claims.is_empty()
+        self.objects.is_empty()
     }
 }
 

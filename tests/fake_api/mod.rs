@@ -1,8 +1,9 @@
 //! A small in-memory Kubernetes API for tests that run the operator as a
 //! whole (`run_with_client`): it keeps objects by URL path, answers GET,
-//! POST and PATCH (merge semantics, `null` deletes), lists every collection
+//! POST and PATCH (merge semantics, `null` deletes; or a JSON patch), lists every collection
 //! as empty unless objects were stored under it, and holds watches open
-//! until the client drops them. Every request is recorded.
+//! until the client drops them (replaying, from the resourceVersion a watch
+//! names, the changes since its list). Every request is recorded.
 
 #![allow(dead_code)]
 
@@ -39,6 +40,10 @@ struct State {
     resource_version: u64,
     /// Open watches (only over [`FakeApi::listen`]), by collection path.
     watches: Vec<(String, WatchSender)>,
+    /// Every change so far (collection, event, resourceVersion), so a
+    /// watch from a list's resourceVersion replays what changed between
+    /// the list and the watch, as the apiserver does.
+    history: Vec<(String, Value, u64)>,
 }
 
 /// True when a watch on `watch` (a collection path, maybe cluster-wide)
@@ -65,6 +70,8 @@ impl State {
     fn notify(&mut self, path: &str, type_: &str, object: &Value) {
         let collection = parent(path).to_string();
         let event = json!({"type": type_, "object": object});
+        self.history
+            .push((collection.clone(), event.clone(), self.resource_version));
         self.watches.retain(|(watch, tx)| {
             !watch_sees(watch, &collection) || tx.unbounded_send(event.clone()).is_ok()
         });
@@ -222,6 +229,19 @@ impl FakeApi {
             query: uri.query().unwrap_or_default().to_string(),
             body: Value::Null,
         });
+        // Replay what changed since the list the watch starts from.
+        let since: u64 = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|q| q.strip_prefix("resourceVersion="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX);
+        for (collection, event, rv) in &state.history {
+            if *rv > since && watch_sees(uri.path(), collection) {
+                let _ = tx.unbounded_send(event.clone());
+            }
+        }
         state.watches.push((uri.path().to_string(), tx));
         use futures::StreamExt;
         let lines = rx.map(|event| {
@@ -332,7 +352,40 @@ impl FakeApi {
                     );
                 }
                 let mut updated = current.clone();
-                merge(&mut updated, &patch);
+                if body.is_array() {
+                    // A JSON patch (kube-runtime's finalizer helper sends
+                    // one, with a `test` op as its precondition).
+                    // Like the apiserver, `test` of a missing path against
+                    // null passes (kube's "no finalizers yet" precondition).
+                    let ops: Vec<Value> = body
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|op| {
+                            !(op["op"] == "test"
+                                && op["value"].is_null()
+                                && op["path"]
+                                    .as_str()
+                                    .is_some_and(|p| current.pointer(p).is_none()))
+                        })
+                        .cloned()
+                        .collect();
+                    let applied = serde_json::from_value::<json_patch::Patch>(Value::Array(ops))
+                        .map_err(|e| e.to_string())
+                        .and_then(|p| {
+                            json_patch::patch(&mut updated, &p).map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = applied {
+                        return reply(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                    "status": "Failure", "reason": "Invalid", "code": 422,
+                                    "message": format!("{target}: {e}")}),
+                        );
+                    }
+                } else {
+                    merge(&mut updated, &patch);
+                }
                 updated["metadata"]["resourceVersion"] =
                     current["metadata"]["resourceVersion"].clone();
                 if updated == current {

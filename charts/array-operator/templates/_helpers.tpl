@@ -30,7 +30,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/* Name of the leader-election Lease (the Lease rule names it). */}}
+{{/* Name of the leader-election Lease (the Lease rule names it). A shard
+(arraySelector set) left with the default name gets "<fullname>-leader", so
+two shards in one namespace never share a Lease (each must lead its own
+arrays at the same time). Unsharded installs keep the default: renaming a
+running install's Lease lets old and new replicas lead together. */}}
 {{- define "array-operator.leaseName" -}}
+{{- if and .Values.arraySelector (eq .Values.leaderElection.leaseName "array-operator-leader") -}}
+{{- printf "%s-leader" (include "array-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
 {{- .Values.leaderElection.leaseName -}}
+{{- end -}}
 {{- end -}}
