@@ -200,12 +200,18 @@ pub fn decide_scheduled(
         None
     };
     match blocked {
-        // Wait within the deadline: nothing is handled or counted yet, so
-        // the next pass decides again (and counts the miss once late).
+        // Wait within the deadline: `at` is not handled yet, so the next
+        // pass decides again (and counts it missed once late); the due
+        // times before it are missed now.
         Some(why) => ScheduledStep {
             start: None,
-            handled: state.last_handled,
-            missed: 0,
+            handled: if d.missed > 0 {
+                cron.latest_at_or_before(at - chrono::Duration::seconds(1))
+                    .max(state.last_handled)
+            } else {
+                state.last_handled
+            },
+            missed: d.missed,
             next: d.next,
             waiting: Some(why),
         },
@@ -387,6 +393,13 @@ mod tests {
         assert_eq!(missed.missed, 1);
         let after = decide_scheduled(&hourly(), &state(Some(at(9, 0))), &running, at(9, 30));
         assert_eq!(after.missed, 0);
+        // Still running at 11:05: 10:00 is missed at once, 11:00 waits.
+        let later = decide_scheduled(&hourly(), &state(Some(at(9, 0))), &running, at(11, 5));
+        assert_eq!(later.missed, 1);
+        assert_eq!(later.handled, Some(at(10, 0)));
+        assert_eq!(later.start, None);
+        let again = decide_scheduled(&hourly(), &state(Some(at(10, 0))), &running, at(11, 6));
+        assert_eq!(again.missed, 0);
     }
 
     #[test]
