@@ -80,7 +80,7 @@ pub struct PlanOutcome {
 }
 
 enum Trigger {
-    Schedule(CronSchedule),
+    Schedule(Box<CronSchedule>),
     Manual(String),
 }
 
@@ -116,7 +116,7 @@ fn check(p: &ReplicationPlan) -> Result<Trigger, InvalidSpec> {
         (Some(cron), None) => {
             let tz = t.time_zone.as_deref().unwrap_or("UTC");
             schedule::parse(cron, tz)
-                .map(Trigger::Schedule)
+                .map(|c| Trigger::Schedule(Box::new(c)))
                 .map_err(|e| {
                     let field = match e {
                         schedule::ScheduleError::TimeZone(_) => "spec.trigger.timeZone",
