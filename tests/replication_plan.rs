@@ -595,6 +595,13 @@ async fn observe_reports_and_never_syncs() {
     sched.clock.set(utc(9, 0, 1));
     let out = sched.run().await;
     assert_eq!(out.outcome.status.success_count, 1);
+    let sync = condition(&out, CONDITION_SYNCHRONIZING);
+    assert_eq!(sync.reason, synchronizing_reason::WAITING_FOR_SCHEDULE);
+    assert!(
+        sync.message.contains("10:00:00") && sync.message.contains("Observe"),
+        "{}",
+        sync.message
+    );
     assert_eq!(env.syncs() + sched.syncs(), 0);
     assert!(
         sched.sim.calls().count(LIST) >= 2,
@@ -758,4 +765,29 @@ async fn chaos_seed(seed: u64) {
         started >= 1 && started <= tokens,
         "seed {seed}: {started} syncs for {tokens} tokens"
     );
+}
+
+#[tokio::test]
+async fn a_suspended_plan_starts_nothing_and_says_why() {
+    let mut env = Env::new(PLAN_ID, manual("t1")).await;
+    env.plan.spec.suspend = true;
+    let out = env.run().await;
+    let sync = condition(&out, CONDITION_SYNCHRONIZING);
+    assert_eq!(sync.reason, synchronizing_reason::WAITING_FOR_MANUAL);
+    assert!(sync.message.contains("spec.suspend"), "{}", sync.message);
+    let mut sched = Env::new(PLAN_ID, schedule("0 * * * *")).await;
+    sched.plan.spec.suspend = true;
+    sched.run().await;
+    sched.clock.set(utc(11, 0, 1));
+    let out = sched.run().await;
+    assert_eq!(
+        out.outcome.status.missed_intervals, 0,
+        "suspended due times are skipped, not missed"
+    );
+    assert_eq!(env.syncs() + sched.syncs(), 0);
+    // Resumed: the token's sync follows.
+    env.plan.spec.suspend = false;
+    env.run().await;
+    env.run().await;
+    assert_eq!(env.syncs(), 1);
 }

@@ -256,7 +256,12 @@ fn facts(plan: &ObservedPlan) -> PlanFacts {
     }
 }
 
-fn waiting_condition(w: &Waiting, plan: &ObservedPlan, manage: bool) -> ConditionState {
+fn waiting_condition(
+    w: &Waiting,
+    plan: &ObservedPlan,
+    manage: bool,
+    manual: bool,
+) -> ConditionState {
     let observe = if manage {
         ""
     } else {
@@ -272,7 +277,11 @@ fn waiting_condition(w: &Waiting, plan: &ObservedPlan, manage: bool) -> Conditio
             plan.id
         )),
         Waiting::Suspended => ConditionState::no(
-            synchronizing_reason::WAITING_FOR_SCHEDULE,
+            if manual {
+                synchronizing_reason::WAITING_FOR_MANUAL
+            } else {
+                synchronizing_reason::WAITING_FOR_SCHEDULE
+            },
             format!(
                 "spec.suspend is true: no sync of plan {} is started{observe}",
                 plan.id
@@ -425,7 +434,9 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
                     ),
                 ));
             }
-            waiting = step.waiting;
+            // Under Observe a due time is handled without a call: the
+            // condition still tells when the next one is.
+            waiting = step.waiting.or(Some(Waiting::ForSchedule(step.next)));
         }
         Trigger::Manual(token) => {
             status.next_sync_time = plan.next_trigger.and_then(unix_time);
@@ -524,7 +535,7 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
         ))
     } else {
         let w = waiting.unwrap_or(Waiting::ForManual);
-        waiting_condition(&w, &plan, manage)
+        waiting_condition(&w, &plan, manage, p.spec.trigger.manual.is_some())
     };
     if started || plan.syncing.is_some() {
         let poll = now + chrono::Duration::from_std(SYNC_POLL).unwrap_or(chrono::Duration::zero());
