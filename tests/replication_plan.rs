@@ -791,3 +791,74 @@ async fn a_suspended_plan_starts_nothing_and_says_why() {
     env.run().await;
     assert_eq!(env.syncs(), 1);
 }
+
+/// Seeded chaos on the schedule trigger: irregular clock steps, faults on
+/// every DR call, lost status writes. No due time ever starts two syncs.
+#[tokio::test]
+async fn chaos_no_due_time_starts_two_syncs() {
+    let seeds: Vec<u64> = match std::env::var("REPLICATION_CHAOS_SEED") {
+        Ok(s) => vec![s.parse().expect("a u64 seed")],
+        Err(_) => (0..3).map(|_| rand::random()).collect(),
+    };
+    for seed in seeds {
+        println!(
+            "replication plan schedule chaos: seed {seed} (rerun with REPLICATION_CHAOS_SEED={seed})"
+        );
+        schedule_chaos_seed(seed).await;
+    }
+}
+
+async fn schedule_chaos_seed(seed: u64) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut env = Env::new(PLAN_ID, schedule("*/10 * * * *")).await;
+    let start = env.clock.now().timestamp();
+    env.sim.faults().arm_random(RandomFaults {
+        seed,
+        per_mille: 250,
+        operations: vec![LIST.into(), SYNC.into()],
+        actions: vec![
+            FaultAction::DropBeforeApply,
+            FaultAction::DropAfterApply,
+            FaultAction::HttpStatus(503),
+            FaultAction::HttpStatusAfterApply(502),
+            FaultAction::ExpireSession,
+        ],
+    });
+    let cron = array_operator::reconcile::schedule::parse("*/10 * * * *", "UTC").expect("cron");
+    for step in 0..80 {
+        env.clock
+            .advance(Duration::from_secs(rng.random_range(20..=420)));
+        if rng.random_range(0..5) == 0 {
+            env.run_lost().await;
+        } else {
+            env.run().await;
+        }
+        let begins: Vec<i64> = env.sim.state().read(|s| {
+            let p = &s.plans[0];
+            p.records
+                .iter()
+                .map(|r| r.begin_time)
+                .chain(p.syncing.iter().map(|r| r.begin_time))
+                .filter(|b| *b >= start)
+                .collect()
+        });
+        let mut slots: Vec<DateTime<Utc>> = begins
+            .iter()
+            .filter_map(|b| Utc.timestamp_opt(*b, 0).single())
+            .filter_map(|b| cron.latest_at_or_before(b))
+            .collect();
+        let n = slots.len();
+        slots.sort();
+        slots.dedup();
+        assert_eq!(
+            slots.len(),
+            n,
+            "seed {seed}, step {step}: a due time started two syncs: {begins:?}"
+        );
+    }
+    let st = env.plan.status.clone().unwrap_or_default();
+    assert!(
+        st.last_schedule_time.is_some(),
+        "seed {seed}: due times were handled"
+    );
+}
