@@ -595,3 +595,17 @@ pub fn cleanup(p: &ReplicationPlan) -> Cleanup<ReplicationPlanStatus> {
         )],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_kubectl_prints_them() {
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(37), "37s");
+        assert_eq!(format_duration(90), "1m30s");
+        assert_eq!(format_duration(3 * 3600 + 5), "3h0m5s");
+        assert_eq!(format_duration(-4), "0s");
+    }
+}
