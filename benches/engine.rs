@@ -43,12 +43,18 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct Counting;
 
 static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = LIVE.fetch_add(by, std::sync::atomic::Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the
 // counter only adds and subtracts the sizes it was given.
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: forwarded with the caller's layout.
         unsafe { std::alloc::System.alloc(layout) }
     }
@@ -58,7 +64,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
+        grew(new_size);
         LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
         // SAFETY: forwarded with the caller's pointer, layout and size.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
@@ -71,6 +77,12 @@ static ALLOCATOR: Counting = Counting;
 /// Live heap bytes, in KiB.
 fn live_kib() -> u64 {
     (LIVE.load(std::sync::atomic::Ordering::Relaxed) / 1024) as u64
+}
+
+/// The most live heap since the last call, in KiB (then restarts from now).
+fn peak_kib_since() -> u64 {
+    let now = LIVE.load(std::sync::atomic::Ordering::Relaxed);
+    (PEAK.swap(now, std::sync::atomic::Ordering::Relaxed) / 1024) as u64
 }
 
 const NS: &str = "bench";
@@ -197,6 +209,7 @@ struct Phase {
     calls: Vec<(String, String)>,
     durations: Vec<Duration>,
     converged: bool,
+    heap_peak_kib: u64,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -637,9 +650,11 @@ async fn phase(
     run: impl std::future::Future<Output = Vec<Result1>>,
 ) -> Phase {
     sim.clear().await;
+    peak_kib_since();
     let started = Instant::now();
     let results = run.await;
     let wall = started.elapsed();
+    let heap_peak_kib = peak_kib_since();
     let calls = sim.calls().await;
     let failed: Vec<&String> = results
         .iter()
@@ -657,6 +672,7 @@ async fn phase(
         calls,
         durations,
         converged: failed.is_empty(),
+        heap_peak_kib,
     }
 }
 
@@ -674,9 +690,10 @@ fn report(vendor: Vendor, p: &Phase, luns: usize) {
         println!("  {n:>6}  {op}");
     }
     println!(
-        "  reconcile p50 {:.1} ms, p99 {:.1} ms",
+        "  reconcile p50 {:.1} ms, p99 {:.1} ms; live heap peak {:.1} MiB",
         percentile(&p.durations, 0.50).as_secs_f64() * 1e3,
-        percentile(&p.durations, 0.99).as_secs_f64() * 1e3
+        percentile(&p.durations, 0.99).as_secs_f64() * 1e3,
+        mib(p.heap_peak_kib)
     );
 }
 
@@ -752,6 +769,7 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
     let heap_converged = live_kib();
     // Steady state: a fresh observation, then every object again.
     handle.cache.invalidate();
+    let heap_without_view = live_kib();
     let steady = phase(
         "steady resync",
         &mut sim,
@@ -814,6 +832,13 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
         (heap_objects.saturating_sub(heap_start)) as f64 / (a.luns + a.targets).max(1) as f64,
         mib(heap_converged),
         (heap_converged.saturating_sub(heap_objects)) as f64 / (a.luns + a.targets).max(1) as f64,
+    );
+    println!(
+        "  of which the array view: {:.1} MiB ({:.1} KiB per array object); the objects with their statuses and create records: {:.1} MiB",
+        mib(heap_converged.saturating_sub(heap_without_view)),
+        heap_converged.saturating_sub(heap_without_view) as f64
+            / (a.luns + a.targets).max(1) as f64,
+        mib(heap_without_view.saturating_sub(heap_start)),
     );
     handle.backend.close().await;
     sim.stop().await;

@@ -332,9 +332,7 @@ async fn make_guest(client: &DsmClient, name: &str, vram: u64) -> String {
         })
         .await
         .expect("create");
-    let GuestCreate::Started { task_id } = started else {
-        panic!("{started:?}");
-    };
+    let GuestCreate::Started { task_id } = started;
     loop {
         let info = client.vmm().task(&task_id).await.expect("task");
         if let Some(id) = info.task_info.guest_id {

@@ -180,6 +180,11 @@ pub struct VirtualMachineStatus {
     /// The asynchronous create task while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<VmTask>,
+    /// When the operator asked the guest's OS to shut down (RFC 3339):
+    /// with stopMode Shutdown the guest is powered off once stopTimeout has
+    /// passed since then. Cleared when the guest is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_requested_at: Option<String>,
     /// The guest as last observed in VMM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_array: Option<VirtualMachineObserved>,
@@ -250,6 +255,9 @@ pub struct ObservedDisk {
     /// Size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<i64>,
+    /// VMM's controller type number (VirtIO SCSI, SATA, IDE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<i64>,
 }
 
 /// A NIC as VMM reports it.

@@ -12,5 +12,6 @@ pub mod lun;
 pub mod replication;
 pub mod schedule;
 pub mod target;
+pub mod virtual_machine;
 
 pub use drift::Drift;

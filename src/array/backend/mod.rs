@@ -24,6 +24,7 @@ use crate::crd::storage_array::{ResizeMode, Vendor};
 use crate::model::{ObservedLun, ObservedTarget, SecretString};
 use crate::reconcile::lun::{DesiredLun, LunOp};
 use crate::reconcile::target::{DesiredTarget, TargetOp};
+use crate::reconcile::virtual_machine::{DesiredGuest, GuestOp, ObservedGuest};
 
 /// Credentials from the StorageArray's Secret.
 #[derive(Clone)]
@@ -197,6 +198,28 @@ impl Created {
     }
 }
 
+/// One poll of an asynchronous guest create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestTask {
+    /// The task has finished (successfully or not).
+    pub finished: bool,
+    /// The task reported a failure.
+    pub failed: bool,
+    /// Percent done, when the array says.
+    pub progress: Option<i32>,
+    /// The new guest's id, once the task made it.
+    pub guest_id: Option<String>,
+}
+
+/// What an NGXStorage array answers for a guest call: it has no virtual
+/// machines, and is never called for them.
+fn no_guests(api: &str) -> BackendError {
+    BackendError::unsupported(
+        api,
+        "NGXStorage arrays have no virtual machines: VirtualMachine needs a Synology array with Virtual Machine Manager",
+    )
+}
+
 /// A connected array of either vendor. Cheap to clone: clones share the
 /// session, connection pool and concurrency limit.
 #[derive(Clone, Debug)]
@@ -346,6 +369,89 @@ impl Backend {
     /// it); already gone is success.
     pub async fn delete_target(&self, id: &str) -> Result<(), BackendError> {
         dispatch!(self, "delete_target", b => b.delete_target(id).await)
+    }
+
+    /// Counts one call's outcome in the array-call metrics (what
+    /// [`dispatch!`] does for calls both vendors answer).
+    fn counted<T>(
+        &self,
+        api: &'static str,
+        result: Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class.as_str(),
+        };
+        crate::metrics::global().array_call(vendor_label(self.vendor()), api, outcome);
+        result
+    }
+
+    /// Every VMM guest, in one batched observation. NGX: Unsupported,
+    /// without a call.
+    pub async fn list_guests(&self) -> Result<Vec<ObservedGuest>, BackendError> {
+        match self {
+            Backend::Synology(b) => self.counted("list_guests", dsm::vmm::list(b.client()).await),
+            Backend::Ngx(_) => Err(no_guests("list_guests")),
+        }
+    }
+
+    /// Checks the names a guest create uses (storage, networks, images and
+    /// the host) against the array's lists: the first unknown one as an
+    /// InvalidSpec naming its field. NGX: Unsupported, without a call.
+    pub async fn check_guest_names(
+        &self,
+        desired: &DesiredGuest,
+    ) -> Result<Option<crate::reconcile::invalid::InvalidSpec>, BackendError> {
+        match self {
+            Backend::Synology(b) => self.counted(
+                "check_guest_names",
+                dsm::vmm::check_names(b.client(), desired, desired.host.as_deref()).await,
+            ),
+            Backend::Ngx(_) => Err(no_guests("check_guest_names")),
+        }
+    }
+
+    /// Starts creating a guest; returns the task to poll. Sent once.
+    pub async fn create_guest(&self, desired: &DesiredGuest) -> Result<String, BackendError> {
+        match self {
+            Backend::Synology(b) => {
+                self.counted("create_guest", dsm::vmm::create(b.client(), desired).await)
+            }
+            Backend::Ngx(_) => Err(no_guests("create_guest")),
+        }
+    }
+
+    /// One poll of a guest-create task.
+    pub async fn guest_task(&self, task_id: &str) -> Result<GuestTask, BackendError> {
+        match self {
+            Backend::Synology(b) => {
+                self.counted("guest_task", dsm::vmm::task(b.client(), task_id).await)
+            }
+            Backend::Ngx(_) => Err(no_guests("guest_task")),
+        }
+    }
+
+    /// The guest-create tasks still running on the array (their ids): while
+    /// one runs, a guest may exist that no list shows yet.
+    pub async fn guest_creates_in_flight(&self) -> Result<Vec<String>, BackendError> {
+        match self {
+            Backend::Synology(b) => self.counted(
+                "guest_creates_in_flight",
+                dsm::vmm::creates_in_flight(b.client()).await,
+            ),
+            Backend::Ngx(_) => Err(no_guests("guest_creates_in_flight")),
+        }
+    }
+
+    /// Applies one guest operation (set, power, delete) to guest `id`;
+    /// deleting a guest already gone is success.
+    pub async fn update_guest(&self, id: &str, op: &GuestOp) -> Result<(), BackendError> {
+        match self {
+            Backend::Synology(b) => {
+                self.counted("update_guest", dsm::vmm::apply(b.client(), id, op).await)
+            }
+            Backend::Ngx(_) => Err(no_guests("update_guest")),
+        }
     }
 
     /// Ends the session (DSM logout); best effort.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::error::{DsmError, message_for};
@@ -91,8 +92,10 @@ fn preferred_version(api: &str) -> u32 {
 #[derive(Debug, Deserialize)]
 struct Envelope {
     success: bool,
+    /// Kept as raw text: list answers are split into records later without
+    /// a tree of the whole answer.
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
     #[serde(default)]
     error: Option<ErrorBody>,
 }
@@ -178,7 +181,7 @@ impl DsmClient {
         let data = self
             .send_with_retries(&api_call, "API table", "query.cgi", &form, CallKind::Read)
             .await?;
-        serde_json::from_value(data).map_err(|e| DsmError::Decode {
+        serde_json::from_str(data.get()).map_err(|e| DsmError::Decode {
             api_call,
             subject: "API table".into(),
             detail: e.to_string(),
@@ -252,7 +255,7 @@ impl DsmClient {
             .await?;
         self.inner.logins.bump();
         tracing::debug!(api_call = %api_call, "logged in to DSM");
-        let login: LoginData = serde_json::from_value(data).map_err(|e| DsmError::Decode {
+        let login: LoginData = serde_json::from_str(data.get()).map_err(|e| DsmError::Decode {
             api_call,
             subject,
             detail: e.to_string(),
@@ -295,8 +298,8 @@ impl DsmClient {
         params: Params,
         kind: CallKind,
     ) -> Result<T, DsmError> {
-        let data = self.call_value(api, method, subject, params, kind).await?;
-        serde_json::from_value(data).map_err(|e| DsmError::Decode {
+        let data = self.call_raw(api, method, subject, params, kind).await?;
+        serde_json::from_str(data.get()).map_err(|e| DsmError::Decode {
             api_call: format!("{api}.{method}"),
             subject: subject.to_string(),
             detail: e.to_string(),
@@ -312,6 +315,24 @@ impl DsmClient {
         params: Params,
         kind: CallKind,
     ) -> Result<Value, DsmError> {
+        let data = self.call_raw(api, method, subject, params, kind).await?;
+        serde_json::from_str(data.get()).map_err(|e| DsmError::Decode {
+            api_call: format!("{api}.{method}"),
+            subject: subject.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Calls `api.method` and returns `data` as raw JSON text (`{}` when
+    /// absent), for answers decoded piece by piece.
+    pub(crate) async fn call_raw(
+        &self,
+        api: &'static str,
+        method: &'static str,
+        subject: &str,
+        params: Params,
+        kind: CallKind,
+    ) -> Result<Box<RawValue>, DsmError> {
         let api_call = format!("{api}.{method}");
         let (path, version) = self.resolve(api, &api_call).await?;
         // Parameters are never logged: some carry CHAP secrets.
@@ -351,7 +372,7 @@ impl DsmClient {
         path: &str,
         form: &[(&str, String)],
         kind: CallKind,
-    ) -> Result<Value, DsmError> {
+    ) -> Result<Box<RawValue>, DsmError> {
         let cfg = &self.inner.config;
         let attempts = match kind {
             CallKind::Read => cfg.read_attempts.max(1),
@@ -362,9 +383,16 @@ impl DsmClient {
         loop {
             let failure = match self.send(path, form).await {
                 Ok(env) if env.success => {
-                    return Ok(env
-                        .data
-                        .unwrap_or_else(|| Value::Object(Default::default())));
+                    return match env.data {
+                        Some(data) => Ok(data),
+                        None => {
+                            RawValue::from_string("{}".to_string()).map_err(|e| DsmError::Decode {
+                                api_call: api_call.to_string(),
+                                subject: subject.to_string(),
+                                detail: e.to_string(),
+                            })
+                        }
+                    };
                 }
                 Ok(env) => {
                     let code = env.error.map(|e| e.code).unwrap_or(100);

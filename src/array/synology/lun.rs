@@ -303,7 +303,7 @@ impl LunApi<'_> {
             .json("additional", &LIST_ADDITIONAL);
         let data = self
             .client
-            .call_value(API_LUN, "list", "all LUNs", params, CallKind::Read)
+            .call_raw(API_LUN, "list", "all LUNs", params, CallKind::Read)
             .await?;
         listing::decode_each(
             &format!("{API_LUN}.list"),

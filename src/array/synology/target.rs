@@ -222,7 +222,7 @@ impl TargetApi<'_> {
     ) -> Result<Listing<Target>, DsmError> {
         let data = self
             .client
-            .call_value(API_TARGET, "list", subject, params, CallKind::Read)
+            .call_raw(API_TARGET, "list", subject, params, CallKind::Read)
             .await?;
         listing::decode_each(
             &format!("{API_TARGET}.list"),

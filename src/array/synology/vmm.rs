@@ -18,6 +18,9 @@ pub const API_GUEST_IMAGE: &str = "SYNO.Virtualization.API.Guest.Image";
 pub const API_TASK_INFO: &str = "SYNO.Virtualization.API.Task.Info";
 /// VMM storages.
 pub const API_STORAGE: &str = "SYNO.Virtualization.API.Storage";
+/// The marker in the id of a guest-create task
+/// (`@administrators/virtualization_api_guest_create5BB3...`).
+pub const GUEST_CREATE_TASK_MARKER: &str = "virtualization_api_guest_create";
 /// VMM network groups.
 pub const API_NETWORK: &str = "SYNO.Virtualization.API.Network";
 /// VMM hosts.
@@ -194,11 +197,6 @@ pub enum GuestCreate {
         /// The task id.
         task_id: String,
     },
-    /// The answer was lost but the guest exists already.
-    Exists {
-        /// The guest's id.
-        guest_id: String,
-    },
 }
 
 /// Changes for `set`; only the fields given are sent.
@@ -314,6 +312,12 @@ pub struct Image {
 }
 
 #[derive(Deserialize)]
+struct TaskIds {
+    #[serde(default)]
+    task_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
 struct Storages {
     #[serde(default)]
     storages: Vec<Storage>,
@@ -384,8 +388,11 @@ impl VmmApi<'_> {
             .await
     }
 
-    /// Starts creating a guest. A lost answer is followed by a look-up by
-    /// name before the create is sent again.
+    /// Starts creating a guest. Sent once: a lost answer is returned as the
+    /// error (its outcome unknown) and never resent, because the guest only
+    /// appears in the list when the task finishes, so a look-up by name
+    /// right after cannot prove the first create made nothing. The caller
+    /// settles it from a later list.
     pub async fn create(&self, req: &CreateGuest) -> Result<GuestCreate, DsmError> {
         let subject = format!("guest {:?}", req.guest_name);
         let mut params = Params::new()
@@ -401,32 +408,10 @@ impl VmmApi<'_> {
             params = params.json("iso_images", &req.iso_images);
         }
         params = params.bool("auto_clean_task", req.auto_clean_task);
-        let first: Result<TaskCreated, DsmError> = self
+        let created: TaskCreated = self
             .client
-            .call(
-                API_GUEST,
-                "create",
-                &subject,
-                params.clone(),
-                CallKind::Write,
-            )
-            .await;
-        let created = match first {
-            Err(err) if err.outcome_unknown() => {
-                let Ok(found) = self.find_by_name(&req.guest_name).await else {
-                    return Err(err);
-                };
-                if let Some(g) = found {
-                    return Ok(GuestCreate::Exists {
-                        guest_id: g.guest_id,
-                    });
-                }
-                self.client
-                    .call::<TaskCreated>(API_GUEST, "create", &subject, params, CallKind::Write)
-                    .await?
-            }
-            other => other?,
-        };
+            .call(API_GUEST, "create", &subject, params, CallKind::Write)
+            .await?;
         Ok(GuestCreate::Started {
             task_id: created.task_id,
         })
@@ -494,6 +479,28 @@ impl VmmApi<'_> {
                 CallKind::Read,
             )
             .await
+    }
+
+    /// Every task id VMM keeps (running ones, and finished ones not yet
+    /// cleared).
+    pub async fn task_ids(&self) -> Result<Vec<String>, DsmError> {
+        let t: TaskIds = self.list_of(API_TASK_INFO, "tasks").await?;
+        Ok(t.task_ids)
+    }
+
+    /// Drops a finished task's record.
+    pub async fn clear_task(&self, task_id: &str) -> Result<(), DsmError> {
+        let params = Params::new().raw("task_id", task_id);
+        self.client
+            .call_value(
+                API_TASK_INFO,
+                "clear",
+                &format!("task {task_id}"),
+                params,
+                CallKind::Write,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// VMM storages.

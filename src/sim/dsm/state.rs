@@ -245,6 +245,12 @@ pub enum Power {
     Running,
     /// `shutdown`.
     Shutdown,
+    /// `booting`: powered on, running after this many more guest
+    /// observations (list or get).
+    Booting(u32),
+    /// `shutting_down`: an ACPI shutdown, stopped after this many more
+    /// guest observations.
+    ShuttingDown(u32),
 }
 
 impl Power {
@@ -253,6 +259,8 @@ impl Power {
         match self {
             Power::Running => "running",
             Power::Shutdown => "shutdown",
+            Power::Booting(_) => "booting",
+            Power::ShuttingDown(_) => "shutting_down",
         }
     }
 }
@@ -457,6 +465,11 @@ pub struct DsmState {
     pub limits: Limits,
     /// Progress a guest-create task makes per `Task.Info get` poll.
     pub task_step: i64,
+    /// How many guest observations (Guest list or get) a power-on or an
+    /// ACPI shutdown takes to finish (`booting`, `shutting_down`); 0 makes
+    /// them instant. Simulated time that needs no clock: each look at the
+    /// guest is a step.
+    pub power_steps: u32,
     /// APIs that are not installed (for example every
     /// `SYNO.Virtualization.` API when VMM is absent): `SYNO.API.Info` does
     /// not list them and calls get 102.

@@ -32,6 +32,7 @@ pub mod replication;
 pub mod rules;
 pub mod snapshot;
 pub mod target;
+pub mod vmm;
 
 use std::collections::BTreeSet;
 

@@ -86,7 +86,7 @@ pub fn handle(ctx: &Ctx<'_>, api: &str) -> HandlerResult {
 fn host_usage(s: &DsmState, host_id: &str) -> (i64, i64) {
     s.guests
         .iter()
-        .filter(|g| g.power == Power::Running && g.host_id.as_deref() == Some(host_id))
+        .filter(|g| online(g.power) && g.host_id.as_deref() == Some(host_id))
         .fold((0, 0), |(c, r), g| (c + g.vcpu_num, r + g.vram_size))
 }
 
@@ -144,7 +144,31 @@ fn find_guest(s: &DsmState, args: &Args<'_>) -> Result<usize, i64> {
         .ok_or(BAD_PARAMETER)
 }
 
+/// One step of every power transition: each look at the guests is a
+/// moment of simulated time.
+fn advance_power(s: &mut DsmState) {
+    for g in &mut s.guests {
+        g.power = match g.power {
+            Power::Booting(0 | 1) => Power::Running,
+            Power::Booting(n) => Power::Booting(n - 1),
+            Power::ShuttingDown(0 | 1) => {
+                g.host_id = None;
+                Power::Shutdown
+            }
+            Power::ShuttingDown(n) => Power::ShuttingDown(n - 1),
+            p => p,
+        };
+    }
+}
+
+/// True while the guest holds a host (running, booting or shutting down):
+/// VMM calls it online.
+fn online(p: Power) -> bool {
+    p != Power::Shutdown
+}
+
 fn list(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
+    advance_power(s);
     let additional = args.additional()?;
     let guests: Vec<Value> = s
         .guests
@@ -155,6 +179,7 @@ fn list(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
 }
 
 fn get(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
+    advance_power(s);
     let idx = find_guest(s, args)?;
     // Without `additional` DSM still returns disks and NICs (see the guide's
     // example); with it, the names listed.
@@ -381,7 +406,7 @@ fn set(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
     let g = &mut s.guests[idx];
     // CPU and memory change only while the guest is off.
     let hw_change = vcpu.is_some_and(|c| c != g.vcpu_num) || vram.is_some_and(|r| r != g.vram_size);
-    if hw_change && g.power == Power::Running {
+    if hw_change && online(g.power) {
         return Err(ONLINE);
     }
     if let Some(n) = new_name {
@@ -404,7 +429,7 @@ fn set(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
 
 fn delete(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
     let idx = find_guest(s, args)?;
-    if s.guests[idx].power == Power::Running {
+    if online(s.guests[idx].power) {
         return Err(ONLINE);
     }
     s.guests.remove(idx);
@@ -417,7 +442,7 @@ fn power(s: &mut DsmState, args: &Args<'_>, action: &str) -> HandlerResult {
     let host_name = args.opt_string("host_name")?;
     match action {
         "poweron" => {
-            if s.guests[idx].power == Power::Running {
+            if online(s.guests[idx].power) {
                 return Err(ONLINE);
             }
             let host = s
@@ -437,13 +462,32 @@ fn power(s: &mut DsmState, args: &Args<'_>, action: &str) -> HandlerResult {
             if ram + g.vram_size > host.total_ram_size {
                 return Err(NO_MEMORY);
             }
+            let steps = s.power_steps;
             let g = &mut s.guests[idx];
-            g.power = Power::Running;
+            g.power = if steps == 0 {
+                Power::Running
+            } else {
+                Power::Booting(steps)
+            };
             g.host_id = Some(host.host_id);
+        }
+        "shutdown" => {
+            let steps = s.power_steps;
+            let g = &mut s.guests[idx];
+            match g.power {
+                Power::Shutdown => return Err(OFFLINE),
+                // Already on its way down: VMM accepts the repeat.
+                Power::ShuttingDown(_) => {}
+                _ if steps == 0 => {
+                    g.power = Power::Shutdown;
+                    g.host_id = None;
+                }
+                _ => g.power = Power::ShuttingDown(steps),
+            }
         }
         _ => {
             let g = &mut s.guests[idx];
-            if g.power != Power::Running {
+            if g.power == Power::Shutdown {
                 return Err(OFFLINE);
             }
             g.power = Power::Shutdown;
