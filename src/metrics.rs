@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -38,6 +39,15 @@ pub struct CallLabels {
     pub outcome: String,
 }
 
+/// Labels of the per-ReplicationPlan metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    /// The ReplicationPlan's namespace.
+    pub namespace: String,
+    /// The ReplicationPlan's name.
+    pub name: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +59,11 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     /// Array calls, per vendor, API and outcome.
     pub array_calls: Family<CallLabels, Counter>,
+    /// Seconds the last finished sync of a replication plan took.
+    pub replication_last_sync_duration:
+        Family<PlanLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Schedule due times of a replication plan that started no sync.
+    pub replication_missed_intervals: Family<PlanLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,7 +93,22 @@ impl Metrics {
             reconcile_duration.clone(),
         );
         registry.register("array_calls", "Calls to arrays", array_calls.clone());
+        let replication_last_sync_duration =
+            Family::<PlanLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let replication_missed_intervals = Family::<PlanLabels, Counter>::default();
+        registry.register(
+            "replication_last_sync_duration_seconds",
+            "Seconds the last finished sync of a replication plan took",
+            replication_last_sync_duration.clone(),
+        );
+        registry.register(
+            "replication_missed_intervals",
+            "Schedule due times of a replication plan that started no sync",
+            replication_missed_intervals.clone(),
+        );
         Metrics {
+            replication_last_sync_duration,
+            replication_missed_intervals,
             registry,
             reconciles,
             reconcile_errors,
@@ -119,12 +149,34 @@ impl Metrics {
             .inc();
     }
 
+    /// Records the last finished sync of plan `namespace/name`.
+    pub fn replication_synced(&self, namespace: &str, name: &str, seconds: f64) {
+        self.replication_last_sync_duration
+            .get_or_create(&plan_labels(namespace, name))
+            .set(seconds);
+    }
+
+    /// Counts `missed` due times of plan `namespace/name` that started no
+    /// sync.
+    pub fn replication_missed(&self, namespace: &str, name: &str, missed: u64) {
+        self.replication_missed_intervals
+            .get_or_create(&plan_labels(namespace, name))
+            .inc_by(missed);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+fn plan_labels(namespace: &str, name: &str) -> PlanLabels {
+    PlanLabels {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
     }
 }
 

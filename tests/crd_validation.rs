@@ -521,6 +521,22 @@ fn plan_trigger_is_exactly_one_of_schedule_or_manual() {
 }
 
 #[test]
+fn plan_schedule_fields_are_range_checked_like_snapshot_schedules() {
+    assert_refused(
+        check_create("ReplicationPlan", &plan(json!({"schedule": "0 24 * * *"}))),
+        &["hour"],
+    );
+    assert_refused(
+        check_create("ReplicationPlan", &plan(json!({"schedule": "99 * * * *"}))),
+        &["minute"],
+    );
+    assert_accepted(check_create(
+        "ReplicationPlan",
+        &plan(json!({"schedule": "*/15 1-5 * * MON-FRI", "timeZone": "Europe/Istanbul"})),
+    ));
+}
+
+#[test]
 fn plan_id_is_immutable() {
     let old = plan(json!({"manual": "t1"}));
     let mut new = old.clone();

@@ -457,6 +457,30 @@ async fn replication_refusals() {
         .await
         .expect_err("encryption must match the plan");
     assert_eq!(err.vendor_code(), Some(120));
+    // A sync while one runs is refused, as is one DSM's can_do forbids.
+    let opts = SyncOptions {
+        send_encrypted: Some(false),
+        ..Default::default()
+    };
+    client
+        .replication()
+        .sync(&plan, &opts)
+        .await
+        .expect("first sync");
+    let err = client
+        .replication()
+        .sync(&plan, &opts)
+        .await
+        .expect_err("one sync at a time");
+    assert_eq!(err.vendor_code(), Some(100));
+    sim.state().advance_plan_clock(3600);
+    sim.state().update_plan(&plan, |p| p.refuse_sync = true);
+    let err = client
+        .replication()
+        .sync(&plan, &opts)
+        .await
+        .expect_err("can_sync is false");
+    assert_eq!(err.vendor_code(), Some(100));
 }
 
 #[tokio::test]

@@ -342,8 +342,27 @@ async fn replication_plan_list_and_sync_moves_the_report() {
         .await
         .expect("sync");
 
+    // Asynchronous: first a running record with its progress.
+    let running = &client.replication().list().await.expect("list")[0];
+    let report = running.additional.sync_report.clone().expect("report");
+    let syncing = report.syncing_record.expect("a running sync");
+    assert!(!syncing.is_done);
+    assert_eq!(report.recent_records.len(), 1);
+    sim.state().advance_plan_clock(30);
+    let halfway = &client.replication().list().await.expect("list")[0];
+    let percent = halfway
+        .additional
+        .op_info
+        .as_ref()
+        .and_then(|o| o.op_progress.as_ref())
+        .and_then(|p| p.percentage)
+        .expect("progress");
+    assert!((40..=60).contains(&percent), "progress {percent}");
+    sim.state().advance_plan_clock(31);
+
     let after = &client.replication().list().await.expect("list")[0];
     let report = after.additional.sync_report.clone().expect("report");
+    assert!(report.syncing_record.is_none());
     assert_eq!(report.recent_records.len(), 2);
     assert_eq!(report.success_sync_count, Some(2));
     let last = report.recent_records.last().expect("record");

@@ -16,7 +16,11 @@
 //!    leaves the namespace gone and the array empty;
 //! 4. a SnapshotSchedule: the apiserver refuses an out-of-range cron
 //!    field, an every-minute schedule takes marked snapshots and prunes by
-//!    count, and deleting it leaves its snapshots on the array.
+//!    count, and deleting it leaves its snapshots on the array;
+//! 5. a ReplicationPlan: the apiserver refuses a trigger with both a
+//!    schedule and a token, a manual token starts exactly one sync of the
+//!    adopted DSM plan, an unknown plan id says so, and deleting the
+//!    object leaves the plan.
 
 mod support;
 
@@ -1058,5 +1062,160 @@ async fn snapshot_schedule(kubeconfig: String, client: Client, ns: String, steps
         before.iter().all(|b| left.contains(b)),
         "the snapshots stay: before {before:?}, after {left:?}"
     );
+    replica.stop().await;
+}
+
+// ---- ReplicationPlan ----
+
+#[test]
+fn a_replication_plan_syncs_once_per_manual_token_and_its_deletion_leaves_the_plan() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("replication-plan", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        let ns = create_namespace(&client, "aop-e2e-rplan").await;
+        let outcome = tokio::spawn(replication_plan(path, client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn replication_plan(kubeconfig: String, client: Client, ns: String, steps: Steps) {
+    use array_operator::crd::ReplicationPlan;
+    const PLAN_ID: &str = "b0c9a9a6-8d0e-4b8e-9a0c-1f2e3d4c5b6a";
+    let sim = IsolatedDsm::start();
+    steps.step("refusal: a trigger with both a schedule and a manual token");
+    let bad = cr(
+        "ReplicationPlan",
+        "both-triggers",
+        json!({"arrayRef": {"name": "dsm"}, "planId": PLAN_ID, "trigger": {"schedule": "@daily", "manual": "t1"}}),
+    );
+    assert_invalid(
+        apply(&client, &ns, &bad).await,
+        "spec.trigger",
+        "exactly one of schedule or manual",
+    );
+    let bad = cr(
+        "ReplicationPlan",
+        "bad-hour",
+        json!({"arrayRef": {"name": "dsm"}, "planId": PLAN_ID, "trigger": {"schedule": "0 24 * * *"}}),
+    );
+    assert_invalid(
+        apply(&client, &ns, &bad).await,
+        "spec.trigger.schedule",
+        "hour",
+    );
+
+    steps.step("a manual token starts one sync of the adopted plan");
+    storage_array(&client, &ns, &sim).await;
+    let replica = Replica::start(&kubeconfig, "replica-rplan", &ns, &ns).await;
+    replica.wait_leading(60).await;
+    let started = || {
+        sim.state.read(|s| {
+            s.plans
+                .iter()
+                .find(|p| p.plan_id == PLAN_ID)
+                .map_or(0, |p| p.records.len() + usize::from(p.syncing.is_some()))
+        })
+    };
+    let before = started();
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "ReplicationPlan",
+            "offsite",
+            json!({"arrayRef": {"name": "dsm"}, "planId": PLAN_ID, "trigger": {"manual": "t1"}, "lockSnapshot": true, "description": "e2e"}),
+        ),
+    )
+    .await
+    .expect("ReplicationPlan");
+    let plans: Api<ReplicationPlan> = Api::namespaced(client.clone(), &ns);
+    wait_for(
+        &plans,
+        "offsite",
+        120,
+        "token t1 acknowledged",
+        |p: Option<&ReplicationPlan>| {
+            p.and_then(|p| p.status.as_ref())
+                .is_some_and(|st| st.last_manual_sync.as_deref() == Some("t1"))
+        },
+    )
+    .await;
+    wait_for(&plans, "offsite", 60, "ReplicationPlan Ready", is_current()).await;
+    let read = within(30, "read ReplicationPlan", plans.get("offsite"))
+        .await
+        .expect("plan");
+    let value = serde_json::to_value(&read).expect("json");
+    let synchronizing = condition(&value, "Synchronizing").expect("Synchronizing condition");
+    assert!(
+        ["SyncInProgress", "WaitingForManual"]
+            .contains(&synchronizing["reason"].as_str().unwrap_or("")),
+        "{synchronizing}"
+    );
+    assert_eq!(
+        read.status.as_ref().and_then(|s| s.role.as_deref()),
+        Some("mainsite")
+    );
+    assert_eq!(started(), before + 1, "exactly one sync for t1");
+
+    steps.step("an unknown plan id says so");
+    apply(
+        &client,
+        &ns,
+        &cr(
+            "ReplicationPlan",
+            "unknown",
+            json!({"arrayRef": {"name": "dsm"}, "planId": "no-such-plan", "trigger": {"manual": "t1"}}),
+        ),
+    )
+    .await
+    .expect("ReplicationPlan unknown");
+    wait_for(
+        &plans,
+        "unknown",
+        120,
+        "Synced=False naming the plan id",
+        |p: Option<&ReplicationPlan>| {
+            p.and_then(|p| serde_json::to_value(p).ok())
+                .and_then(|v| condition(&v, "Synced"))
+                .is_some_and(|c| {
+                    c["status"] == "False"
+                        && c["message"].as_str().is_some_and(|m| {
+                            m.contains("no-such-plan (spec.planId) does not exist")
+                        })
+                })
+        },
+    )
+    .await;
+
+    steps.step("deleting the ReplicationPlan leaves the DSM plan");
+    let uid = read.uid().unwrap_or_default();
+    within(
+        30,
+        "delete ReplicationPlan",
+        plans.delete("offsite", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete");
+    within(
+        120,
+        "ReplicationPlan gone",
+        kube::runtime::wait::await_condition(
+            plans.clone(),
+            "offsite",
+            conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .expect("watch");
+    assert!(
+        sim.state
+            .read(|s| s.plans.iter().any(|p| p.plan_id == PLAN_ID)),
+        "the DSM plan stays"
+    );
+    assert_eq!(started(), before + 1, "no sync after t1's");
     replica.stop().await;
 }

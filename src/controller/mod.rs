@@ -13,6 +13,7 @@ pub mod listed;
 pub mod lun;
 pub mod managed;
 pub mod rbac;
+pub mod replication_plan;
 pub mod secrets;
 pub mod shard;
 pub mod snapshot_schedule;
@@ -36,6 +37,7 @@ where
         lun::run(ctx.clone(), shutdown.clone().map(|_| ())),
         iscsi_target::run(ctx.clone(), shutdown.clone().map(|_| ())),
         snapshot_schedule::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        replication_plan::run(ctx.clone(), shutdown.clone().map(|_| ())),
     );
     ctx.arrays.close_all().await;
 }

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cron;
 use super::shared::{ArrayRef, CRON_PATTERN, CommonStatus, ManagementPolicy, TIME_ZONE_PATTERN};
 
 /// Drives an existing DSM Snapshot Replication plan: triggers syncs on a
@@ -62,9 +63,18 @@ pub struct ReplicationPlanSpec {
     validation = Rule::new("!has(self.timeZone) || has(self.schedule)").message("spec.trigger.timeZone only goes with spec.trigger.schedule").field_path(".timeZone")
 )]
 pub struct ReplicationTrigger {
-    /// 5-field cron expression or `@hourly`, `@daily`, `@weekly`.
+    /// 5-field cron expression (minute hour day-of-month month
+    /// day-of-week) or `@hourly`, `@daily`, `@weekly`; each due time starts
+    /// one sync unless one is already running (then it is counted missed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = CRON_PATTERN), length(min = 1, max = 128))]
+    #[x_kube(
+        validation = cron::minute_rule(),
+        validation = cron::hour_rule(),
+        validation = cron::day_of_month_rule(),
+        validation = cron::month_rule(),
+        validation = cron::day_of_week_rule()
+    )]
     pub schedule: Option<String>,
     /// IANA time zone of the schedule; UTC when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,23 +87,61 @@ pub struct ReplicationTrigger {
     pub manual: Option<String>,
 }
 
+/// One site of a plan, as DSM lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSite {
+    /// The site's host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The site's status as DSM reports it (a DSM status code, as text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// The sync DSM is running now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncingStatus {
+    /// Progress in percent, when DSM reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<i32>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+}
+
+/// A manual sync the operator decided to request, written before the sync
+/// call so that a restart between the call and the status write can tell
+/// from the array's counts whether the sync started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingManualSync {
+    /// The `spec.trigger.manual` token the sync is for.
+    pub token: String,
+    /// Syncs the plan had started when the request was decided (successes,
+    /// failures and a running one): any more means the sync started.
+    pub started_before: i64,
+}
+
 /// What the operator observed of the plan.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationPlanStatus {
-    /// Conditions (including `Synchronizing`), observedGeneration, externalId.
+    /// Conditions (Ready, Synced, Synchronizing), observedGeneration,
+    /// externalId (the plan id once the plan was found).
     #[serde(flatten)]
     pub common: CommonStatus,
-    /// This site's role in the plan: `main` or `dr`.
+    /// This site's role in the plan: `mainsite` or `drsite` (DSM's words).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// The main site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub main_site: Option<String>,
+    pub main_site: Option<PlanSite>,
     /// The DR site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dr_site: Option<String>,
-    /// When the last sync finished.
+    pub dr_site: Option<PlanSite>,
+    /// When the last finished sync finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
     /// How long it took (`1m30s`).
@@ -102,22 +150,34 @@ pub struct ReplicationPlanStatus {
     /// Bytes it transferred.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_bytes: Option<i64>,
-    /// `Success`, `Failed` or the array's own word.
+    /// `Success` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_result: Option<String>,
-    /// When the next scheduled sync is due.
+    /// When the next sync is due: the schedule's next due time, else the
+    /// plan's own next trigger time in DSM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_sync_time: Option<Time>,
-    /// Progress of the running sync, in percent.
+    /// The sync running now; absent when none runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub syncing: Option<i32>,
+    pub syncing: Option<SyncingStatus>,
     /// Successful syncs the array reports.
     #[serde(default)]
     pub success_count: i64,
     /// Failed syncs the array reports.
     #[serde(default)]
     pub failure_count: i64,
-    /// The last `spec.trigger.manual` token a sync was requested for.
+    /// The last `spec.trigger.manual` token a sync was started for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_manual_sync: Option<String>,
+    /// A manual sync decided but not yet acknowledged (see
+    /// [`PendingManualSync`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_manual_sync: Option<PendingManualSync>,
+    /// The latest schedule due time handled (synced, missed or skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// Schedule due times that started no sync (one was running, DSM said
+    /// the plan cannot sync, or the operator was down past the deadline).
+    #[serde(default)]
+    pub missed_intervals: i64,
 }

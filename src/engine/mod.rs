@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod lun;
 pub mod memory;
 pub mod observation;
+pub mod replication_plan;
 pub mod secrets;
 pub mod snapshot_schedule;
 pub mod spec_error;

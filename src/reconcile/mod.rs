@@ -9,6 +9,7 @@ pub mod drift;
 pub mod identity;
 pub mod invalid;
 pub mod lun;
+pub mod replication;
 pub mod schedule;
 pub mod target;
 pub mod virtual_machine;

@@ -13,6 +13,7 @@
 
 pub mod dsm;
 pub mod ngx;
+pub mod replication;
 pub mod snapshot;
 
 use std::fmt;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::client::{CallKind, DsmClient};
 use super::error::DsmError;
 use super::params::Params;
-use super::types::{NumOrText, flex_bool, flex_u64_opt};
+use super::types::{NumOrText, flex_bool, flex_bool_opt, flex_u64_opt};
 
 /// The replication plan API.
 pub const API_DR_PLAN: &str = "SYNO.DR.Plan";
@@ -83,6 +83,39 @@ pub struct PlanAdditional {
     /// The DR site.
     #[serde(default)]
     pub dr_site_info: Option<SiteInfo>,
+    /// What DSM allows on the plan now.
+    #[serde(default)]
+    pub can_do: Option<CanDo>,
+    /// The operation running now (syncing, restoring, ...).
+    #[serde(default)]
+    pub op_info: Option<OpInfo>,
+}
+
+/// The `can_do` block: the actions DSM allows on the plan now.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct CanDo {
+    /// A sync may be started.
+    #[serde(default, deserialize_with = "flex_bool_opt")]
+    pub can_sync: Option<bool>,
+}
+
+/// The `op_info` block: the operation running now.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct OpInfo {
+    /// Operation status (1: none).
+    #[serde(default)]
+    pub op_status: Option<NumOrText>,
+    /// Its progress.
+    #[serde(default)]
+    pub op_progress: Option<OpProgress>,
+}
+
+/// Progress of an operation.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct OpProgress {
+    /// Percent done; -1 when nothing runs.
+    #[serde(default)]
+    pub percentage: Option<i64>,
 }
 
 /// A plan's sync policy.
@@ -140,6 +173,10 @@ pub struct SyncRecord {
     /// The snapshot it sent.
     #[serde(default)]
     pub snapshot_version: Option<String>,
+    /// Bytes to send in all (with `sync_size_byte`, the progress of a
+    /// running sync).
+    #[serde(default, deserialize_with = "flex_u64_opt")]
+    pub total_size_byte: Option<u64>,
 }
 
 /// The last operation on a plan.
@@ -171,6 +208,9 @@ pub struct SiteInfo {
     /// Replicated object name there.
     #[serde(default)]
     pub target_name: Option<String>,
+    /// The site's status (a number in the docs).
+    #[serde(default)]
+    pub status: Option<NumOrText>,
 }
 
 #[derive(Deserialize)]

@@ -71,6 +71,11 @@ fn seeded_plan() -> Vec<SimPlan> {
         fail_sync_count: 0,
         last_op_time: last,
         other_additional: f.additional,
+        syncing: None,
+        sync_seconds: 60,
+        fail_next_sync: None,
+        last_err_code: 0,
+        refuse_sync: false,
     }]
 }
 

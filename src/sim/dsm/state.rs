@@ -208,6 +208,34 @@ pub struct SimPlan {
     pub last_op_time: i64,
     /// The fixture's other `additional` blocks (`can_do`, `topology`, ...).
     pub other_additional: serde_json::Map<String, serde_json::Value>,
+    /// The sync running now (syncs are asynchronous: `sync` starts one,
+    /// `list` shows it in `syncing_record` until the plan clock passes its
+    /// end, then in `recent_records`).
+    pub syncing: Option<SimSyncing>,
+    /// Seconds of plan clock a sync takes.
+    pub sync_seconds: i64,
+    /// The next sync started fails at its end with this DSM error code.
+    pub fail_next_sync: Option<i64>,
+    /// Error code of the last finished sync (0: it succeeded).
+    pub last_err_code: i64,
+    /// DSM refuses syncs (`can_do.can_sync` false), as while a failover
+    /// or restore runs.
+    pub refuse_sync: bool,
+}
+
+/// A sync in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimSyncing {
+    /// Start (plan clock, unix time).
+    pub begin_time: i64,
+    /// Bytes it sends in all.
+    pub size_bytes: u64,
+    /// Snapshot description.
+    pub description: String,
+    /// Locked snapshot requested.
+    pub locked: bool,
+    /// The error code it ends with, if it fails.
+    pub fail_code: Option<i64>,
 }
 
 /// A guest's power state.
@@ -418,6 +446,9 @@ pub struct DsmState {
     pub targets: Vec<SimTarget>,
     /// Replication plans.
     pub plans: Vec<SimPlan>,
+    /// Seconds the plans' clock runs ahead of the wall clock (tests move
+    /// it to let syncs progress and end without sleeping).
+    pub plan_clock_offset: i64,
     /// Guests.
     pub guests: Vec<SimGuest>,
     /// Guest-create tasks.
@@ -624,6 +655,17 @@ impl StateHandle {
     /// All plans.
     pub fn plans(&self) -> Vec<SimPlan> {
         self.read(|s| s.plans.clone())
+    }
+
+    /// Moves the plans' clock forward by `secs`: running syncs progress
+    /// and end as DSM's would in that time.
+    pub fn advance_plan_clock(&self, secs: i64) {
+        self.update(|s| s.plan_clock_offset += secs);
+    }
+
+    /// Runs `f` on plan `plan_id`; `None` when there is no such plan.
+    pub fn update_plan<R>(&self, plan_id: &str, f: impl FnOnce(&mut SimPlan) -> R) -> Option<R> {
+        self.update(|s| s.plans.iter_mut().find(|p| p.plan_id == plan_id).map(f))
     }
 
     /// Resizes a LUN behind the operator's back. Returns false when absent.

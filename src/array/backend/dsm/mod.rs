@@ -28,6 +28,7 @@
 
 pub mod convert;
 pub mod lun;
+pub mod replication;
 pub mod rules;
 pub mod snapshot;
 pub mod target;
