@@ -20,6 +20,7 @@ pub mod memory;
 pub mod observation;
 pub mod secrets;
 pub mod snapshot_schedule;
+pub mod virtual_machine;
 pub mod spec_error;
 
 use std::collections::BTreeMap;
