@@ -60,11 +60,17 @@ pub const API_CALLS: &[ApiRule] = &[
     },
     ApiRule {
         group: "array-operator.io",
-        resources: &["storagearrays", "luns", "iscsitargets", "snapshotschedules"],
+        resources: &[
+            "storagearrays",
+            "luns",
+            "iscsitargets",
+            "snapshotschedules",
+            "virtualmachines",
+        ],
         verbs: &["patch"],
         scope: Scope::Watched,
         lease_name_only: false,
-        callers: "finalizers (the cleanup finalizer on Luns, targets and snapshot schedules, the in-use finalizer on StorageArrays) and the engine's annotations",
+        callers: "finalizers (the cleanup finalizer on Luns, targets, snapshot schedules and virtual machines, the in-use finalizer on StorageArrays) and the engine's annotations",
     },
     ApiRule {
         group: "array-operator.io",
@@ -73,6 +79,7 @@ pub const API_CALLS: &[ApiRule] = &[
             "luns/status",
             "iscsitargets/status",
             "snapshotschedules/status",
+            "virtualmachines/status",
         ],
         verbs: &["patch"],
         scope: Scope::Watched,

@@ -202,7 +202,10 @@ pub trait Managed:
     /// Why deletion waits on the array object itself, when
     /// [`Managed::delete_ops`] left it in place.
     fn deletion_waits(&self, _observed: &Self::Observed) -> String {
-        format!("deletion waits for the {} to be ready to delete", Self::NOUN)
+        format!(
+            "deletion waits for the {} to be ready to delete",
+            Self::NOUN
+        )
     }
     /// The status while deletion waits on the array object. `applied`: the
     /// calls this pass made. Keeps the kind's fields by default.

@@ -20,8 +20,8 @@ pub mod memory;
 pub mod observation;
 pub mod secrets;
 pub mod snapshot_schedule;
-pub mod virtual_machine;
 pub mod spec_error;
+pub mod virtual_machine;
 
 use std::collections::BTreeMap;
 use std::future::Future;

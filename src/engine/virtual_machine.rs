@@ -22,8 +22,7 @@ use crate::crd::virtual_machine::{
 };
 use crate::reconcile::identity::CreateRecord;
 use crate::reconcile::virtual_machine::{
-    self as core, DEFAULT_STOP_TIMEOUT, DesiredGuest, GuestOp, MIB, ObservedGuest, Power,
-    StopClock,
+    self as core, DEFAULT_STOP_TIMEOUT, DesiredGuest, GuestOp, MIB, ObservedGuest, Power, StopClock,
 };
 
 use super::lifecycle::{self, Managed, OpEvent, Plan, Refusal, Unresolved};
@@ -113,7 +112,10 @@ impl VirtualMachine {
             return Some(timestamp());
         }
         let stopping = observed.is_some_and(|g| {
-            matches!(g.power(), Power::Stopping | Power::Running | Power::Starting)
+            matches!(
+                g.power(),
+                Power::Stopping | Power::Running | Power::Starting
+            )
         });
         let wanted = self.spec.run_strategy == RunStrategy::Halted
             || self.metadata.deletion_timestamp.is_some();
@@ -312,7 +314,10 @@ impl Managed for VirtualMachine {
         let mut status = self.previous();
         // No guest recorded and a create in doubt: its task may still run.
         let record = CreateRecord::from_annotations(
-            self.metadata.annotations.as_ref().unwrap_or(&Default::default()),
+            self.metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&Default::default()),
             &lifecycle::uid_of(&self.metadata),
         );
         if common.external_id.is_none() && record.create_in_doubt() {
