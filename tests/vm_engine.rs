@@ -383,6 +383,20 @@ async fn deleting_a_running_guest_shuts_it_down_then_powers_it_off_after_the_tim
 }
 
 #[tokio::test]
+async fn deletion_after_a_restart_lists_the_guests_before_believing_them_gone() {
+    let mut env = Env::new().await;
+    let mut s = spec();
+    s.run_strategy = RunStrategy::Halted;
+    env.apply("late", s);
+    env.until_ready("late", 6).await;
+    // A new process: a cold cache whose first use is this cleanup.
+    env.handle = handle(connect(&env.sim).await);
+    assert!(env.cleanup("late").await.is_none());
+    assert_eq!(env.guests_named("late"), 0, "deleted, not left behind");
+    assert_eq!(env.calls(GUEST_DELETE), 1);
+}
+
+#[tokio::test]
 async fn retain_leaves_the_guest() {
     let env = Env::new().await;
     let mut s = spec();

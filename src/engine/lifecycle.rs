@@ -199,6 +199,10 @@ pub trait Managed:
     /// [`Managed::model`] says (a guest asked to shut down), deletion waits
     /// and the next pass plans again.
     fn delete_ops(&self, array: &ArrayHandle, observed: &Self::Observed) -> Vec<Self::Op>;
+    /// Tells the array's view what this kind needs listed (guests), before
+    /// any view is read: a view without them would take the object for
+    /// gone. Nothing by default (LUNs and targets are always listed).
+    fn observe_with(_array: &ArrayHandle) {}
     /// Why deletion waits on the array object itself, when
     /// [`Managed::delete_ops`] left it in place.
     fn deletion_waits(&self, _observed: &Self::Observed) -> String {
@@ -451,6 +455,7 @@ pub async fn reconcile<K: Managed>(
         Err(Refusal::Invalid(i)) => return run.stop(Stop::invalid(&i)),
         Err(Refusal::Array(e)) => return run.stop(Stop::array(&e, "Observe", array)),
     };
+    K::observe_with(array);
     // A create in doubt is settled only from a list made after it: the
     // cached view may predate the create.
     let since = if record.create_in_doubt() {
@@ -923,6 +928,7 @@ pub async fn cleanup<K: Managed>(
     let Some(array) = array else {
         return Cleanup::Held(run.stop(Stop::no_array_for_deletion(K::NOUN)));
     };
+    K::observe_with(array);
     // "Already gone" must be the array's word: a view that does not have
     // the object is refreshed before it is believed.
     let since = if in_doubt {

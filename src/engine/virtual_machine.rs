@@ -171,10 +171,15 @@ impl Managed for VirtualMachine {
                 return Err(Refusal::Invalid(invalid));
             }
         }
-        array.cache.want_guests();
         Ok(desired)
     }
 
+    fn observe_with(array: &ArrayHandle) {
+        // NGX has no guests: its views never ask (and never fail) for them.
+        if array.vendor() == crate::crd::storage_array::Vendor::Synology {
+            array.cache.want_guests();
+        }
+    }
     fn find(view: &ArrayView, id: &str) -> Option<ObservedGuest> {
         view.guest(id).cloned()
     }
