@@ -380,6 +380,32 @@ async fn deleting_a_running_guest_shuts_it_down_then_powers_it_off_after_the_tim
     assert!(done, "deletion finished");
     assert_eq!(env.guests_named("gone"), 0);
     assert_eq!(env.calls(GUEST_DELETE), 1);
+    assert_eq!(env.calls(&format!("{GUEST_ACTION}.shutdown")), 1);
+    assert_eq!(env.calls(&format!("{GUEST_ACTION}.poweroff")), 1);
+}
+
+#[tokio::test]
+async fn halted_shuts_down_then_powers_off_after_the_stop_timeout() {
+    let env = Env::new().await;
+    env.apply("slow", spec());
+    env.until_ready("slow", 6).await;
+    // An OS that takes long to shut down.
+    env.sim.state().update(|st| st.power_steps = 50);
+    let mut s = spec();
+    s.run_strategy = RunStrategy::Halted;
+    s.stop_timeout = Some("0s".into());
+    env.apply("slow", s);
+    let out = env.reconcile("slow").await;
+    let ready = cond(&out.status, CONDITION_READY);
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("shutting down"), "{}", ready.message);
+    assert!(out.status.shutdown_requested_at.is_some());
+    assert_eq!(out.status.printable_status, Some(PrintableStatus::Stopping));
+    let status = env.until_ready("slow", 3).await;
+    assert_eq!(status.printable_status, Some(PrintableStatus::Stopped));
+    assert_eq!(status.shutdown_requested_at, None);
+    assert_eq!(env.calls(&format!("{GUEST_ACTION}.shutdown")), 1);
+    assert_eq!(env.calls(&format!("{GUEST_ACTION}.poweroff")), 1);
 }
 
 #[tokio::test]
