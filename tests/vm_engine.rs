@@ -155,7 +155,7 @@ impl Env {
         let mut last = None;
         for _ in 0..passes {
             let out = self.reconcile(name).await;
-            if cond(&out.status, CONDITION_READY).status == "True" {
+            if is_ready(&out.status) {
                 return out.status;
             }
             last = Some(out.status);
@@ -192,6 +192,14 @@ impl Env {
             .calls()
             .count_where(|c| c.operation.starts_with(operation))
     }
+}
+
+fn is_ready(status: &VirtualMachineStatus) -> bool {
+    status
+        .common
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_READY && c.status == "True")
 }
 
 fn cond(status: &VirtualMachineStatus, type_: &str) -> Condition {
@@ -463,4 +471,55 @@ async fn ngxstorage_reports_unsupported_without_a_call() {
     assert!(synced.message.contains("Synology"), "{}", synced.message);
     assert_eq!(sim.calls().calls().len(), 0, "{:?}", sim.calls().calls());
     assert_eq!(cluster.annotate_calls(), 0);
+}
+
+/// One fault on one VMM call, through a whole life (create to Ready, then
+/// deletion): each fault is reported and retried, the guest is never
+/// created twice, and it ends deleted.
+#[tokio::test]
+async fn one_fault_on_each_vmm_call_never_duplicates_and_converges() {
+    let calls = [
+        "SYNO.Virtualization.API.Guest.list",
+        "SYNO.Virtualization.API.Guest.create",
+        "SYNO.Virtualization.API.Task.Info.get",
+        "SYNO.Virtualization.API.Task.Info.list",
+        "SYNO.Virtualization.API.Guest.Action.poweron",
+        "SYNO.Virtualization.API.Guest.Action.shutdown",
+        "SYNO.Virtualization.API.Guest.delete",
+    ];
+    let actions = [
+        FaultAction::ErrorCode(1000),
+        FaultAction::DropBeforeApply,
+        FaultAction::DropAfterApply,
+    ];
+    for call in calls {
+        for action in actions.clone() {
+            let env = Env::new().await;
+            let what = format!("{call} {action:?}");
+            env.sim
+                .faults()
+                .arm(FaultRule::once(call, 1, action.clone()));
+            env.apply("chaos", spec());
+            let mut ready = false;
+            for _ in 0..12 {
+                let out = env.reconcile("chaos").await;
+                assert!(env.guests_named("chaos") <= 1, "{what}: two guests");
+                if is_ready(&out.status) {
+                    ready = true;
+                    break;
+                }
+            }
+            assert!(ready, "{what}: not Ready");
+            assert_eq!(env.guests_named("chaos"), 1, "{what}");
+            let mut done = false;
+            for _ in 0..12 {
+                if env.cleanup("chaos").await.is_none() {
+                    done = true;
+                    break;
+                }
+            }
+            assert!(done, "{what}: deletion did not finish");
+            assert_eq!(env.guests_named("chaos"), 0, "{what}: left behind");
+        }
+    }
 }

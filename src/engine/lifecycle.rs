@@ -1057,7 +1057,9 @@ pub async fn cleanup<K: Managed>(
         }
         if let (false, Some(still)) = (refreshed, current.as_ref()) {
             // The object is still there (a guest asked to shut down):
-            // deletion waits, and the next pass plans again.
+            // deletion waits, and the next pass plans again from a list
+            // (the view holds only the model's guess of the transition).
+            array.cache.invalidate();
             let stop = Stop::held(obj.deletion_waits(still));
             let mut run = Run::new(obj);
             run.events = events;
