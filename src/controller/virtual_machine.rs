@@ -1,5 +1,7 @@
-//! The VirtualMachine controller. A VirtualMachine is reconciled again when its StorageArray
-//! appears or changes labels (it may have joined this deployment's shard).
+//! The VirtualMachine controller. A VirtualMachine is reconciled again when
+//! its StorageArray appears or changes labels (it may have joined this
+//! deployment's shard). Everything else (finalizer, wake hash, backoff,
+//! shard check, status by server-side apply) is the shared managed wiring.
 
 use std::sync::Arc;
 

@@ -732,7 +732,7 @@ pub async fn reconcile<K: Managed>(
             .and_then(|c| obj.diff(&desired, c, &resolved).waiting)
     }
     .or_else(|| obj.waiting_for(&resolved));
-    if waiting.is_some() && !applied.is_empty() || plan.waiting.is_some() {
+    if (waiting.is_some() && !applied.is_empty()) || plan.waiting.is_some() {
         // The array object is in a transition the model only guesses the
         // end of (a guest booting): the next pass must list it again.
         array.cache.invalidate();
