@@ -24,7 +24,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::crd::{IscsiTarget, Lun};
+use crate::crd::{IscsiTarget, Lun, VirtualMachine};
 use crate::engine::index::SharedIndex;
 use crate::engine::lifecycle::{Managed, claim_of};
 use crate::engine::{Cluster, ClusterError, ObjectKey, SecretData};
@@ -240,6 +240,13 @@ impl Cluster for KubeCluster {
                 .await
                 .map(|_| ())
                 .map_err(api_error),
+            "VirtualMachine" => {
+                Api::<VirtualMachine>::namespaced(self.client.clone(), &object.namespace)
+                    .patch(&object.name, &params, &patch)
+                    .await
+                    .map(|_| ())
+                    .map_err(api_error)
+            }
             other => Err(ClusterError(format!(
                 "annotations of kind {other} are not written by the operator"
             ))),

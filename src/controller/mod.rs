@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod shard;
 pub mod snapshot_schedule;
 pub mod storage_array;
+pub mod virtual_machine;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ where
         iscsi_target::run(ctx.clone(), shutdown.clone().map(|_| ())),
         snapshot_schedule::run(ctx.clone(), shutdown.clone().map(|_| ())),
         replication_plan::run(ctx.clone(), shutdown.clone().map(|_| ())),
+        virtual_machine::run(ctx.clone(), shutdown.clone().map(|_| ())),
     );
     ctx.arrays.close_all().await;
 }

@@ -197,6 +197,7 @@ impl Managed for IscsiTarget {
         Plan {
             ops: plan.ops,
             drift: plan.drift,
+            waiting: None,
         }
     }
     async fn apply(array: &ArrayHandle, id: &str, op: &TargetOp) -> Result<(), BackendError> {
@@ -231,7 +232,7 @@ impl Managed for IscsiTarget {
             note: op.describe(lun),
         }
     }
-    fn delete_ops(array: &ArrayHandle, observed: &ObservedTarget) -> Vec<TargetOp> {
+    fn delete_ops(&self, array: &ArrayHandle, observed: &ObservedTarget) -> Vec<TargetOp> {
         let ops = core::delete_ops(Some(observed));
         if array.backend.target_delete_drops_mappings() {
             // One call instead of one unmap per LUN first.

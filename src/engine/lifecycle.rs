@@ -50,6 +50,10 @@ pub struct Plan<Op> {
     pub ops: Vec<Op>,
     /// Every difference (correctable or not).
     pub drift: Vec<Drift>,
+    /// What the array object is doing that the next pass must see the end
+    /// of (a guest booting or shutting down), as a sentence: the object is
+    /// then not Ready and is looked at again soon.
+    pub waiting: Option<String>,
 }
 
 /// Why the references of a spec could not be resolved.
@@ -191,8 +195,32 @@ pub trait Managed:
     /// The Event of one operation.
     fn event(&self, op: &Self::Op, resolved: Option<&Self::Resolved>) -> OpEvent;
     /// The calls that remove the object (unmaps the vendor needs first,
-    /// then the delete).
-    fn delete_ops(array: &ArrayHandle, observed: &Self::Observed) -> Vec<Self::Op>;
+    /// then the delete). When the object is still there after them, as
+    /// [`Managed::model`] says (a guest asked to shut down), deletion waits
+    /// and the next pass plans again.
+    fn delete_ops(&self, array: &ArrayHandle, observed: &Self::Observed) -> Vec<Self::Op>;
+    /// Tells the array's view what this kind needs listed (guests), before
+    /// any view is read: a view without them would take the object for
+    /// gone. Nothing by default (LUNs and targets are always listed).
+    fn observe_with(_array: &ArrayHandle) {}
+    /// Why deletion waits on the array object itself, when
+    /// [`Managed::delete_ops`] left it in place.
+    fn deletion_waits(&self, _observed: &Self::Observed) -> String {
+        format!(
+            "deletion waits for the {} to be ready to delete",
+            Self::NOUN
+        )
+    }
+    /// The status while deletion waits on the array object. `applied`: the
+    /// calls this pass made. Keeps the kind's fields by default.
+    fn deleting_status(
+        &self,
+        common: CommonStatus,
+        _observed: Option<&Self::Observed>,
+        _applied: &[Self::Op],
+    ) -> Self::Status {
+        self.keep_status(common)
+    }
 
     /// What the object still waits for although its array object matches
     /// (a target's Luns not created yet), as a sentence.
@@ -427,6 +455,7 @@ pub async fn reconcile<K: Managed>(
         Err(Refusal::Invalid(i)) => return run.stop(Stop::invalid(&i)),
         Err(Refusal::Array(e)) => return run.stop(Stop::array(&e, "Observe", array)),
     };
+    K::observe_with(array);
     // A create in doubt is settled only from a list made after it: the
     // cached view may predate the create.
     let since = if record.create_in_doubt() {
@@ -693,7 +722,21 @@ pub async fn reconcile<K: Managed>(
             .map(|d| d.to_string())
             .collect()
     };
-    let waiting = obj.waiting_for(&resolved);
+    // A call that started a transition (a power-on) leaves the object
+    // waiting for its end: ask the diff about the object as modelled.
+    let waiting = if applied.is_empty() {
+        plan.waiting.clone()
+    } else {
+        current
+            .as_ref()
+            .and_then(|c| obj.diff(&desired, c, &resolved).waiting)
+    }
+    .or_else(|| obj.waiting_for(&resolved));
+    if (waiting.is_some() && !applied.is_empty()) || plan.waiting.is_some() {
+        // The array object is in a transition the model only guesses the
+        // end of (a guest booting): the next pass must list it again.
+        array.cache.invalidate();
+    }
     let (ready, synced, progress) = if !uncorrectable.is_empty() || !pending.is_empty() {
         let mut parts = uncorrectable;
         if !pending.is_empty() {
@@ -885,6 +928,7 @@ pub async fn cleanup<K: Managed>(
     let Some(array) = array else {
         return Cleanup::Held(run.stop(Stop::no_array_for_deletion(K::NOUN)));
     };
+    K::observe_with(array);
     // "Already gone" must be the array's word: a view that does not have
     // the object is refreshed before it is believed.
     let since = if in_doubt {
@@ -976,7 +1020,8 @@ pub async fn cleanup<K: Managed>(
     for _ in 0..3 {
         let mut current = Some(observed.clone());
         let mut refreshed = false;
-        for op in K::delete_ops(array, &observed) {
+        let mut applied = Vec::new();
+        for op in obj.delete_ops(array, &observed) {
             if let Err(e) = K::apply(array, &id, &op).await {
                 array.cache.invalidate();
                 if e.class == ErrorClass::NotFound {
@@ -1008,6 +1053,22 @@ pub async fn cleanup<K: Managed>(
                 event.action,
                 format!("{} on {}", event.note, array.key),
             ));
+            applied.push(op);
+        }
+        if let (false, Some(still)) = (refreshed, current.as_ref()) {
+            // The object is still there (a guest asked to shut down):
+            // deletion waits, and the next pass plans again from a list
+            // (the view holds only the model's guess of the transition).
+            array.cache.invalidate();
+            let stop = Stop::held(obj.deletion_waits(still));
+            let mut run = Run::new(obj);
+            run.events = events;
+            let common = run.common(stop.ready.as_ref(), &stop.synced, stop.progress);
+            return Cleanup::Held(Outcome {
+                status: obj.deleting_status(common, current.as_ref(), &applied),
+                events: merge_events(run.events),
+                progress: stop.progress,
+            });
         }
         if !refreshed {
             return Cleanup::Done {

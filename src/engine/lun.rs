@@ -151,6 +151,7 @@ impl Managed for Lun {
         Plan {
             ops: plan.ops,
             drift: plan.drift,
+            waiting: None,
         }
     }
     async fn apply(array: &ArrayHandle, id: &str, op: &LunOp) -> Result<(), BackendError> {
@@ -180,7 +181,7 @@ impl Managed for Lun {
             note: op.describe(),
         }
     }
-    fn delete_ops(_: &ArrayHandle, observed: &ObservedLun) -> Vec<LunOp> {
+    fn delete_ops(&self, _: &ArrayHandle, observed: &ObservedLun) -> Vec<LunOp> {
         core::delete_ops(Some(observed))
     }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::crd::{IscsiTarget, Lun};
+use crate::crd::{IscsiTarget, Lun, VirtualMachine};
 use crate::reconcile::claims::Claim;
 use crate::reconcile::claims_index::ClaimKey;
 
@@ -22,6 +22,7 @@ type Key = (String, String);
 struct State {
     luns: BTreeMap<Key, Lun>,
     targets: BTreeMap<Key, IscsiTarget>,
+    vms: BTreeMap<Key, VirtualMachine>,
     secrets: BTreeMap<Key, SecretData>,
     annotate_calls: usize,
     fail_annotate: bool,
@@ -63,6 +64,25 @@ impl MemoryCluster {
         let mut state = self.lock();
         self.index.put(&target);
         state.targets.insert(obj_key(&target), target);
+    }
+
+    /// Stores a VirtualMachine.
+    pub fn put_vm(&self, vm: VirtualMachine) {
+        let mut state = self.lock();
+        self.index.put(&vm);
+        state.vms.insert(obj_key(&vm), vm);
+    }
+
+    /// Removes a VirtualMachine.
+    pub fn remove_vm(&self, namespace: &str, name: &str) {
+        let mut state = self.lock();
+        self.index.remove::<VirtualMachine>(namespace, name);
+        state.vms.remove(&key(namespace, name));
+    }
+
+    /// The stored VirtualMachine.
+    pub fn vm(&self, namespace: &str, name: &str) -> Option<VirtualMachine> {
+        self.lock().vms.get(&key(namespace, name)).cloned()
     }
 
     /// Stores a Secret.
@@ -166,6 +186,13 @@ impl Cluster for MemoryCluster {
                 self.index.put(o);
             }),
             "IscsiTarget" => state.targets.get_mut(&k).map(|o| {
+                o.metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(annotations);
+                self.index.put(o);
+            }),
+            "VirtualMachine" => state.vms.get_mut(&k).map(|o| {
                 o.metadata
                     .annotations
                     .get_or_insert_with(BTreeMap::new)

@@ -22,6 +22,7 @@ pub mod replication_plan;
 pub mod secrets;
 pub mod snapshot_schedule;
 pub mod spec_error;
+pub mod virtual_machine;
 
 use std::collections::BTreeMap;
 use std::future::Future;

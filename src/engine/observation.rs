@@ -9,6 +9,7 @@
 //! burst of lists; a write that fails because the view was wrong (not found,
 //! already exists) drops the view so the next reconcile re-lists.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::identity::ArrayIndex;
 use crate::reconcile::lun::LunOp;
 use crate::reconcile::target::TargetOp;
+use crate::reconcile::virtual_machine::ObservedGuest;
 
 /// Everything observed on one array at one moment, indexed by id and by
 /// name. The maps are persistent (structurally shared): cloning a view is
@@ -37,6 +39,15 @@ pub struct ArrayView {
     pub malformed_luns: Vec<(Option<String>, BackendError)>,
     /// Target records that could not be read.
     pub malformed_targets: Vec<(Option<String>, BackendError)>,
+    guests: OrdMap<String, Arc<ObservedGuest>>,
+    guest_names: OrdMap<String, Vec<String>>,
+    /// True when this view listed the VMM guests (only arrays some
+    /// VirtualMachine names pay for that list).
+    pub guests_listed: bool,
+    /// Guest records that could not be read, and, with no id, a guest
+    /// create task still running: until it ends a guest may exist that the
+    /// list does not show, so no guest create is settled or decided.
+    pub malformed_guests: Vec<(Option<String>, BackendError)>,
 }
 
 /// Adds `id` under `name` (ids of one name keep the order they came in).
@@ -125,6 +136,24 @@ impl ArrayView {
         self.targets.len()
     }
 
+    /// The guest with this id.
+    pub fn guest(&self, id: &str) -> Option<&ObservedGuest> {
+        self.guests.get(id).map(Arc::as_ref)
+    }
+
+    /// The guest with this name (the first listed, if VMM has two).
+    pub fn guest_by_name(&self, name: &str) -> Option<&ObservedGuest> {
+        self.guest_names
+            .get(name)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.guest(id))
+    }
+
+    /// The number of guests.
+    pub fn guest_count(&self) -> usize {
+        self.guests.len()
+    }
+
     /// The LUNs, as an identity index.
     pub fn lun_index(&self) -> LunIndex<'_> {
         LunIndex(self)
@@ -160,6 +189,20 @@ impl ArrayIndex for TargetIndex<'_> {
     }
 }
 
+/// The sentence a running guest-create task puts in the view.
+fn create_running(tasks: &[String]) -> BackendError {
+    // Not a refusal: the next pass retries (with backoff) until it ends.
+    BackendError {
+        class: crate::array::error::ErrorClass::Other,
+        vendor_code: None,
+        api_call: "SYNO.Virtualization.API.Task.Info".into(),
+        message: format!(
+            "guest create task {} is still running; guests are listed once it ends",
+            tasks.join(", ")
+        ),
+    }
+}
+
 #[derive(Debug, Default)]
 struct Cached {
     view: Option<Arc<ArrayView>>,
@@ -172,6 +215,10 @@ pub struct ObservationCache {
     cached: Arc<Mutex<Cached>>,
     /// Held while a refresh runs, so concurrent callers share it.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// Set once a VirtualMachine reads this array: from then on every
+    /// refresh also lists the guests (one Guest.list, and the running
+    /// create tasks), and arrays without one never pay for it.
+    guests: Arc<AtomicBool>,
 }
 
 fn lock(m: &Mutex<Cached>) -> MutexGuard<'_, Cached> {
@@ -211,6 +258,19 @@ impl ObservationCache {
         let mut view = ArrayView::new(o.luns, o.targets);
         view.malformed_luns = o.malformed_luns;
         view.malformed_targets = o.malformed_targets;
+        if self.guests.load(Ordering::Relaxed) {
+            // The running tasks first: a task that ends after this check has
+            // its guest in the list below; one that ended before it too.
+            let running = backend.guest_creates_in_flight().await?;
+            for g in backend.list_guests().await? {
+                let id = g.id.clone();
+                put_guest(&mut view, &id, Some(g));
+            }
+            if !running.is_empty() {
+                view.malformed_guests.push((None, create_running(&running)));
+            }
+            view.guests_listed = true;
+        }
         let view = Arc::new(view);
         let mut c = lock(&self.cached);
         c.view = Some(view.clone());
@@ -218,10 +278,21 @@ impl ObservationCache {
         Ok(view)
     }
 
+    /// From now on every refresh lists the guests too; a view listed
+    /// without them is no longer fresh.
+    pub fn want_guests(&self) {
+        self.guests.store(true, Ordering::Relaxed);
+    }
+
     fn fresh_since(&self, since: Option<Instant>) -> Option<Arc<ArrayView>> {
+        let guests = self.guests.load(Ordering::Relaxed);
         let c = lock(&self.cached);
         match (&c.view, c.at) {
-            (Some(v), Some(at)) if since.is_none_or(|s| at >= s) => Some(v.clone()),
+            (Some(v), Some(at))
+                if since.is_none_or(|s| at >= s) && (!guests || v.guests_listed) =>
+            {
+                Some(v.clone())
+            }
             _ => None,
         }
     }
@@ -282,6 +353,25 @@ pub fn put_target(view: &mut ArrayView, id: &str, target: Option<ObservedTarget>
     };
     if let Some(b) = before {
         name_remove(&mut view.target_names, &b.name, id);
+    }
+}
+
+/// Replaces (or inserts, or removes) the guest `id` in a view.
+pub fn put_guest(view: &mut ArrayView, id: &str, guest: Option<ObservedGuest>) {
+    let before = match guest {
+        Some(g) => {
+            let name = g.name.clone();
+            let before = view.guests.insert(id.to_string(), Arc::new(g));
+            if let Some(b) = before.as_ref().filter(|b| b.name != name) {
+                name_remove(&mut view.guest_names, &b.name, id);
+            }
+            name_add(&mut view.guest_names, &name, id);
+            return;
+        }
+        None => view.guests.remove(id),
+    };
+    if let Some(b) = before {
+        name_remove(&mut view.guest_names, &b.name, id);
     }
 }
 

@@ -329,11 +329,12 @@ pub async fn apply(client: &DsmClient, id: &str, op: &GuestOp) -> Result<(), Bac
 }
 
 /// Deletes guest `id`; already gone is success (proven by a list, since VMM
-/// answers an unknown id with "bad parameter").
+/// answers an unknown id with "bad parameter", and a not-found code may be
+/// about something else, such as a task).
 pub async fn delete(client: &DsmClient, id: &str) -> Result<(), BackendError> {
     match client.vmm().delete(id).await {
         Ok(()) => Ok(()),
-        Err(e) if e.vendor_code() == Some(BAD_PARAMETER) => {
+        Err(e) if e.vendor_code() == Some(BAD_PARAMETER) || e.class() == ErrorClass::NotFound => {
             let listed = client.vmm().list().await.map_err(vendor)?;
             if listed.iter().any(|g| g.guest_id == id) {
                 Err(vendor(e))
@@ -342,7 +343,6 @@ pub async fn delete(client: &DsmClient, id: &str) -> Result<(), BackendError> {
                 Ok(())
             }
         }
-        Err(e) if e.class() == ErrorClass::NotFound => Ok(()),
         Err(e) => Err(vendor(e)),
     }
 }
