@@ -158,6 +158,9 @@ async fn synology_api_drives_the_simulator_and_the_rust_client_sees_the_result()
     assert_eq!(snaps[0].uuid, s("snapshot_kept"));
     assert!(snaps[0].is_user_locked);
 
+    // A sync runs asynchronously on DSM (and in the simulator): move the
+    // plans' clock past its end before reading its record.
+    sim.state().advance_plan_clock(3600);
     let plans = client.replication().list().await.expect("plans");
     assert_eq!(plans[0].plan_id, s("plan_id"));
     assert_eq!(
