@@ -20,7 +20,10 @@
 //! 5. a ReplicationPlan: the apiserver refuses a trigger with both a
 //!    schedule and a token, a manual token starts exactly one sync of the
 //!    adopted DSM plan, an unknown plan id says so, and deleting the
-//!    object leaves the plan.
+//!    object leaves the plan;
+//! 6. a VirtualMachine: the apiserver refuses a disk that is both sized and
+//!    an image, a guest is created once and runs (Ready), `runStrategy:
+//!    Halted` stops it, and deleting the object deletes the guest.
 
 mod support;
 
@@ -1217,5 +1220,113 @@ async fn replication_plan(kubeconfig: String, client: Client, ns: String, steps:
         "the DSM plan stays"
     );
     assert_eq!(started(), before + 1, "no sync after t1's");
+    replica.stop().await;
+}
+
+// ---- VirtualMachine ----
+
+#[test]
+fn a_virtual_machine_is_created_once_runs_halts_and_its_deletion_removes_the_guest() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("virtual-machine", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        let ns = create_namespace(&client, "aop-e2e-vm").await;
+        let outcome = tokio::spawn(virtual_machine(path, client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn virtual_machine(kubeconfig: String, client: Client, ns: String, steps: Steps) {
+    use array_operator::crd::VirtualMachine;
+    use array_operator::crd::virtual_machine::PrintableStatus;
+    use array_operator::sim::dsm::state::Power;
+    let sim = IsolatedDsm::start();
+    let vm = |run_strategy: &str| {
+        cr(
+            "VirtualMachine",
+            "web-1",
+            json!({
+                "arrayRef": {"name": "dsm"},
+                "storage": "default",
+                "cpus": 1,
+                "memory": "1Gi",
+                "disks": [{"size": "8Gi"}],
+                "nics": [{"network": "default"}],
+                "runStrategy": run_strategy,
+                "stopMode": "PowerOff",
+            }),
+        )
+    };
+    steps.step("refusal: a disk both sized and copied from an image");
+    let mut bad = vm("Always");
+    bad["metadata"]["name"] = json!("both-disk");
+    bad["spec"]["disks"] = json!([{"size": "8Gi", "image": "ubuntu"}]);
+    assert_invalid(
+        apply(&client, &ns, &bad).await,
+        "spec.disks",
+        "exactly one of size or image",
+    );
+
+    steps.step("a guest created once, running and Ready");
+    storage_array(&client, &ns, &sim).await;
+    let replica = Replica::start(&kubeconfig, "replica-vm", &ns, &ns).await;
+    replica.wait_leading(60).await;
+    apply(&client, &ns, &vm("Always"))
+        .await
+        .expect("VirtualMachine");
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
+    wait_for(&vms, "web-1", 240, "VirtualMachine Ready", is_current()).await;
+    let guests = || {
+        sim.state.read(|s| {
+            s.guests
+                .iter()
+                .filter(|g| g.guest_name == "web-1")
+                .map(|g| g.power)
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(guests(), vec![Power::Running], "one guest, running");
+
+    steps.step("runStrategy Halted stops the guest");
+    apply(&client, &ns, &vm("Halted")).await.expect("Halted");
+    wait_for(
+        &vms,
+        "web-1",
+        180,
+        "printableStatus Stopped",
+        |v: Option<&VirtualMachine>| {
+            v.and_then(|v| v.status.as_ref())
+                .and_then(|s| s.printable_status)
+                == Some(PrintableStatus::Stopped)
+        },
+    )
+    .await;
+    assert_eq!(guests(), vec![Power::Shutdown], "one guest, stopped");
+
+    steps.step("deleting the object deletes the guest");
+    let uid = within(30, "read VirtualMachine", vms.get("web-1"))
+        .await
+        .expect("vm")
+        .uid()
+        .unwrap_or_default();
+    within(
+        30,
+        "delete VirtualMachine",
+        vms.delete("web-1", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete");
+    within(
+        180,
+        "VirtualMachine gone",
+        kube::runtime::wait::await_condition(vms.clone(), "web-1", conditions::is_deleted(&uid)),
+    )
+    .await
+    .expect("watch");
+    assert!(guests().is_empty(), "the guest went with the object");
     replica.stop().await;
 }
