@@ -511,6 +511,8 @@ pub async fn reconcile<K: Managed>(
             "; no {} is created while a record the array lists cannot be read, since it may be this one",
             K::NOUN
         ));
+        // Listed again next pass: the record may read by then.
+        array.cache.invalidate();
         return run.stop(stop);
     }
     let mut run = run;
@@ -955,6 +957,10 @@ pub async fn cleanup<K: Managed>(
         .iter()
         .find(|(id, _)| id.is_none() || (id.is_some() && *id == recorded))
     {
+        // The next pass lists again: the record may read by then (a guest
+        // create task that ended), and a cached view would hold the
+        // deletion until the resync.
+        array.cache.invalidate();
         return Cleanup::Held(run.stop(Stop::array(e, "Observe", array)));
     }
     let find = |view: &ArrayView| -> Option<K::Observed> {
