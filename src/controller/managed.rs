@@ -224,6 +224,87 @@ fn synced_reason_of<S: Serialize>(status: &S) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What an object says while its StorageArray's client cannot be had
+/// (unreachable, missing, refused credentials): the same conditions,
+/// Event and backoff for every kind, whatever its status type.
+pub struct ArrayUnavailable {
+    /// `Synced` reason: `ArrayUnreachable`, or `ReconcileError` for a
+    /// StorageArray that is there but unusable.
+    pub reason: &'static str,
+    /// The access error's stable sentence.
+    pub text: String,
+    /// The conditions to write (`Ready=False`, `Synced=False`).
+    pub common: crate::crd::shared::CommonStatus,
+    /// True when the Synced reason changes: the Warning is published once
+    /// per outage, not once per retry.
+    pub announce: bool,
+}
+
+impl ArrayUnavailable {
+    /// Decides it from the access error and the object's last conditions.
+    pub fn of(
+        e: &ArrayAccessError,
+        previous: Option<&crate::crd::shared::CommonStatus>,
+        generation: Option<i64>,
+    ) -> Self {
+        let unreachable = matches!(
+            e,
+            ArrayAccessError::Connect { .. }
+                | ArrayAccessError::BackingOff { .. }
+                | ArrayAccessError::NotFound(_)
+        );
+        let reason = if unreachable {
+            synced_reason::ARRAY_UNREACHABLE
+        } else {
+            synced_reason::RECONCILE_ERROR
+        };
+        let text = e.to_string();
+        let was = previous.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == CONDITION_SYNCED)
+                .map(|c| c.reason.clone())
+        });
+        let common = common_with(
+            previous,
+            Some(&ConditionState::no(
+                ready_reason::UNAVAILABLE,
+                "the array cannot be reached",
+            )),
+            &ConditionState::no(reason, text.clone()),
+            Progress::Failed,
+            generation,
+        );
+        ArrayUnavailable {
+            reason,
+            announce: was.as_deref() != Some(reason),
+            text,
+            common,
+        }
+    }
+
+    /// After the status write: the Warning (once per outage), the metric,
+    /// and the backoff requeue.
+    pub async fn report<K: Resource<DynamicType = ()>>(
+        self,
+        ctx: &Context,
+        obj: &K,
+        kind: &str,
+        backoff_key: &str,
+    ) -> Action {
+        if self.announce {
+            publish(
+                ctx,
+                obj,
+                &[EngineEvent::warning(self.reason, "Connect", self.text)],
+            )
+            .await;
+        }
+        ctx.metrics.reconcile_failed(kind, self.reason);
+        Action::requeue(ctx.backoff.failed(backoff_key))
+    }
+}
+
 async fn apply<K: ManagedKind>(
     obj: Arc<K>,
     ctx: &Context,
@@ -234,46 +315,9 @@ async fn apply<K: ManagedKind>(
     let handle = match ctx.arrays.handle(&ns, obj.array_ref()).await {
         Ok(h) => h,
         Err(e) => {
-            let unreachable = matches!(
-                e,
-                ArrayAccessError::Connect { .. }
-                    | ArrayAccessError::BackingOff { .. }
-                    | ArrayAccessError::NotFound(_)
-            );
-            let reason = if unreachable {
-                synced_reason::ARRAY_UNREACHABLE
-            } else {
-                synced_reason::RECONCILE_ERROR
-            };
-            let text = e.to_string();
-            let was = obj.common_status().and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == CONDITION_SYNCED)
-                    .map(|c| c.reason.clone())
-            });
-            let common = common_with(
-                obj.common_status(),
-                Some(&ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the array cannot be reached",
-                )),
-                &ConditionState::no(reason, text.clone()),
-                Progress::Failed,
-                obj.meta().generation,
-            );
-            patch_status(api, obj.as_ref(), &obj.keep_status(common)).await?;
-            if was.as_deref() != Some(reason) {
-                // Once per outage, not once per retry.
-                publish(
-                    ctx,
-                    obj.as_ref(),
-                    &[EngineEvent::warning(reason, "Connect", text)],
-                )
-                .await;
-            }
-            ctx.metrics.reconcile_failed(K::KIND, reason);
-            return Ok(Action::requeue(ctx.backoff.failed(&key)));
+            let down = ArrayUnavailable::of(&e, obj.common_status(), obj.meta().generation);
+            patch_status(api, obj.as_ref(), &obj.keep_status(down.common.clone())).await?;
+            return Ok(down.report(ctx, obj.as_ref(), K::KIND, &key).await);
         }
     };
     let outcome = lifecycle::reconcile(obj.as_ref(), &handle, &ctx.cluster).await;
@@ -457,5 +501,37 @@ mod tests {
             base,
             "the finalizer helper waits for its own finalizer write"
         );
+    }
+
+    #[test]
+    fn an_unavailable_array_is_announced_once_per_outage_and_names_its_kind_of_failure() {
+        let gone = ArrayAccessError::NotFound("apps/dsm".into());
+        let first = ArrayUnavailable::of(&gone, None, Some(3));
+        assert_eq!(first.reason, synced_reason::ARRAY_UNREACHABLE);
+        assert!(first.announce, "the first failure is announced");
+        assert_eq!(first.common.observed_generation, Some(3));
+        let synced = first
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_SYNCED)
+            .expect("Synced");
+        assert_eq!(
+            (synced.status.as_str(), synced.message.as_str()),
+            ("False", first.text.as_str())
+        );
+        // The same outage again: conditions kept, no second Warning.
+        let again = ArrayUnavailable::of(&gone, Some(&first.common), Some(3));
+        assert!(!again.announce);
+        // A StorageArray that is there but unusable is a reconcile error,
+        // announced as a change of reason.
+        let secret = ArrayAccessError::Secret {
+            array: "apps/dsm".into(),
+            field: "spec.credentialsSecretRef",
+            problem: "Secret dsm-creds does not exist".into(),
+        };
+        let other = ArrayUnavailable::of(&secret, Some(&again.common), Some(3));
+        assert_eq!(other.reason, synced_reason::RECONCILE_ERROR);
+        assert!(other.announce);
     }
 }

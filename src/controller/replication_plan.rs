@@ -18,16 +18,16 @@ use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::shared::{CONDITION_SYNCED, FINALIZER, ready_reason, synced_reason};
+use crate::crd::shared::FINALIZER;
 use crate::crd::{ReplicationPlan, ReplicationPlanStatus};
 use crate::engine::clock::{Clock, SystemClock};
-use crate::engine::common::common_with;
-use crate::engine::conditions::ConditionState;
 use crate::engine::replication_plan::{self, KIND};
-use crate::engine::{Cleanup, EngineEvent, Progress};
+use crate::engine::{Cleanup, Progress};
 
 use super::context::{Context, FIELD_MANAGER};
-use super::managed::{ControllerError, SHARD_UNKNOWN_REQUEUE, array_wakes, publish, wake_hash};
+use super::managed::{
+    ArrayUnavailable, ControllerError, SHARD_UNKNOWN_REQUEUE, array_wakes, publish, wake_hash,
+};
 
 /// What the plan controller shares.
 struct PlanContext {
@@ -73,42 +73,15 @@ async fn apply(
     let handle = match ctx.arrays.handle(&ns, &p.spec.array_ref.name).await {
         Ok(h) => h,
         Err(e) => {
-            let text = e.to_string();
-            let mut status = p.status.clone().unwrap_or_default();
-            status.common = common_with(
+            let down = ArrayUnavailable::of(
+                &e,
                 p.status.as_ref().map(|st| &st.common),
-                Some(&ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the array cannot be reached",
-                )),
-                &ConditionState::no(synced_reason::ARRAY_UNREACHABLE, text.clone()),
-                Progress::Failed,
                 p.metadata.generation,
             );
-            let was = p.status.as_ref().and_then(|st| {
-                st.common
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == CONDITION_SYNCED)
-                    .map(|c| c.reason.clone())
-            });
+            let mut status = p.status.clone().unwrap_or_default();
+            status.common = down.common.clone();
             patch_status(api, &p, &status).await?;
-            if was.as_deref() != Some(synced_reason::ARRAY_UNREACHABLE) {
-                // Once per outage, not once per retry.
-                publish(
-                    ctx,
-                    p.as_ref(),
-                    &[EngineEvent::warning(
-                        synced_reason::ARRAY_UNREACHABLE,
-                        "Connect",
-                        text,
-                    )],
-                )
-                .await;
-            }
-            ctx.metrics
-                .reconcile_failed(KIND, synced_reason::ARRAY_UNREACHABLE);
-            return Ok(Action::requeue(ctx.backoff.failed(&key)));
+            return Ok(down.report(ctx, p.as_ref(), KIND, &key).await);
         }
     };
     let out = replication_plan::reconcile(&p, &handle, &pc.clock).await;

@@ -19,17 +19,16 @@ use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::crd::shared::{CONDITION_SYNCED, FINALIZER, ready_reason, synced_reason};
+use crate::crd::shared::FINALIZER;
 use crate::crd::{Lun, SnapshotSchedule, SnapshotScheduleStatus};
 use crate::engine::clock::{Clock, SystemClock};
-use crate::engine::common::common_with;
-use crate::engine::conditions::ConditionState;
 use crate::engine::snapshot_schedule::{self, KIND};
-use crate::engine::{Cleanup, EngineEvent, Progress};
+use crate::engine::{Cleanup, Progress};
 
 use super::context::{Context, FIELD_MANAGER};
 use super::managed::{
-    ControllerError, SHARD_UNKNOWN_REQUEUE, WAITING_REQUEUE, array_wakes, publish, wake_hash,
+    ArrayUnavailable, ControllerError, SHARD_UNKNOWN_REQUEUE, WAITING_REQUEUE, array_wakes,
+    publish, wake_hash,
 };
 
 /// How long a reconcile waits for the Lun store's first list.
@@ -92,42 +91,15 @@ async fn apply(
     let handle = match ctx.arrays.handle(&ns, &s.spec.array_ref.name).await {
         Ok(h) => h,
         Err(e) => {
-            let text = e.to_string();
-            let mut status = s.status.clone().unwrap_or_default();
-            status.common = common_with(
+            let down = ArrayUnavailable::of(
+                &e,
                 s.status.as_ref().map(|st| &st.common),
-                Some(&ConditionState::no(
-                    ready_reason::UNAVAILABLE,
-                    "the array cannot be reached",
-                )),
-                &ConditionState::no(synced_reason::ARRAY_UNREACHABLE, text.clone()),
-                Progress::Failed,
                 s.metadata.generation,
             );
-            let was = s.status.as_ref().and_then(|st| {
-                st.common
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == CONDITION_SYNCED)
-                    .map(|c| c.reason.clone())
-            });
+            let mut status = s.status.clone().unwrap_or_default();
+            status.common = down.common.clone();
             patch_status(api, &s, &status).await?;
-            if was.as_deref() != Some(synced_reason::ARRAY_UNREACHABLE) {
-                // Once per outage, not once per retry.
-                publish(
-                    ctx,
-                    s.as_ref(),
-                    &[EngineEvent::warning(
-                        synced_reason::ARRAY_UNREACHABLE,
-                        "Connect",
-                        text,
-                    )],
-                )
-                .await;
-            }
-            ctx.metrics
-                .reconcile_failed(KIND, synced_reason::ARRAY_UNREACHABLE);
-            return Ok(Action::requeue(ctx.backoff.failed(&key)));
+            return Ok(down.report(ctx, s.as_ref(), KIND, &key).await);
         }
     };
     // Before the Lun watch has listed once, every selection would look
