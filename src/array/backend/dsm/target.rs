@@ -120,6 +120,7 @@ impl DsmBackend {
             incomplete: rest.await.err(),
             iqn: chosen,
             mapped_luns: Vec::new(),
+            running: None,
         })
     }
 

@@ -271,6 +271,7 @@ pub(crate) async fn create(
         id: created.id,
         incomplete,
         mapped_luns,
+        running: None,
     })
 }
 
