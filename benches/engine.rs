@@ -210,6 +210,10 @@ struct Phase {
     durations: Vec<Duration>,
     converged: bool,
     heap_peak_kib: u64,
+    /// CPU seconds the operator (this process) used in the phase.
+    cpu_operator: f64,
+    /// CPU seconds the simulator child used in the phase.
+    cpu_simulator: Option<f64>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -258,6 +262,24 @@ fn status_kib(pid: Option<u32>, field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) this process has used, from
+/// `/proc/self/stat` (fields 14 and 15, in USER_HZ ticks, which Linux
+/// reports at 100 per second whatever the kernel's own tick): a cost that,
+/// unlike wall time, does not grow when other programs share the cores.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The command name (field 2) may hold spaces: count after it.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn mib(kib: u64) -> f64 {
@@ -366,6 +388,7 @@ fn serve_child(vendor: &str, luns: usize, targets: usize) {
                 &mut out,
                 serde_json::to_value(summary(&sim.calls.calls())).expect("calls"),
             ),
+            Some("cpu") => say(&mut out, serde_json::json!(cpu_seconds())),
             Some("rss") => say(
                 &mut out,
                 serde_json::json!([status_kib(None, "VmHWM:"), status_kib(None, "VmRSS:")]),
@@ -475,6 +498,15 @@ impl Sim {
         match self {
             Sim::Local(s) => summary(&s.calls.calls()),
             Sim::Child(c) => serde_json::from_value(c.ask("calls").await).expect("calls"),
+        }
+    }
+
+    /// The simulator's CPU seconds so far (`None` in process, where the
+    /// operator's figure covers both).
+    async fn cpu_seconds(&mut self) -> Option<f64> {
+        match self {
+            Sim::Local(_) => None,
+            Sim::Child(c) => c.ask("cpu").await.as_f64(),
         }
     }
 
@@ -651,9 +683,16 @@ async fn phase(
 ) -> Phase {
     sim.clear().await;
     peak_kib_since();
+    let sim_cpu = sim.cpu_seconds().await;
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let results = run.await;
     let wall = started.elapsed();
+    let cpu_operator = cpu_seconds() - cpu;
+    let cpu_simulator = match (sim_cpu, sim.cpu_seconds().await) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let heap_peak_kib = peak_kib_since();
     let calls = sim.calls().await;
     let failed: Vec<&String> = results
@@ -673,6 +712,8 @@ async fn phase(
         durations,
         converged: failed.is_empty(),
         heap_peak_kib,
+        cpu_operator,
+        cpu_simulator,
     }
 }
 
@@ -688,6 +729,16 @@ fn report(vendor: Vendor, p: &Phase, luns: usize) {
     );
     for (op, n) in by_operation(p.calls.iter()) {
         println!("  {n:>6}  {op}");
+    }
+    match p.cpu_simulator {
+        Some(sim) => println!(
+            "  cpu: operator {:.2} s, simulator {:.2} s",
+            p.cpu_operator, sim
+        ),
+        None => println!(
+            "  cpu: operator and simulator (one process) {:.2} s",
+            p.cpu_operator
+        ),
     }
     println!(
         "  reconcile p50 {:.1} ms, p99 {:.1} ms; live heap peak {:.1} MiB",

@@ -511,9 +511,7 @@ async fn out_of_band_changes_are_found_and_corrected(d: Dialect) {
     // An administrator unmaps the LUN and turns compression off.
     assert!(sim.state().unmap(&t, &l));
     sim.state().write(|s| {
-        if let Some(x) = s.luns.get_mut(&l) {
-            x.compress = false;
-        }
+        s.edit_lun(&l, |x| x.compress = false);
     });
     let (ops, _) = converge_lun(&b, &lun_want).await;
     let mut expected = BTreeMap::new();
@@ -561,7 +559,7 @@ async fn delete_target_then_luns_and_again(d: Dialect) {
     }
     assert!(
         sim.state()
-            .read(|s| s.luns.is_empty() && s.targets.is_empty())
+            .read(|s| s.luns().is_empty() && s.targets.is_empty())
     );
 
     // Everything already gone: success.

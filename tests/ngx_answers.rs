@@ -81,7 +81,7 @@ async fn a_codeless_404_on_delete_or_unmap_is_not_success(d: Dialect) {
     }
     let still = sim.state().read(|s| {
         (
-            s.luns.contains_key(&b.id),
+            s.luns().contains_key(&b.id),
             s.targets.get(&t.id).map(|t| t.luns.len()),
             s.auth_groups.get(&g).map(|g| g.chap.is_some()),
             s.snapshots.contains_key(&snap.id),

@@ -726,7 +726,7 @@ async fn one_client_serves_concurrent_callers(d: Dialect) {
     for t in tasks {
         t.await.expect("join").expect("create");
     }
-    assert_eq!(sim.state().read(|s| s.luns.len()), 8);
+    assert_eq!(sim.state().read(|s| s.luns().len()), 8);
 }
 
 async fn a_restarted_array_keeps_its_state(d: Dialect) {

@@ -292,7 +292,7 @@ async fn the_simulator_refuses_what_the_tables_reject(d: Dialect) {
             "{endpoint:?} {body}: {message}"
         );
     }
-    assert_eq!(sim.state().read(|s| s.luns.len() + s.targets.len()), 0);
+    assert_eq!(sim.state().read(|s| s.luns().len() + s.targets.len()), 0);
 
     // 401 without a token or with a wrong one, with the vendor code.
     for token in [None, Some("wrong")] {

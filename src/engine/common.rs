@@ -161,9 +161,10 @@ impl Stop {
     /// A create the array accepted still runs as a task of its own: the
     /// object waits for the task's end, and is recorded then.
     pub fn create_running(noun: &str, name: &str, task: &CreateTask) -> Self {
-        let progress = task
-            .progress
-            .map_or_else(|| "no progress reported yet".to_string(), |p| format!("{p}% done"));
+        let progress = task.progress.map_or_else(
+            || "no progress reported yet".to_string(),
+            |p| format!("{p}% done"),
+        );
         let mut why = format!(
             "the {noun} {name:?} is being created by array task {} ({progress}); it is recorded once the task ends",
             task.id

@@ -305,7 +305,10 @@ impl Managed for VirtualMachine {
     fn waiting_for(&self, _: &bool) -> Option<String> {
         None
     }
-    fn task_status(mut status: VirtualMachineStatus, task: Option<&CreateTask>) -> VirtualMachineStatus {
+    fn task_status(
+        mut status: VirtualMachineStatus,
+        task: Option<&CreateTask>,
+    ) -> VirtualMachineStatus {
         status.task = task.map(|t| VmTask {
             task_id: t.id.clone(),
             progress: t.progress,

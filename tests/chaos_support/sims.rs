@@ -276,7 +276,7 @@ impl Sim {
     pub fn luns(&self) -> Vec<ArrayLun> {
         match self {
             Sim::Ngx(s) => s.state().read(|st| {
-                st.luns
+                st.luns()
                     .values()
                     .map(|l| ArrayLun {
                         id: l.id.clone(),

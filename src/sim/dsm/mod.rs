@@ -40,6 +40,7 @@ use crate::sim::server::{ServeError, ServerHandle, serve};
 use crate::sim::tls::{SimTls, SimTlsError};
 
 pub mod handlers;
+pub mod lun_table;
 pub mod request;
 pub mod seed;
 pub mod state;

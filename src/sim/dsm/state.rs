@@ -438,8 +438,8 @@ pub struct DsmState {
     pub system: SimSystem,
     /// Volumes.
     pub volumes: Vec<Volume>,
-    /// LUNs.
-    pub luns: Vec<SimLun>,
+    /// LUNs, in creation order, indexed by name and uuid.
+    pub luns: super::lun_table::LunTable,
     /// Snapshots of all LUNs.
     pub snapshots: Vec<SimSnapshot>,
     /// Targets.
@@ -487,12 +487,12 @@ pub struct DsmState {
 impl DsmState {
     /// The LUN with this uuid.
     pub fn lun(&self, uuid: &str) -> Option<&SimLun> {
-        self.luns.iter().find(|l| l.uuid == uuid)
+        self.luns.by_uuid(uuid)
     }
 
     /// The LUN with this name.
     pub fn lun_by_name(&self, name: &str) -> Option<&SimLun> {
-        self.luns.iter().find(|l| l.name == name)
+        self.luns.by_name(name)
     }
 
     /// The target with this id.
@@ -634,7 +634,7 @@ impl StateHandle {
 
     /// All LUNs.
     pub fn luns(&self) -> Vec<SimLun> {
-        self.read(|s| s.luns.clone())
+        self.read(|s| s.luns.to_vec())
     }
 
     /// The LUN named `name`.

@@ -19,10 +19,8 @@ pub const POOL2_BYTES: u64 = 2 << 40;
 /// The seed for a controller pair tagged `tag` (`<tag>_A` / `<tag>_B`).
 pub fn seed(tag: &str) -> ArrayState {
     let owner_a = format!("{tag}_A");
-    let mut state = ArrayState {
-        service_tag: tag.to_string(),
-        ..ArrayState::default()
-    };
+    let mut state = ArrayState::default();
+    state.service_tag = tag.to_string();
     for (id, name, bytes, flash) in [
         (POOL1_ID, "pool1", POOL1_BYTES, true),
         (POOL2_ID, "pool2", POOL2_BYTES, false),

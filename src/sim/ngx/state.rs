@@ -1,7 +1,7 @@
 //! The simulated array's in-memory state, and the typed accessor tests use
 //! to read and change it out of band.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A pool. Free space is derived: total minus what full LUNs reserve.
@@ -181,8 +181,12 @@ pub struct ArrayState {
     pub service_tag: String,
     /// Pools by id.
     pub pools: BTreeMap<String, SimPool>,
-    /// LUNs by id.
-    pub luns: BTreeMap<String, SimLun>,
+    /// LUNs by id (written through [`ArrayState::put_lun`] and friends, so
+    /// the name index stays true).
+    luns: BTreeMap<String, SimLun>,
+    /// LUN ids by name: a create's "name taken" check must not scan every
+    /// LUN, or a simulated 10,000-LUN array answers in quadratic time.
+    lun_ids_by_name: HashMap<String, String>,
     /// Targets by id.
     pub targets: BTreeMap<String, SimTarget>,
     /// Auth groups by id.
@@ -234,7 +238,46 @@ impl ArrayState {
 
     /// A LUN by name.
     pub fn lun_by_name(&self, name: &str) -> Option<&SimLun> {
-        self.luns.values().find(|l| l.name == name)
+        self.lun_ids_by_name
+            .get(name)
+            .and_then(|id| self.luns.get(id))
+    }
+
+    /// The LUNs, by id.
+    pub fn luns(&self) -> &BTreeMap<String, SimLun> {
+        &self.luns
+    }
+
+    /// Inserts or replaces a LUN (a rename moves it in the name index).
+    pub fn put_lun(&mut self, lun: SimLun) -> Option<SimLun> {
+        let before = self.luns.insert(lun.id.clone(), lun.clone());
+        if let Some(b) = &before
+            && b.name != lun.name
+            && self.lun_ids_by_name.get(&b.name) == Some(&b.id)
+        {
+            self.lun_ids_by_name.remove(&b.name);
+        }
+        self.lun_ids_by_name.insert(lun.name, lun.id);
+        before
+    }
+
+    /// Removes a LUN (nothing else: mappings and snapshots are the caller's).
+    pub fn take_lun(&mut self, id: &str) -> Option<SimLun> {
+        let before = self.luns.remove(id)?;
+        if self.lun_ids_by_name.get(&before.name) == Some(&before.id) {
+            self.lun_ids_by_name.remove(&before.name);
+        }
+        Some(before)
+    }
+
+    /// Changes one LUN in place; false when there is no such LUN.
+    pub fn edit_lun(&mut self, id: &str, f: impl FnOnce(&mut SimLun)) -> bool {
+        let Some(mut lun) = self.luns.get(id).cloned() else {
+            return false;
+        };
+        f(&mut lun);
+        self.put_lun(lun);
+        true
     }
 
     /// Applies the tampering for `id` to a rendered record.
@@ -298,7 +341,7 @@ impl SimState {
 
     /// A copy of one LUN.
     pub fn lun(&self, id: &str) -> Option<SimLun> {
-        self.read(|s| s.luns.get(id).cloned())
+        self.read(|s| s.luns().get(id).cloned())
     }
 
     /// A copy of one LUN, by name.
@@ -308,7 +351,7 @@ impl SimState {
 
     /// How many LUNs are named `name`.
     pub fn count_luns_named(&self, name: &str) -> usize {
-        self.read(|s| s.luns.values().filter(|l| l.name == name).count())
+        self.read(|s| s.luns().values().filter(|l| l.name == name).count())
     }
 
     /// A copy of one target.
@@ -318,7 +361,7 @@ impl SimState {
 
     /// Sets a LUN's size out of band; false when there is no such LUN.
     pub fn set_lun_size(&self, id: &str, bytes: u64) -> bool {
-        self.write(|s| s.luns.get_mut(id).map(|l| l.size_bytes = bytes).is_some())
+        self.write(|s| s.edit_lun(id, |l| l.size_bytes = bytes))
     }
 
     /// Deletes a LUN out of band, with its mappings and snapshots.
@@ -329,7 +372,7 @@ impl SimState {
             }
             s.snapshots.retain(|_, snap| snap.vol_id != id);
             s.schedules.remove(id);
-            s.luns.remove(id)
+            s.take_lun(id)
         })
     }
 

@@ -1,5 +1,7 @@
 //! `SYNO.Core.ISCSI.LUN`, including the snapshot methods.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 
 use super::{Ctx, HandlerResult, Reply, now};
@@ -65,6 +67,27 @@ fn type_code(lun_type: &str) -> i64 {
 }
 
 fn lun_json(s: &DsmState, lun: &SimLun, additional: &Additional) -> Value {
+    let mapped = additional
+        .wants("is_mapped")
+        .then(|| !s.targets_of_lun(&lun.uuid).is_empty());
+    lun_json_mapped(s, lun, additional, mapped)
+}
+
+/// The uuids of every mapped LUN: a list answers `is_mapped` from this, not
+/// by scanning every target per LUN.
+fn mapped_uuids(s: &DsmState) -> HashSet<&str> {
+    s.targets
+        .iter()
+        .flat_map(|t| t.mapped.iter().map(|m| m.lun_uuid.as_str()))
+        .collect()
+}
+
+fn lun_json_mapped(
+    s: &DsmState,
+    lun: &SimLun,
+    additional: &Additional,
+    mapped: Option<bool>,
+) -> Value {
     let mut v = json!({
         "uuid": lun.uuid,
         "name": lun.name,
@@ -82,8 +105,8 @@ fn lun_json(s: &DsmState, lun: &SimLun, additional: &Additional) -> Value {
             .collect::<Vec<_>>(),
     });
     let wants = |n: &str| additional.wants(n);
-    if wants("is_mapped") {
-        v["is_mapped"] = json!(!s.targets_of_lun(&lun.uuid).is_empty());
+    if let Some(mapped) = mapped {
+        v["is_mapped"] = json!(mapped);
     }
     if wants("allocated_size") {
         v["allocated_size"] = json!(lun.allocated_size);
@@ -157,12 +180,16 @@ fn list(s: &mut DsmState, args: &Args<'_>) -> HandlerResult {
     let types = args.opt_string_list("types")?;
     let additional = args.additional()?;
     let location = args.opt_string("location")?;
+    let mapped = additional.wants("is_mapped").then(|| mapped_uuids(s));
     let luns: Vec<Value> = s
         .luns
         .iter()
         .filter(|l| types.as_ref().is_none_or(|t| t.contains(&l.lun_type)))
         .filter(|l| location.as_ref().is_none_or(|loc| &l.location == loc))
-        .map(|l| lun_json(s, l, &additional))
+        .map(|l| {
+            let is_mapped = mapped.as_ref().map(|m| m.contains(l.uuid.as_str()));
+            lun_json_mapped(s, l, &additional, is_mapped)
+        })
         .collect();
     Ok(Reply::data(json!({ "luns": luns })))
 }

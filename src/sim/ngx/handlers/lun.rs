@@ -1,5 +1,7 @@
 //! LUN handlers.
 
+use std::collections::HashMap;
+
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -33,12 +35,28 @@ fn requested_bytes(req: &Req<'_>) -> Option<u64> {
 }
 
 pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
+    let target = s.targets_of(&l.id).first().map(|t| t.name.clone());
+    render_with(s, l, d, target)
+}
+
+/// The first target (in id order) of every mapped LUN: a list renders each
+/// LUN's target from this, not by scanning every target per LUN.
+fn first_targets(s: &ArrayState) -> HashMap<&str, &str> {
+    let mut first = HashMap::new();
+    for t in s.targets.values() {
+        for m in &t.luns {
+            first.entry(m.vol_id.as_str()).or_insert(t.name.as_str());
+        }
+    }
+    first
+}
+
+fn render_with(s: &ArrayState, l: &SimLun, d: Dialect, target: Option<String>) -> Value {
     let pool = s
         .pools
         .get(&l.pool_id)
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    let target = s.targets_of(&l.id).first().map(|t| t.name.clone());
     // The document reads provisioning as `provision_type` thin/full; the
     // SDK's LUN type (types.go@2a0a706d) as `thin_provision` on/off.
     let provision = match d {
@@ -81,7 +99,7 @@ pub(crate) fn render(s: &ArrayState, l: &SimLun, d: Dialect) -> Value {
 }
 
 fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
-    s.luns
+    s.luns()
         .get(id)
         .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
 }
@@ -114,7 +132,8 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
         } else {
             size.saturating_mul(quantity)
         };
-        if reserve > s.pool_free(&pool.id) {
+        // Thin LUNs reserve nothing: no need to sum the pool.
+        if reserve > 0 && reserve > s.pool_free(&pool.id) {
             return Err(ApiErr::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 None,
@@ -160,7 +179,7 @@ pub(crate) fn create(req: &Req<'_>) -> Result<Value, ApiErr> {
             }
             entry.insert("success".into(), json!("true"));
             luns.push(Value::Object(entry));
-            s.luns.insert(lun.id.clone(), lun);
+            s.put_lun(lun);
         }
         Ok(json!({"luns": luns, "success": true}))
     })
@@ -193,7 +212,7 @@ pub(crate) fn delete(req: &Req<'_>) -> Result<Value, ApiErr> {
         }
         s.snapshots.retain(|_, snap| snap.vol_id != id);
         s.schedules.remove(id);
-        s.luns.remove(id);
+        s.take_lun(id);
         if let Some(source) = clone_of
             && !s.has_clone_of(&source)
             && let Some(snap) = s.snapshots.get_mut(&source)
@@ -258,7 +277,7 @@ pub(crate) fn modify(req: &Req<'_>) -> Result<Value, ApiErr> {
             updated.qos_priority = v;
         }
         let size = updated.size_bytes;
-        s.luns.insert(id.to_string(), updated);
+        s.put_lun(updated);
         Ok(json!({"success": true, "vol_size": size.to_string()}))
     })
 }
@@ -271,8 +290,15 @@ pub(crate) fn detail(req: &Req<'_>) -> Result<Value, ApiErr> {
 
 pub(crate) fn detail_list(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.read(|s| {
+        let first = first_targets(s);
         Ok(Value::Array(
-            s.luns.values().map(|l| render(s, l, req.d())).collect(),
+            s.luns()
+                .values()
+                .map(|l| {
+                    let target = first.get(l.id.as_str()).map(|t| t.to_string());
+                    render_with(s, l, req.d(), target)
+                })
+                .collect(),
         ))
     })
 }
@@ -281,7 +307,7 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
     let d = req.d();
     req.ctx.state.read(|s| {
         Ok(Value::Array(
-            s.luns
+            s.luns()
                 .values()
                 .map(|l| {
                     let pool = s

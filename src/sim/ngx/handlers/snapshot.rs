@@ -8,7 +8,7 @@ use super::super::state::{ArrayState, SimLun, SimSchedule, SimSnapshot};
 use super::{ApiErr, EXISTS, NOT_FOUND, Req, SNAPSHOT_EXISTS, hex, new_id, now, obj, success};
 
 fn render(s: &ArrayState, snap: &SimSnapshot, d: Dialect) -> Value {
-    let lun = s.luns.get(&snap.vol_id);
+    let lun = s.luns().get(&snap.vol_id);
     let pool = lun
         .and_then(|l| s.pools.get(&l.pool_id))
         .map(|p| p.name.clone());
@@ -61,7 +61,7 @@ fn lookup<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimSnapshot, ApiErr> {
 }
 
 fn lun<'s>(s: &'s ArrayState, id: &str) -> Result<&'s SimLun, ApiErr> {
-    s.luns
+    s.luns()
         .get(id)
         .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {id}")))
 }
@@ -142,20 +142,17 @@ pub(crate) fn clone(req: &Req<'_>) -> Result<Value, ApiErr> {
             return Err(ApiErr::exists(EXISTS, format_args!("LUN {name}")));
         }
         let id = new_id();
-        s.luns.insert(
-            id.clone(),
-            SimLun {
-                id: id.clone(),
-                name,
-                size_bytes: snap.size_bytes,
-                used_bytes: 4096,
-                scsi_lunid: format!("589c00{}", hex(&rand::random::<[u8; 16]>())),
-                thin: true,
-                clone_of: Some(snap.id.clone()),
-                created: now(),
-                ..source
-            },
-        );
+        s.put_lun(SimLun {
+            id: id.clone(),
+            name,
+            size_bytes: snap.size_bytes,
+            used_bytes: 4096,
+            scsi_lunid: format!("589c00{}", hex(&rand::random::<[u8; 16]>())),
+            thin: true,
+            clone_of: Some(snap.id.clone()),
+            created: now(),
+            ..source
+        });
         if let Some(x) = s.snapshots.get_mut(&snap.id) {
             x.binded = true;
         }
@@ -169,11 +166,12 @@ pub(crate) fn clone(req: &Req<'_>) -> Result<Value, ApiErr> {
 pub(crate) fn restore(req: &Req<'_>) -> Result<Value, ApiErr> {
     req.ctx.state.write(|s| {
         let snap = lookup(s, req.id())?.clone();
-        let l = s
-            .luns
-            .get_mut(&snap.vol_id)
-            .ok_or_else(|| ApiErr::not_found(NOT_FOUND, format_args!("LUN {}", snap.vol_id)))?;
-        l.size_bytes = snap.size_bytes;
+        if !s.edit_lun(&snap.vol_id, |l| l.size_bytes = snap.size_bytes) {
+            return Err(ApiErr::not_found(
+                NOT_FOUND,
+                format_args!("LUN {}", snap.vol_id),
+            ));
+        }
         Ok(success())
     })
 }
@@ -222,7 +220,7 @@ pub(crate) fn list(req: &Req<'_>) -> Result<Value, ApiErr> {
                         (Field::SnapVolId, json!(x.vol_id)),
                     ],
                 );
-                let lun = s.luns.get(&x.vol_id);
+                let lun = s.luns().get(&x.vol_id);
                 o.insert(
                     Field::SnapVolName.name(d).into(),
                     json!(lun.map(|l| l.name.clone())),
@@ -270,7 +268,7 @@ fn render_schedule(s: &ArrayState, sch: &SimSchedule, d: Dialect) -> Value {
             o.insert("vol_type".into(), json!("lun"));
         }
         Dialect::Sdk => {
-            let name = s.luns.get(&sch.vol_id).map(|l| l.name.clone());
+            let name = s.luns().get(&sch.vol_id).map(|l| l.name.clone());
             o.insert("volume_name".into(), json!(name.unwrap_or_default()));
             o.insert(Field::ScheduleEnabled.name(d).into(), json!(sch.enabled));
             o.insert("next_run".into(), json!(""));

@@ -11,7 +11,7 @@ use super::{
 };
 
 fn mapped(s: &ArrayState, m: &SimMapping, d: Dialect) -> Value {
-    let lun = s.luns.get(&m.vol_id);
+    let lun = s.luns().get(&m.vol_id);
     let mut o = obj(
         d,
         vec![
@@ -96,7 +96,7 @@ fn check_refs(
         ));
     }
     for l in luns {
-        if !s.luns.contains_key(l) {
+        if !s.luns().contains_key(l) {
             return Err(ApiErr::not_found(NOT_FOUND, format_args!("LUN {l}")));
         }
     }
