@@ -83,7 +83,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct CrdsArgs {
     /// Write `<kind>.yaml` files into this directory instead of printing
-    /// (repeatable: `--dir crds --dir charts/array-operator/crds`).
+    /// (repeatable: `--dir crds --dir charts/array-operator/files/crds`).
     #[arg(long)]
     pub dir: Vec<PathBuf>,
 }
