@@ -5,6 +5,9 @@
 FROM rust:1.95-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
+# Stripped by cargo (no binutils needed); set before the first build so both
+# builds share one profile and the dependencies are not rebuilt.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # Dependencies first, so a source change does not rebuild them. Cargo reads
 # every target Cargo.toml declares (the lib, the bin and the `engine` bench),
 # so each gets a stub file.
@@ -18,8 +21,6 @@ RUN mkdir -p src benches \
 COPY src ./src
 COPY benches ./benches
 # touch: the copied sources may be older than the stubs' build outputs.
-# Stripped by cargo (no binutils needed); musl links statically.
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin array-operator
 
