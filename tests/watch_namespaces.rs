@@ -132,18 +132,36 @@ async fn two_watched_namespaces_are_served_and_a_third_is_never_touched() {
             .unwrap_or_else(|_| panic!("{p} is Ready within 60 s"));
         }
     }
-    // The readiness gauge has the watched objects, Ready; the third
-    // namespace has no series.
-    let text = array_operator::metrics::global().render();
-    for ns in WATCHED {
-        for kind in ["StorageArray", "Lun"] {
-            let name = if kind == "Lun" { "data" } else { "dsm" };
-            let series = format!(
-                "array_operator_object_ready{{kind=\"{kind}\",namespace=\"{ns}\",name=\"{name}\",reason=\"Available\"}} 1"
-            );
-            assert!(text.contains(&series), "{series} in\n{text}");
+    // The readiness gauge has the watched objects, Ready, once their
+    // status writes came back through the watches; the third namespace has
+    // no series.
+    let want: Vec<String> = WATCHED
+        .iter()
+        .flat_map(|ns| {
+            [("StorageArray", "dsm"), ("Lun", "data")].map(|(kind, name)| {
+                format!(
+                    "array_operator_object_ready{{kind=\"{kind}\",namespace=\"{ns}\",name=\"{name}\",reason=\"Available\"}} 1"
+                )
+            })
+        })
+        .collect();
+    let gauge_shows_all = || {
+        let text = array_operator::metrics::global().render();
+        want.iter().all(|series| text.contains(series))
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !gauge_shows_all() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the gauge shows {want:#?} within 30 s:\n{}",
+            array_operator::metrics::global().render()
+        )
+    });
+    let text = array_operator::metrics::global().render();
     assert!(!text.contains(&format!("namespace=\"{OTHER}\"")), "{text}");
 
     let _ = stop.send(());

@@ -187,6 +187,9 @@ fn every_example_and_the_chart_values_mean_the_same_in_yaml11_and_yaml12() {
     // Users copy and override these too; Helm reads them as YAML 1.1.
     files.push(root().join("charts/array-operator/values.yaml"));
     files.push(root().join("charts/array-operator/Chart.yaml"));
+    files.push(root().join("charts/array-operator/ci/full-values.yaml"));
+    // kubectl applies this one to Argo CD's ConfigMap.
+    files.push(root().join("charts/array-operator/argocd/argocd-cm-patch.yaml"));
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     let texts: Vec<String> = files
         .iter()
