@@ -33,10 +33,11 @@ local function current(c)
 end
 
 local function said(c, fallback)
+  local reason = c.reason or fallback
   if c.message ~= nil and c.message ~= "" then
-    return c.reason .. ": " .. c.message
+    return reason .. ": " .. c.message
   end
-  return c.reason or fallback
+  return reason
 end
 
 local annotations = obj.metadata.annotations or {}
