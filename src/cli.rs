@@ -63,9 +63,13 @@ pub struct RunArgs {
     /// Seconds before expiry the leader renews.
     #[arg(long, default_value_t = 5)]
     pub lease_grace_secs: u64,
-    /// Watch only this namespace (default: every namespace).
-    #[arg(long, env = "ARRAY_OPERATOR_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (default: every namespace). Repeatable
+    /// (`--watch-namespace a --watch-namespace b`) or comma-separated
+    /// (`--watch-namespace a,b`, and so in `ARRAY_OPERATOR_WATCH_NAMESPACE`),
+    /// so the operator needs no cluster-wide permission: one Role per
+    /// namespace is enough.
+    #[arg(long, env = "ARRAY_OPERATOR_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
     /// Serve only the StorageArrays whose labels match this label selector
     /// (kubectl's `-l` syntax, e.g. `array-operator.io/shard=a`), and the
     /// objects whose `spec.arrayRef` names one of them; everything else is
@@ -79,7 +83,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct CrdsArgs {
     /// Write `<kind>.yaml` files into this directory instead of printing
-    /// (repeatable: `--dir crds --dir charts/array-operator/crds`).
+    /// (repeatable: `--dir crds --dir charts/array-operator/files/crds`).
     #[arg(long)]
     pub dir: Vec<PathBuf>,
 }

@@ -48,6 +48,29 @@ pub struct PlanLabels {
     pub name: String,
 }
 
+/// Labels of the per-object readiness gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    /// The object's kind.
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The `Ready` condition's reason (`NoStatus` before the first status
+    /// write), so an alert can tell drift from an unreachable array.
+    pub reason: String,
+}
+
+/// Labels of the Event counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// The kind of the object the Event is about.
+    pub kind: String,
+    /// The Event reason (`DriftCorrected`, `ArrayUnreachable`, ...).
+    pub reason: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +87,11 @@ pub struct Metrics {
         Family<PlanLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Schedule due times of a replication plan that started no sync.
     pub replication_missed_intervals: Family<PlanLabels, Counter>,
+    /// 1 when an object's `Ready` condition is True for its current
+    /// generation, else 0; one series per object the leader watches.
+    pub object_ready: Family<ObjectLabels, Gauge>,
+    /// Events published, per kind and reason.
+    pub events: Family<EventLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -73,7 +101,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("array_operator");
         let reconciles = Family::<KindLabels, Counter>::default();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
@@ -106,7 +134,17 @@ impl Metrics {
             "Schedule due times of a replication plan that started no sync",
             replication_missed_intervals.clone(),
         );
+        let object_ready = Family::<ObjectLabels, Gauge>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "object_ready",
+            "1 when the object's Ready condition is True for its current generation, else 0",
+            object_ready.clone(),
+        );
+        registry.register("events", "Events published", events.clone());
         Metrics {
+            object_ready,
+            events,
             replication_last_sync_duration,
             replication_missed_intervals,
             registry,
@@ -164,6 +202,30 @@ impl Metrics {
             .inc_by(missed);
     }
 
+    /// Records whether object `kind` `namespace/name` is Ready, with the
+    /// `Ready` reason it shows.
+    pub fn set_object_ready(&self, object: &ObjectLabels, ready: bool) {
+        self.object_ready
+            .get_or_create(object)
+            .set(i64::from(ready));
+    }
+
+    /// Drops the readiness series of an object that is gone (or whose
+    /// `Ready` reason changed), so no alert fires for it.
+    pub fn forget_object_ready(&self, object: &ObjectLabels) {
+        self.object_ready.remove(object);
+    }
+
+    /// Counts one published Event.
+    pub fn event_published(&self, kind: &str, reason: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                kind: kind.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -211,6 +273,36 @@ mod tests {
         assert!(
             text.contains("array_operator_reconcile_duration_seconds_bucket"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn readiness_is_one_series_per_object_and_a_forgotten_object_has_none() {
+        let m = Metrics::new();
+        let lun = |reason: &str| ObjectLabels {
+            kind: "Lun".into(),
+            namespace: "apps".into(),
+            name: "db-data".into(),
+            reason: reason.into(),
+        };
+        m.set_object_ready(&lun("Creating"), false);
+        let series = "array_operator_object_ready{kind=\"Lun\",namespace=\"apps\",name=\"db-data\",reason=\"Creating\"} 0";
+        assert!(m.render().contains(series), "{}", m.render());
+        m.forget_object_ready(&lun("Creating"));
+        m.set_object_ready(&lun("Available"), true);
+        let text = m.render();
+        assert!(!text.contains(series), "{text}");
+        assert!(
+            text.contains("array_operator_object_ready{kind=\"Lun\",namespace=\"apps\",name=\"db-data\",reason=\"Available\"} 1"),
+            "{text}"
+        );
+        m.event_published("Lun", "DriftCorrected");
+        m.event_published("Lun", "DriftCorrected");
+        assert!(
+            m.render()
+                .contains("array_operator_events_total{kind=\"Lun\",reason=\"DriftCorrected\"} 2"),
+            "{}",
+            m.render()
         );
     }
 }

@@ -88,8 +88,8 @@ pub struct LeaderOptions {
     pub lease_grace_secs: u64,
     /// This replica's identity.
     pub instance: String,
-    /// Only watch this namespace; `None` watches every namespace.
-    pub watch_namespace: Option<String>,
+    /// Only watch these namespaces; empty watches every namespace.
+    pub watch_namespaces: Vec<String>,
     /// Serve only the StorageArrays this selects (`--array-selector`);
     /// `None` serves every one.
     pub array_selector: Option<crate::controller::shard::ArraySelector>,
@@ -182,13 +182,26 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         lease_duration_secs: args.lease_duration_secs,
         lease_grace_secs: args.lease_grace_secs,
         instance: instance_name(),
-        watch_namespace: args.watch_namespace.clone(),
+        watch_namespaces: watch_namespaces(&args.watch_namespace),
         array_selector: args.array_selector.clone(),
     };
     let result = run_with_client(client, options, health, shutdown_signal()).await;
     // Nothing may keep the process alive once the replica stopped.
     server.abort();
     result
+}
+
+/// The namespaces `--watch-namespace` names, each once, in the order
+/// given: blanks (an empty `ARRAY_OPERATOR_WATCH_NAMESPACE`, `a,,b`, a
+/// trailing comma) name none. Empty: every namespace.
+pub fn watch_namespaces(raw: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for ns in raw.iter().map(|ns| ns.trim()).filter(|ns| !ns.is_empty()) {
+        if !out.iter().any(|seen| seen == ns) {
+            out.push(ns.to_string());
+        }
+    }
+    out
 }
 
 /// How often a follower reads the Lease to see whether the leader released
@@ -376,11 +389,26 @@ pub async fn run_with_client(
     if let Some(selector) = &options.array_selector {
         tracing::info!(%selector, "serving only the StorageArrays this label selector matches");
     }
-    let ctx = Arc::new(
-        Context::new(client, &instance)
-            .watching(options.watch_namespace.clone())
-            .selecting(options.array_selector.clone()),
-    );
+    // One complete set of controllers per watched namespace: nothing an
+    // object references (its StorageArray, Secrets, Luns) lies outside its
+    // own namespace, so the sets share nothing but the metrics, and each
+    // watches with a namespaced Api (what a per-namespace Role allows).
+    let scopes: Vec<Option<String>> = if options.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        tracing::info!(namespaces = ?options.watch_namespaces, "watching only these namespaces");
+        options.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let contexts: Vec<Arc<Context>> = scopes
+        .into_iter()
+        .map(|scope| {
+            Arc::new(
+                Context::new(client.clone(), &instance)
+                    .watching(scope)
+                    .selecting(options.array_selector.clone()),
+            )
+        })
+        .collect();
     // The leadership receiver stays with this task (no clone outlives it):
     // when `release_tx` fires, it is dropped, the channel closes, and the
     // lease task releases the Lease.
@@ -424,14 +452,20 @@ pub async fn run_with_client(
             tokio::time::sleep(CONTROLLERS_SHUTDOWN_GRACE).await;
         }
     };
+    let controllers = futures::future::join_all(
+        contexts
+            .iter()
+            .map(|ctx| controller::run_all(ctx.clone(), controllers_stop.clone())),
+    );
     tokio::select! {
-        _ = controller::run_all(ctx.clone(), controllers_stop) => {},
+        _ = controllers => {},
         _ = deadline => {
             tracing::warn!(
                 grace_secs = CONTROLLERS_SHUTDOWN_GRACE.as_secs(),
                 "the controllers did not stop in time; dropping their in-flight reconciles"
             );
-            if tokio::time::timeout(RELEASE_TIMEOUT, ctx.arrays.close_all()).await.is_err() {
+            let close_all = futures::future::join_all(contexts.iter().map(|ctx| ctx.arrays.close_all()));
+            if tokio::time::timeout(RELEASE_TIMEOUT, close_all).await.is_err() {
                 tracing::warn!("logging out of the arrays did not finish in time");
             }
         }
@@ -473,6 +507,31 @@ mod tests {
             .await
             .expect("body");
         (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    #[test]
+    fn watch_namespaces_are_repeatable_comma_separated_and_each_named_once() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "array-operator",
+            "run",
+            "--watch-namespace",
+            "apps,db",
+            "--watch-namespace",
+            "ops",
+            "--watch-namespace=apps,",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not run: {:?}", cli.command);
+        };
+        assert_eq!(
+            watch_namespaces(&args.watch_namespace),
+            ["apps", "db", "ops"]
+        );
+        // An empty value (the variable set to "") watches every namespace.
+        assert!(watch_namespaces(&["".into()]).is_empty());
+        assert_eq!(watch_namespaces(&[" a ".into(), "".into()]), ["a"]);
     }
 
     #[tokio::test]

@@ -110,7 +110,12 @@ fn assert_bound(docs: &[Value], binding_kind: &str, role: &Value) {
     let name = role["metadata"]["name"].as_str().expect("name");
     let binding = of_kind(docs, binding_kind)
         .into_iter()
-        .find(|b| b["roleRef"]["name"] == name)
+        // Per-namespace Roles share a name: the binding is the one beside
+        // the role.
+        .find(|b| {
+            b["roleRef"]["name"] == name
+                && b["metadata"]["namespace"] == role["metadata"]["namespace"]
+        })
         .unwrap_or_else(|| panic!("no {binding_kind} for {name}"));
     assert_eq!(binding["roleRef"]["kind"], role["kind"]);
     assert_eq!(
@@ -175,6 +180,56 @@ fn a_watched_namespace_gets_a_role_there_and_nothing_cluster_wide() {
         env.iter()
             .any(|e| e["name"] == "ARRAY_OPERATOR_WATCH_NAMESPACE" && e["value"] == "apps"),
         "{env:?}"
+    );
+}
+
+#[test]
+fn several_watched_namespaces_get_a_role_each_and_nothing_cluster_wide() {
+    let Some(helm) = helm() else { return };
+    // The list, plus the deprecated single value, which is added to it.
+    let docs = render(
+        &helm,
+        &["watchNamespaces={apps,db}", "watchNamespace=legacy"],
+    );
+    let lease = lease_name(&docs);
+    assert!(of_kind(&docs, "ClusterRole").is_empty());
+    assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+    for ns in ["apps", "db", "legacy"] {
+        let watched: Vec<&Value> = of_kind(&docs, "Role")
+            .into_iter()
+            .filter(|r| r["metadata"]["namespace"] == ns)
+            .collect();
+        assert_eq!(watched.len(), 1, "one Role in {ns}");
+        let mut got = granted(watched[0], Scope::Watched, &lease);
+        got.extend(granted(leader_role(&docs), Scope::Operator, &lease));
+        assert_eq!(got, expected(), "{ns}");
+        assert_bound(&docs, "RoleBinding", watched[0]);
+    }
+    // Three watched namespaces and the leader-election Role.
+    assert_eq!(of_kind(&docs, "Role").len(), 4);
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env");
+    let watch = env
+        .iter()
+        .find(|e| e["name"] == "ARRAY_OPERATOR_WATCH_NAMESPACE")
+        .expect("the watch variable");
+    // What `run` makes of the value (the variable splits as the flag does)
+    // is what the Roles cover.
+    let value = watch["value"].as_str().expect("a string");
+    let cli = <array_operator::cli::Cli as clap::Parser>::try_parse_from([
+        "array-operator".to_string(),
+        "run".to_string(),
+        format!("--watch-namespace={value}"),
+    ])
+    .expect("run accepts the value");
+    let array_operator::cli::Command::Run(args) = cli.command else {
+        panic!("not run");
+    };
+    assert_eq!(
+        array_operator::operator::watch_namespaces(&args.watch_namespace),
+        ["apps", "db", "legacy"]
     );
 }
 

@@ -22,7 +22,7 @@ fn committed_crd_files_match_the_generated_ones() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = array_operator::crd::generate::crd_files().expect("render");
     let mut stale = Vec::new();
-    for dir in ["crds", "charts/array-operator/crds"] {
+    for dir in ["crds", "charts/array-operator/files/crds"] {
         for (name, yaml) in &files {
             let path = root.join(dir).join(name);
             match std::fs::read_to_string(&path) {
@@ -43,7 +43,7 @@ fn committed_crd_files_match_the_generated_ones() {
     }
     assert!(
         stale.is_empty(),
-        "generated CRDs are stale ({stale:?}); run `cargo run -- crds --dir crds --dir charts/array-operator/crds`"
+        "generated CRDs are stale ({stale:?}); run `cargo run -- crds --dir crds --dir charts/array-operator/files/crds`"
     );
 }
 

@@ -387,7 +387,7 @@ impl Replica {
             instance: name.into(),
             // Other e2e tests run at the same time in other namespaces: this
             // operator must not touch their objects.
-            watch_namespace: Some(watch_ns.to_string()),
+            watch_namespaces: vec![watch_ns.to_string()],
             array_selector: None,
         };
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -121,7 +121,7 @@ fn options(shard: &str) -> LeaderOptions {
         lease_duration_secs: 15,
         lease_grace_secs: 5,
         instance: format!("replica-{shard}"),
-        watch_namespace: Some(NS.into()),
+        watch_namespaces: vec![NS.into()],
         array_selector: Some(
             ArraySelector::parse(&format!("array-operator.io/shard={shard}")).expect("selector"),
         ),

@@ -22,7 +22,7 @@ fn options(instance: &str) -> LeaderOptions {
         lease_duration_secs: 30,
         lease_grace_secs: 5,
         instance: instance.into(),
-        watch_namespace: Some("apps".into()),
+        watch_namespaces: vec!["apps".into()],
         array_selector: None,
     }
 }

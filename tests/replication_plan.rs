@@ -862,3 +862,37 @@ async fn schedule_chaos_seed(seed: u64) {
         "seed {seed}: due times were handled"
     );
 }
+
+/// Flux reads kstatus: an adopted plan is Ready with Reconciling and
+/// Stalled False; an unknown plan id is not Ready and Stalled (a person
+/// must fix spec.planId); every condition carries the generation it was
+/// computed for.
+#[tokio::test]
+async fn kstatus_conditions_are_complete_for_an_adopted_and_an_unknown_plan() {
+    let mut env = Env::new(PLAN_ID, schedule("0 * * * *")).await;
+    let out = env.run().await;
+    assert_eq!(condition(&out, CONDITION_READY).status, "True");
+    assert_eq!(condition(&out, "Reconciling").status, "False");
+    assert_eq!(condition(&out, "Stalled").status, "False");
+    for c in &out.outcome.status.common.conditions {
+        assert_eq!(c.observed_generation, Some(1), "{}", c.type_);
+    }
+    assert_eq!(out.outcome.status.common.observed_generation, Some(1));
+
+    let mut env = Env::new("no-such-plan", manual("t1")).await;
+    let out = env.run().await;
+    assert_eq!(condition(&out, CONDITION_READY).status, "False");
+    let stalled = condition(&out, "Stalled");
+    let reconciling = condition(&out, "Reconciling");
+    // Either a person must act (Stalled) or the operator retries
+    // (Reconciling): never neither while not Ready, or Flux would wait
+    // without knowing which.
+    assert!(
+        stalled.status == "True" || reconciling.status == "True",
+        "Stalled {stalled:?}, Reconciling {reconciling:?}"
+    );
+    assert_ne!(stalled.status, reconciling.status);
+    for c in &out.outcome.status.common.conditions {
+        assert_eq!(c.observed_generation, Some(1), "{}", c.type_);
+    }
+}

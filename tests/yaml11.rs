@@ -107,7 +107,7 @@ fn generated_crd_files_mean_to_a_yaml11_reader_what_the_code_meant() {
         })
         .collect();
     let mut files: Vec<(PathBuf, Value)> = Vec::new();
-    for dir in ["crds", "charts/array-operator/crds"] {
+    for dir in ["crds", "charts/array-operator/files/crds"] {
         for (name, value) in &meant {
             files.push((root().join(dir).join(name), value.clone()));
         }
@@ -147,7 +147,7 @@ fn generated_crd_files_mean_to_a_yaml11_reader_what_the_code_meant() {
     assert!(
         wrong.is_empty(),
         "a YAML 1.1 reader (kubectl, Helm) reads the CRDs differently from what the code \
-         generated (regenerate with `cargo run -- crds --dir crds --dir charts/array-operator/crds` \
+         generated (regenerate with `cargo run -- crds --dir crds --dir charts/array-operator/files/crds` \
          if the files are stale):\n{}",
         wrong.join("\n")
     );
@@ -187,6 +187,9 @@ fn every_example_and_the_chart_values_mean_the_same_in_yaml11_and_yaml12() {
     // Users copy and override these too; Helm reads them as YAML 1.1.
     files.push(root().join("charts/array-operator/values.yaml"));
     files.push(root().join("charts/array-operator/Chart.yaml"));
+    files.push(root().join("charts/array-operator/ci/full-values.yaml"));
+    // kubectl applies this one to Argo CD's ConfigMap.
+    files.push(root().join("charts/array-operator/argocd/argocd-cm-patch.yaml"));
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     let texts: Vec<String> = files
         .iter()
@@ -232,6 +235,10 @@ fn the_rendered_chart_means_the_same_in_yaml11_and_yaml12() {
         (
             "watchNamespace set",
             &["--set", "watchNamespace=array-operator"][..],
+        ),
+        (
+            "every option on (ci/full-values.yaml)",
+            &["-f", "charts/array-operator/ci/full-values.yaml"][..],
         ),
     ] {
         let out = Command::new(&helm)

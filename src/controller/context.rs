@@ -57,7 +57,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// Metrics.
     pub metrics: &'static Metrics,
-    /// Only watch this namespace; `None` watches every namespace.
+    /// Only watch this namespace; `None` watches every namespace. Several
+    /// watched namespaces are several contexts (`operator::run_with_client`).
     pub watch_namespace: Option<String>,
 }
 

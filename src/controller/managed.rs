@@ -208,6 +208,7 @@ pub async fn publish<K: Resource<DynamicType = ()>>(
             action: e.action.to_string(),
             secondary: None,
         };
+        ctx.metrics.event_published(&K::kind(&()), e.reason);
         if let Err(err) = ctx.recorder.publish(&event, &reference).await {
             tracing::warn!(object = %reference.name.clone().unwrap_or_default(), error = %err, "publishing an Event failed");
         }

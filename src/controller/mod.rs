@@ -13,6 +13,7 @@ pub mod listed;
 pub mod lun;
 pub mod managed;
 pub mod rbac;
+pub mod readiness;
 pub mod replication_plan;
 pub mod secrets;
 pub mod shard;

@@ -43,6 +43,7 @@ use super::context::{Context, FIELD_MANAGER};
 use super::holds::{self, ArrayReferrer, Stores};
 use super::listed::Listed;
 use super::managed::{ControllerError, slim};
+use super::readiness;
 
 /// Whether the array's certificate is verified.
 pub const CONDITION_TLS_VERIFIED: &str = "TLSVerified";
@@ -486,6 +487,7 @@ pub async fn reconcile(
     write_status(&api, &name, &report.status).await?;
     let reference = sa.object_ref(&());
     for event in &report.events {
+        ctx.metrics.event_published("StorageArray", &event.reason);
         if let Err(err) = ctx.recorder.publish(event, &reference).await {
             tracing::warn!(object = %key, error = %err, "publishing an Event failed");
         }
@@ -522,10 +524,11 @@ pub fn arrays_using_secret(
 
 /// A reflector over `api` and the stream of objects it touched (deleted ones
 /// included), for `watches_stream`. `listed` is set once the store has its
-/// first full list.
+/// first full list; `on_event` sees every event (the readiness gauge).
 fn reflected<K>(
     api: Api<K>,
     listed: Listed,
+    on_event: impl Fn(&Result<watcher::Event<K>, watcher::Error>) + Send + 'static,
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -544,7 +547,10 @@ where
         .default_backoff()
         .modify(slim::<K>)
         .reflect(writer)
-        .inspect(move |event| listed.on_event(event))
+        .inspect(move |event| {
+            listed.on_event(event);
+            on_event(event);
+        })
         .touched_objects();
     (reader, stream)
 }
@@ -568,6 +574,7 @@ pub async fn run(
     .modify(slim::<StorageArray>);
     let listed = ctx.storage_arrays_listed.clone();
     let publish = ctx.storage_array_publisher();
+    let ready_gauge = readiness::gauge("StorageArray", ctx.metrics);
     let controller = match ctx.take_storage_arrays_writer() {
         Some(writer) => Controller::for_stream(
             trigger
@@ -575,6 +582,7 @@ pub async fn run(
                 .inspect(move |event| {
                     listed.on_event(event);
                     publish(event);
+                    ready_gauge(event);
                 })
                 .applied_objects(),
             ctx.storage_arrays.clone(),
@@ -597,17 +605,37 @@ pub async fn run(
     .map(|kind| (kind, Listed::new()))
     .collect();
     let flag = |i: usize| listed[i].1.clone();
-    let (luns, lun_events) = reflected(ctx.api::<Lun>(), flag(0));
-    let (targets, target_events) = reflected(ctx.api::<IscsiTarget>(), flag(1));
-    let (schedules, schedule_events) = reflected(ctx.api::<SnapshotSchedule>(), flag(2));
-    let (plans, plan_events) = reflected(ctx.api::<ReplicationPlan>(), flag(3));
-    let (machines, machine_events) = reflected(ctx.api::<VirtualMachine>(), flag(4));
+    // This controller watches every kind, so it also feeds the per-object
+    // readiness gauge (`array_operator_object_ready`) for all of them.
+    let metrics = ctx.metrics;
+    let (luns, lun_events) = reflected(ctx.api::<Lun>(), flag(0), readiness::gauge("Lun", metrics));
+    let (targets, target_events) = reflected(
+        ctx.api::<IscsiTarget>(),
+        flag(1),
+        readiness::gauge("IscsiTarget", metrics),
+    );
+    let (schedules, schedule_events) = reflected(
+        ctx.api::<SnapshotSchedule>(),
+        flag(2),
+        readiness::gauge("SnapshotSchedule", metrics),
+    );
+    let (plans, plan_events) = reflected(
+        ctx.api::<ReplicationPlan>(),
+        flag(3),
+        readiness::gauge("ReplicationPlan", metrics),
+    );
+    let (machines, machine_events) = reflected(
+        ctx.api::<VirtualMachine>(),
+        flag(4),
+        readiness::gauge("VirtualMachine", metrics),
+    );
     // Secrets by metadata only: an Api of PartialObjectMeta asks for
     // metadata, so no Secret's data is kept in memory.
     let secrets_listed = flag(5);
     let (secrets, secret_events) = reflected(
         ctx.api::<PartialObjectMeta<Secret>>(),
         secrets_listed.clone(),
+        |_| {},
     );
     // The same metadata watch tells the Secret cache when a Secret changed.
     ctx.secrets

@@ -42,3 +42,23 @@ running install's Lease lets old and new replicas lead together. */}}
 {{- .Values.leaderElection.leaseName -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The watched namespaces, comma-separated (empty: every namespace):
+watchNamespaces plus the deprecated watchNamespace, each once. */}}
+{{- define "array-operator.watchNamespaces" -}}
+{{- $namespaces := .Values.watchNamespaces | default list -}}
+{{- with .Values.watchNamespace -}}
+{{- $namespaces = append $namespaces . -}}
+{{- end -}}
+{{- $namespaces | uniq | join "," -}}
+{{- end -}}
+
+{{/* The image reference: a digest pins it, else the tag (default: the
+chart's appVersion). */}}
+{{- define "array-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
