@@ -23,7 +23,10 @@
 //!    object leaves the plan;
 //! 6. a VirtualMachine: the apiserver refuses a disk that is both sized and
 //!    an image, a guest is created once and runs (Ready), `runStrategy:
-//!    Halted` stops it, and deleting the object deletes the guest.
+//!    Halted` stops it, and deleting the object deletes the guest;
+//! 7. the Helm chart: `helm template` with the default values and with
+//!    every option on, and every rendered object accepted by the apiserver
+//!    in a server-side dry run.
 
 mod support;
 
@@ -1329,4 +1332,153 @@ async fn virtual_machine(kubeconfig: String, client: Client, ns: String, steps: 
     .expect("watch");
     assert!(guests().is_empty(), "the guest went with the object");
     replica.stop().await;
+}
+
+// ---- 7. The Helm chart, as `helm install` would send it ----
+
+/// The chart as `helm template` renders it, for release `aop-e2e` in `ns`,
+/// read as YAML 1.1 (as Helm's client reads it).
+async fn rendered_chart(ns: &str, kube_version: &str, extra: &[&str]) -> Vec<Value> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let helm = std::env::var("ARRAY_OPERATOR_HELM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join(".ci/tools/helm"));
+    let out = std::process::Command::new(&helm)
+        .args(["template", "aop-e2e"])
+        .arg(root.join("charts/array-operator"))
+        .args(["--namespace", ns])
+        // What `helm install` learns from the cluster itself.
+        .args(["--kube-version", kube_version])
+        .args(extra)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "run {} (bash scripts/install-tools.sh installs it; ARRAY_OPERATOR_HELM names another): {e}",
+                helm.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, &out.stdout).expect("write rendered chart");
+    read_yaml11(vec![file])
+        .await
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// The chart renders, and the apiserver accepts every object it renders
+/// (a server-side dry run: validation, admission and defaulting, nothing
+/// stored), with the default values and with every option on, scoped to
+/// one namespace. Prometheus Operator kinds are checked only where their
+/// CRDs are installed.
+#[test]
+fn the_chart_renders_objects_the_apiserver_accepts() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("chart", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        let ns = create_namespace(&client, "aop-e2e-chart").await;
+        let outcome = tokio::spawn(chart_dry_run(client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+async fn chart_dry_run(client: Client, ns: String, steps: Steps) {
+    steps.step("the apiserver's version");
+    let version = within(30, "apiserver version", client.apiserver_version())
+        .await
+        .expect("apiserver version")
+        .git_version;
+    // `v1.33.1+k3s1` -> `v1.33.1`: Helm parses the SemVer core.
+    let version = version.split('+').next().unwrap_or(&version).to_string();
+    steps.step("discover the served API resources");
+    let discovery = within(
+        60,
+        "API discovery",
+        kube::discovery::Discovery::new(client.clone()).run(),
+    )
+    .await
+    .expect("API discovery");
+    let full = format!(
+        "{}/charts/array-operator/ci/full-values.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let scoped = format!("watchNamespaces={{{ns}}}");
+    let value_sets: [(&str, Vec<&str>); 2] = [
+        ("default values", vec![]),
+        (
+            "every option on, scoped to the test namespace",
+            vec![
+                "-f",
+                full.as_str(),
+                "--set",
+                scoped.as_str(),
+                "--set",
+                "watchNamespace=",
+            ],
+        ),
+    ];
+    for (label, extra) in value_sets {
+        steps.step(format!("helm template ({label})"));
+        let docs = rendered_chart(&ns, &version, &extra).await;
+        assert!(
+            docs.iter().any(|d| d["kind"] == "Deployment"),
+            "the chart renders a Deployment ({label})"
+        );
+        let mut skipped = Vec::new();
+        for doc in &docs {
+            let kind = doc["kind"].as_str().expect("kind").to_string();
+            let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+            let api_version = doc["apiVersion"].as_str().expect("apiVersion");
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let gvk = kube::api::GroupVersionKind::gvk(group, version, &kind);
+            let Some((resource, caps)) = discovery.resolve_gvk(&gvk) else {
+                assert_eq!(
+                    group, "monitoring.coreos.com",
+                    "{kind} {api_version} is not served by this apiserver ({label})"
+                );
+                skipped.push(kind);
+                continue;
+            };
+            let api: Api<DynamicObject> = match caps.scope {
+                kube::discovery::Scope::Namespaced => {
+                    Api::namespaced_with(client.clone(), &ns, &resource)
+                }
+                kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+            };
+            let mut doc = doc.clone();
+            if caps.scope == kube::discovery::Scope::Namespaced
+                && doc["metadata"]["namespace"].is_null()
+            {
+                doc["metadata"]["namespace"] = json!(ns);
+            }
+            steps.step(format!("dry-run apply {kind}/{name} ({label})"));
+            within(
+                30,
+                &format!("dry-run apply {kind}/{name}"),
+                api.patch(
+                    &name,
+                    &kube::api::PatchParams::apply("array-operator-e2e")
+                        .force()
+                        .dry_run(),
+                    &kube::api::Patch::Apply(&doc),
+                ),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the apiserver refused {kind}/{name} rendered by the chart ({label}): {e}")
+            });
+        }
+        if !skipped.is_empty() {
+            println!("note: not served here, not checked ({label}): {skipped:?}");
+        }
+    }
 }
