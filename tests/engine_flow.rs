@@ -411,6 +411,7 @@ both_vendors!(
     a_crash_between_create_and_status_write_creates_no_duplicate,
     the_array_down_and_back,
     pause_stops_every_call,
+    a_spec_changed_while_paused_is_not_reported_as_observed,
     invalid_spec_never_reaches_the_array,
     a_target_is_ready_only_when_every_listed_lun_is_mapped,
     kstatus_conditions_say_what_a_gitops_tool_must_know,
@@ -842,6 +843,36 @@ async fn pause_stops_every_call(vendor: Vendor) {
     let synced = condition(&out.status.common.conditions, "Synced");
     assert_eq!(synced.reason, "Paused");
     assert_eq!(env.sim.luns_named("p1"), 0);
+}
+
+/// kstatus (Flux) reads `observedGeneration` with `Ready`: a spec changed
+/// while paused was not applied, so the status keeps the generation last
+/// reconciled, and the old `Ready` is not taken for the new spec's.
+async fn a_spec_changed_while_paused_is_not_reported_as_observed(vendor: Vendor) {
+    let env = Env::new(vendor).await;
+    env.apply_lun("p2", env.sim.lun_spec("1Gi"));
+    let out = env.reconcile_lun("p2").await;
+    assert_ready(&out, &out.status.common.conditions);
+    let reconciled = out.status.common.observed_generation;
+    assert!(reconciled.is_some());
+    env.annotate_lun("p2", ANNOTATION_PAUSED, "true");
+    env.apply_lun("p2", env.sim.lun_spec("2Gi"));
+    let generation = env
+        .cluster
+        .lun(NS, "p2")
+        .expect("object")
+        .metadata
+        .generation;
+    assert_ne!(
+        generation, reconciled,
+        "the spec change is a new generation"
+    );
+    env.sim.clear_calls();
+    let out = env.reconcile_lun("p2").await;
+    assert!(env.sim.calls().is_empty(), "{:?}", env.sim.calls());
+    assert_eq!(out.status.common.observed_generation, reconciled);
+    let synced = condition(&out.status.common.conditions, "Synced");
+    assert_eq!(synced.reason, "Paused");
 }
 
 async fn invalid_spec_never_reaches_the_array(vendor: Vendor) {

@@ -340,6 +340,16 @@ pub fn paused(meta: &ObjectMeta) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The `status.observedGeneration` a paused object reports: the generation
+/// last reconciled, never a newer one. A spec changed while paused has not
+/// been applied, and kstatus (Flux) must not take the old `Ready` for the
+/// new spec's; with no earlier reconcile there is none to report.
+pub fn paused_generation(status: Option<&CommonStatus>, generation: Option<i64>) -> Option<i64> {
+    status
+        .and_then(|s| s.observed_generation)
+        .map(|seen| generation.map_or(seen, |g| seen.min(g)))
+}
+
 /// True when the spec has not changed since the last successful reconcile,
 /// so a difference on the array is drift rather than a spec change.
 pub fn spec_unchanged(status: Option<&CommonStatus>, generation: Option<i64>) -> bool {
@@ -385,5 +395,22 @@ pub fn common_with(
         observed_generation: generation,
         conditions: conditions(previous, ready, synced, progress, generation),
         external_id: previous.and_then(|p| p.external_id.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paused_object_reports_the_generation_last_reconciled() {
+        let status = |g| CommonStatus {
+            observed_generation: g,
+            ..CommonStatus::default()
+        };
+        assert_eq!(paused_generation(Some(&status(Some(3))), Some(5)), Some(3));
+        assert_eq!(paused_generation(Some(&status(Some(5))), Some(5)), Some(5));
+        assert_eq!(paused_generation(Some(&status(None)), Some(5)), None);
+        assert_eq!(paused_generation(None, Some(5)), None);
     }
 }

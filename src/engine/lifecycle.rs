@@ -33,7 +33,7 @@ use crate::reconcile::claims::{self, Claim};
 use crate::reconcile::claims_index::ClaimKey;
 use crate::reconcile::identity::{self, ArrayIndex, CreateRecord, Identity};
 
-use super::common::{Stop, conditions, paused, spec_unchanged};
+use super::common::{Stop, conditions, paused, paused_generation, spec_unchanged};
 use super::conditions::ConditionState;
 use super::observation::ArrayView;
 use super::spec_error::InvalidSpec;
@@ -337,6 +337,9 @@ struct Run<'a, K: Managed> {
     external_id: Option<String>,
     /// This object's create still running on the array, as last seen.
     task: Option<CreateTask>,
+    /// The `status.observedGeneration` to report: the object's generation,
+    /// or the last reconciled one while paused.
+    observed_generation: Option<i64>,
 }
 
 impl<'a, K: Managed> Run<'a, K> {
@@ -346,6 +349,7 @@ impl<'a, K: Managed> Run<'a, K> {
             events: Vec::new(),
             external_id: obj.common_status().and_then(|s| s.external_id.clone()),
             task: None,
+            observed_generation: obj.meta().generation,
         }
     }
 
@@ -357,7 +361,7 @@ impl<'a, K: Managed> Run<'a, K> {
     ) -> CommonStatus {
         let generation = self.obj.meta().generation;
         CommonStatus {
-            observed_generation: generation,
+            observed_generation: self.observed_generation,
             conditions: conditions(
                 self.obj.common_status(),
                 ready,
@@ -448,6 +452,7 @@ pub async fn reconcile<K: Managed>(
 ) -> Outcome<K::Status> {
     let mut run = Run::new(obj);
     if paused(obj.meta()) {
+        run.observed_generation = paused_generation(obj.common_status(), obj.meta().generation);
         return run.stop(Stop::paused());
     }
     let key = ObjectKey::of(K::KIND, obj.meta());

@@ -27,7 +27,7 @@ use crate::reconcile::replication::{
 use crate::reconcile::schedule::{self, CronSchedule};
 
 use super::clock::Clock;
-use super::common::{Stop, common_with, paused};
+use super::common::{Stop, common_with, paused, paused_generation};
 use super::conditions::{ConditionState, set_condition};
 use super::spec_error::InvalidSpec;
 use super::{ArrayHandle, Cleanup, EngineEvent, Outcome, Progress};
@@ -323,7 +323,12 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
     let now = clock.now();
     let mut status = p.status.clone().unwrap_or_default();
     if paused(&p.metadata) {
-        return stopped(p, Stop::paused(), status);
+        let mut out = stopped(p, Stop::paused(), status);
+        out.outcome.status.common.observed_generation = paused_generation(
+            p.status.as_ref().map(|st| &st.common),
+            p.metadata.generation,
+        );
+        return out;
     }
     let trigger = match check(p) {
         Ok(t) => t,

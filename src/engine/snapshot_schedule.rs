@@ -38,7 +38,7 @@ use crate::crd::{Lun, SnapshotSchedule, SnapshotScheduleStatus};
 use crate::reconcile::schedule::{self, CronSchedule, Mark, OwnSnapshot, RetentionRule, RunState};
 
 use super::clock::Clock;
-use super::common::{Stop, common_with, paused};
+use super::common::{Stop, common_with, paused, paused_generation};
 use super::conditions::ConditionState;
 use super::spec_error::InvalidSpec;
 use super::{
@@ -357,7 +357,12 @@ pub async fn reconcile(
     let now = clock.now();
     let status = s.status.clone().unwrap_or_default();
     if paused(&s.metadata) {
-        return stopped(s, Stop::paused(), status);
+        let mut out = stopped(s, Stop::paused(), status);
+        out.outcome.status.common.observed_generation = paused_generation(
+            s.status.as_ref().map(|st| &st.common),
+            s.metadata.generation,
+        );
+        return out;
     }
     let checked = match check(s, array) {
         Ok(c) => c,
