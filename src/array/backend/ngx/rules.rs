@@ -111,9 +111,17 @@ pub fn desired_target(
     spec: &IscsiTargetSpec,
     mut target: DesiredTarget,
 ) -> Result<DesiredTarget, InvalidSpec> {
-    if spec.max_recv_seg_bytes.is_some() || spec.max_send_seg_bytes.is_some() {
+    // Name the field that is set, so the message points at the right line.
+    let segment = if spec.max_recv_seg_bytes.is_some() {
+        Some("spec.maxRecvSegBytes")
+    } else if spec.max_send_seg_bytes.is_some() {
+        Some("spec.maxSendSegBytes")
+    } else {
+        None
+    };
+    if let Some(field) = segment {
         return Err(InvalidSpec::new(
-            "spec.maxRecvSegBytes",
+            field,
             "maxRecvSegBytes and maxSendSegBytes are for Synology arrays; this target's array is NGXStorage",
         ));
     }

@@ -1,0 +1,408 @@
+//! Issue 14: bad input never reaches an array. The table
+//! (`tests/bad_input/cases.yaml`, read by `support::bad_input::cases`) holds
+//! invalid manifests of all six kinds; each is either refused by the
+//! generated CRD schema (OpenAPI and CEL, as the apiserver checks it) with
+//! its message, or accepted by the schema and brought to `Synced=False`
+//! (`InvalidSpec` or `Unsupported`) by the engine, with its message, against
+//! the DSM and NGXStorage simulators over HTTPS on loopback, without one
+//! mutating array call. tests/e2e.rs runs the same table against a real
+//! apiserver.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use array_operator::array::backend::{Backend, BackendConfig, Credentials};
+use array_operator::array::transport::TransportConfig;
+use array_operator::crd::shared::CONDITION_SYNCED;
+use array_operator::crd::storage_array::ResizeMode;
+use array_operator::crd::{
+    IscsiTarget, Lun, ReplicationPlan, SnapshotSchedule, Vendor, VirtualMachine,
+};
+use array_operator::engine::clock::ManualClock;
+use array_operator::engine::memory::MemoryCluster;
+use array_operator::engine::{self, ArrayHandle, ObservationCache, Progress, SecretData};
+use array_operator::model::SecretString;
+use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSim, DsmSimConfig};
+use array_operator::sim::faults::RecordedCall;
+use array_operator::sim::ngx::{NgxSim, SimConfig};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde_json::{Value, json};
+use support::bad_input::{Case, Refusal, cases, is_mutating, refused_with, schema_failures};
+
+const NS: &str = "default";
+const NGX_TOKEN: &str = "bad-input-token-1234";
+const KINDS: [&str; 6] = [
+    "StorageArray",
+    "Lun",
+    "IscsiTarget",
+    "SnapshotSchedule",
+    "ReplicationPlan",
+    "VirtualMachine",
+];
+
+#[test]
+fn the_table_holds_at_least_50_cases_over_all_six_kinds() {
+    let all = cases();
+    assert!(all.len() >= 50, "{} cases", all.len());
+    let names: BTreeSet<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names.len(), all.len(), "case names repeat");
+    // The e2e suite applies every case in one namespace.
+    let objects: BTreeSet<(&str, &str)> = all.iter().map(|c| (c.kind(), c.object_name())).collect();
+    assert_eq!(
+        objects.len(),
+        all.len(),
+        "object names repeat within a kind"
+    );
+    for kind in KINDS {
+        let schema = all
+            .iter()
+            .filter(|c| c.kind() == kind && matches!(c.refusal, Refusal::Schema { .. }))
+            .count();
+        let engine = all
+            .iter()
+            .filter(|c| c.kind() == kind && matches!(c.refusal, Refusal::Engine { .. }))
+            .count();
+        println!("{kind}: {schema} refused by the schema, {engine} by the engine");
+        assert!(schema > 0, "no schema case for {kind}");
+        // A StorageArray has no engine of the kind here: its controller
+        // checks connections, not specs the schema accepted.
+        if kind != "StorageArray" {
+            assert!(engine > 0, "no engine case for {kind}");
+        }
+    }
+    for case in &all {
+        assert_eq!(
+            case.manifest["apiVersion"], "array-operator.io/v1alpha1",
+            "{}",
+            case.name
+        );
+        assert!(KINDS.contains(&case.kind()), "{}: kind", case.name);
+    }
+}
+
+#[test]
+fn every_schema_case_is_refused_by_the_generated_schema_with_its_message() {
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for case in cases() {
+        let Refusal::Schema { field, message } = &case.refusal else {
+            continue;
+        };
+        checked += 1;
+        let failures = schema_failures(&case.manifest);
+        if !refused_with(&failures, field, message) {
+            wrong.push(format!(
+                "{}: expected {field:?} / {message:?}, got {failures:#?}",
+                case.name
+            ));
+        }
+    }
+    println!("{checked} schema cases refused with their messages");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// An engine case the schema refused would prove nothing about the engine.
+#[test]
+fn every_engine_case_and_what_it_needs_passes_the_schema() {
+    for case in cases() {
+        if let Refusal::Engine {
+            message, reason, ..
+        } = &case.refusal
+        {
+            let failures = schema_failures(&case.manifest);
+            assert!(failures.is_empty(), "{}: {failures:#?}", case.name);
+            for other in case.with.iter().filter(|w| w["kind"] != "Secret") {
+                let failures = schema_failures(other);
+                assert!(failures.is_empty(), "{} (with): {failures:#?}", case.name);
+            }
+            if reason == "InvalidSpec" {
+                assert!(
+                    message.contains("spec."),
+                    "{}: an InvalidSpec message names its field: {message:?}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
+/// The table's manifests mean the same to kubectl (YAML 1.1) as to the
+/// Rust tests (YAML 1.2), so the e2e suite applies what this suite checks.
+#[test]
+fn the_manifests_read_the_same_in_yaml_11() {
+    let Some(python) = support::yaml11::python() else {
+        assert!(
+            !support::yaml11::required(),
+            "ARRAY_OPERATOR_PYTHON is required here"
+        );
+        println!("note: no Python with PyYAML; skipping the YAML 1.1 reading");
+        return;
+    };
+    let all = cases();
+    let texts: Vec<String> = all
+        .iter()
+        .flat_map(|c| std::iter::once(c.manifest_yaml.clone()).chain(c.with_yaml.clone()))
+        .collect();
+    let mut read = support::yaml11::load_all(&python, &texts).into_iter();
+    for case in &all {
+        for yaml12 in std::iter::once(&case.manifest).chain(&case.with) {
+            let yaml11 = read.next().expect("one reading per text").remove(0);
+            assert_eq!(
+                support::yaml11::first_difference(yaml12, &yaml11, ""),
+                None,
+                "{}: YAML 1.1 reads it differently",
+                case.name
+            );
+        }
+    }
+}
+
+// ---- The engines against the simulators ----
+
+struct Arrays {
+    dsm: DsmSim,
+    ngx: NgxSim,
+    dsm_backend: Backend,
+    ngx_backend: Backend,
+}
+
+fn transport(ca: Option<String>) -> TransportConfig {
+    TransportConfig {
+        ca_bundle_pem: ca,
+        insecure_skip_verify: false,
+        request_timeout: Duration::from_secs(10),
+        max_concurrent_requests: 4,
+    }
+}
+
+impl Arrays {
+    async fn start() -> Arrays {
+        let dsm = array_operator::sim::dsm::start(DsmSimConfig::default())
+            .await
+            .expect("DSM simulator");
+        let ngx = NgxSim::start(SimConfig {
+            token: NGX_TOKEN.into(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("NGX simulator");
+        let dsm_backend = Backend::connect(BackendConfig {
+            vendor: Vendor::Synology,
+            endpoint: dsm.base_url(),
+            secondary_endpoint: None,
+            credentials: Credentials::UserPassword {
+                username: DEFAULT_USERNAME.into(),
+                password: SecretString::new(DEFAULT_PASSWORD),
+            },
+            transport: transport(dsm.ca_pem().map(str::to_string)),
+            ngx_owner: None,
+            resize_mode: ResizeMode::Absolute,
+            session_name: "bad-input".into(),
+        })
+        .await
+        .expect("DSM backend connects");
+        let ngx_backend = Backend::connect(BackendConfig {
+            vendor: Vendor::NgxStorage,
+            endpoint: ngx.base_url(),
+            secondary_endpoint: None,
+            credentials: Credentials::Token(SecretString::new(NGX_TOKEN)),
+            transport: transport(ngx.ca_pem()),
+            ngx_owner: Some(ngx.owners()[0].clone()),
+            resize_mode: ResizeMode::Absolute,
+            session_name: "bad-input".into(),
+        })
+        .await
+        .expect("NGX backend connects");
+        Arrays {
+            dsm,
+            ngx,
+            dsm_backend,
+            ngx_backend,
+        }
+    }
+
+    /// A handle with a fresh (empty) observation, so every case starts
+    /// from what it alone asks of the array.
+    fn handle(&self, vendor: Vendor) -> ArrayHandle {
+        let (key, backend) = match vendor {
+            Vendor::Synology => ("default/dsm", self.dsm_backend.clone()),
+            Vendor::NgxStorage => ("default/ngx", self.ngx_backend.clone()),
+        };
+        ArrayHandle {
+            key: key.into(),
+            backend,
+            cache: ObservationCache::default(),
+            resync: Duration::from_secs(3600),
+        }
+    }
+
+    fn calls(&self, vendor: Vendor) -> Vec<RecordedCall> {
+        match vendor {
+            Vendor::Synology => self.dsm.calls().calls(),
+            Vendor::NgxStorage => self.ngx.calls().calls(),
+        }
+    }
+
+    fn clear_calls(&self) {
+        self.dsm.calls().clear();
+        self.ngx.calls().clear();
+    }
+}
+
+/// A manifest as the apiserver would hand it to the operator: namespaced,
+/// with a UID and generation 1.
+fn stored<K: serde::de::DeserializeOwned>(manifest: &Value, case: &str) -> K {
+    let mut m = manifest.clone();
+    m["metadata"]["namespace"] = json!(NS);
+    m["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    m["metadata"]["generation"] = json!(1);
+    serde_json::from_value(m)
+        .unwrap_or_else(|e| panic!("{case}: the Rust type cannot read it: {e}"))
+}
+
+/// The Secret's `stringData` as the engine reads Secrets.
+fn secret_data(manifest: &Value) -> SecretData {
+    let data: BTreeMap<String, SecretString> = manifest["stringData"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), SecretString::new(v.as_str().unwrap_or_default())))
+                .collect()
+        })
+        .unwrap_or_default();
+    SecretData {
+        data,
+        resource_version: "1".into(),
+    }
+}
+
+/// Runs the engine of the case's kind once and returns the conditions it
+/// wrote and how it went.
+async fn run_engine(case: &Case, array: &ArrayHandle) -> (Vec<Condition>, Progress) {
+    let cluster = MemoryCluster::default();
+    let mut luns = Vec::new();
+    for other in &case.with {
+        match other["kind"].as_str() {
+            Some("Secret") => {
+                let name = other["metadata"]["name"].as_str().expect("Secret name");
+                cluster.put_secret(NS, name, secret_data(other));
+            }
+            Some("Lun") => {
+                let lun: Lun = stored(other, &case.name);
+                cluster.put_lun(lun.clone());
+                luns.push(lun);
+            }
+            other => panic!("{}: cannot stage a {other:?}", case.name),
+        }
+    }
+    let clock = ManualClock::new(chrono::Utc::now());
+    match case.kind() {
+        "Lun" => {
+            let lun: Lun = stored(&case.manifest, &case.name);
+            cluster.put_lun(lun.clone());
+            let out = engine::lifecycle::reconcile(&lun, array, &cluster).await;
+            (out.status.common.conditions, out.progress)
+        }
+        "IscsiTarget" => {
+            let t: IscsiTarget = stored(&case.manifest, &case.name);
+            cluster.put_target(t.clone());
+            let out = engine::lifecycle::reconcile(&t, array, &cluster).await;
+            (out.status.common.conditions, out.progress)
+        }
+        "VirtualMachine" => {
+            let vm: VirtualMachine = stored(&case.manifest, &case.name);
+            cluster.put_vm(vm.clone());
+            let out = engine::lifecycle::reconcile(&vm, array, &cluster).await;
+            (out.status.common.conditions, out.progress)
+        }
+        "SnapshotSchedule" => {
+            let s: SnapshotSchedule = stored(&case.manifest, &case.name);
+            let out = engine::snapshot_schedule::reconcile(&s, array, &luns, &clock).await;
+            (out.outcome.status.common.conditions, out.outcome.progress)
+        }
+        "ReplicationPlan" => {
+            let p: ReplicationPlan = stored(&case.manifest, &case.name);
+            let out = engine::replication_plan::reconcile(&p, array, &clock).await;
+            (out.outcome.status.common.conditions, out.outcome.progress)
+        }
+        other => panic!("{}: no engine for {other}", case.name),
+    }
+}
+
+/// Every engine case, against a connected backend (the login is before the
+/// call log is cleared): `Synced=False` with the case's reason and message,
+/// the object `Stalled` (a person must act), and no mutating call on either
+/// array. Reads are allowed only where the rule needs the array's own
+/// lists (VMM storages, networks, images and hosts; DSM replication
+/// plans); every other case makes no call at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_engine_case_is_refused_before_any_mutating_array_call() {
+    let arrays = Arrays::start().await;
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut reads_total = 0;
+    for case in cases() {
+        let Refusal::Engine {
+            reason,
+            message,
+            vendor,
+        } = &case.refusal
+        else {
+            continue;
+        };
+        checked += 1;
+        arrays.clear_calls();
+        let handle = arrays.handle(*vendor);
+        let (conditions, progress) = run_engine(&case, &handle).await;
+        let synced = conditions.iter().find(|c| c.type_ == CONDITION_SYNCED);
+        match synced {
+            Some(c)
+                if c.status == "False" && &c.reason == reason && c.message.contains(message) => {}
+            other => wrong.push(format!(
+                "{}: expected Synced=False {reason} containing {message:?}, got {other:?}",
+                case.name
+            )),
+        }
+        if progress != Progress::Stalled {
+            wrong.push(format!("{}: progress {progress:?}, not Stalled", case.name));
+        }
+        let calls = arrays.calls(*vendor);
+        let other_vendor = match vendor {
+            Vendor::Synology => Vendor::NgxStorage,
+            Vendor::NgxStorage => Vendor::Synology,
+        };
+        let stray = arrays.calls(other_vendor);
+        if !stray.is_empty() {
+            wrong.push(format!(
+                "{}: the other array was called: {stray:?}",
+                case.name
+            ));
+        }
+        let mutating: Vec<&str> = calls
+            .iter()
+            .filter(|c| is_mutating(*vendor, c))
+            .map(|c| c.operation.as_str())
+            .collect();
+        if !mutating.is_empty() {
+            wrong.push(format!("{}: mutating calls {mutating:?}", case.name));
+        }
+        let reads_allowed = matches!(case.kind(), "VirtualMachine" | "ReplicationPlan")
+            && *vendor == Vendor::Synology;
+        if !reads_allowed && !calls.is_empty() {
+            let ops: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+            wrong.push(format!("{}: expected no call, got {ops:?}", case.name));
+        }
+        reads_total += calls.len();
+        println!(
+            "{}: {} {reason}, {} read-only call(s)",
+            case.name,
+            case.kind(),
+            calls.len()
+        );
+    }
+    println!("{checked} engine cases, {reads_total} read-only calls in all, no mutating call");
+    assert!(checked >= 20, "{checked} engine cases");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
