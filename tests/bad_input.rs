@@ -22,7 +22,7 @@ use array_operator::crd::{
 };
 use array_operator::engine::clock::ManualClock;
 use array_operator::engine::memory::MemoryCluster;
-use array_operator::engine::{self, ArrayHandle, ObservationCache, Progress, SecretData};
+use array_operator::engine::{self, ArrayHandle, Cleanup, ObservationCache, Progress, SecretData};
 use array_operator::model::SecretString;
 use array_operator::sim::dsm::{DEFAULT_PASSWORD, DEFAULT_USERNAME, DsmSim, DsmSimConfig};
 use array_operator::sim::faults::RecordedCall;
@@ -278,9 +278,21 @@ fn secret_data(manifest: &Value) -> SecretData {
     }
 }
 
-/// Runs the engine of the case's kind once and returns the conditions it
-/// wrote and how it went.
-async fn run_engine(case: &Case, array: &ArrayHandle) -> (Vec<Condition>, Progress) {
+/// What one reconcile and then a deletion of a case's object did.
+struct Ran {
+    conditions: Vec<Condition>,
+    progress: Progress,
+    /// The deletion released the object at once (its finalizer removed).
+    released: bool,
+}
+
+fn released<S>(c: Cleanup<S>) -> bool {
+    matches!(c, Cleanup::Done { .. })
+}
+
+/// Runs the engine of the case's kind once, writes the status it decided,
+/// then runs the deletion of the object.
+async fn run_engine(case: &Case, array: &ArrayHandle) -> Ran {
     let cluster = MemoryCluster::default();
     let mut luns = Vec::new();
     for other in &case.with {
@@ -300,32 +312,62 @@ async fn run_engine(case: &Case, array: &ArrayHandle) -> (Vec<Condition>, Progre
     let clock = ManualClock::new(chrono::Utc::now());
     match case.kind() {
         "Lun" => {
-            let lun: Lun = stored(&case.manifest, &case.name);
+            let mut lun: Lun = stored(&case.manifest, &case.name);
             cluster.put_lun(lun.clone());
             let out = engine::lifecycle::reconcile(&lun, array, &cluster).await;
-            (out.status.common.conditions, out.progress)
+            lun.status = Some(out.status.clone());
+            let cleanup = engine::lifecycle::cleanup(&lun, Some(array), &cluster).await;
+            Ran {
+                conditions: out.status.common.conditions,
+                progress: out.progress,
+                released: released(cleanup),
+            }
         }
         "IscsiTarget" => {
-            let t: IscsiTarget = stored(&case.manifest, &case.name);
+            let mut t: IscsiTarget = stored(&case.manifest, &case.name);
             cluster.put_target(t.clone());
             let out = engine::lifecycle::reconcile(&t, array, &cluster).await;
-            (out.status.common.conditions, out.progress)
+            t.status = Some(out.status.clone());
+            let cleanup = engine::lifecycle::cleanup(&t, Some(array), &cluster).await;
+            Ran {
+                conditions: out.status.common.conditions,
+                progress: out.progress,
+                released: released(cleanup),
+            }
         }
         "VirtualMachine" => {
-            let vm: VirtualMachine = stored(&case.manifest, &case.name);
+            let mut vm: VirtualMachine = stored(&case.manifest, &case.name);
             cluster.put_vm(vm.clone());
             let out = engine::lifecycle::reconcile(&vm, array, &cluster).await;
-            (out.status.common.conditions, out.progress)
+            vm.status = Some(out.status.clone());
+            let cleanup = engine::lifecycle::cleanup(&vm, Some(array), &cluster).await;
+            Ran {
+                conditions: out.status.common.conditions,
+                progress: out.progress,
+                released: released(cleanup),
+            }
         }
         "SnapshotSchedule" => {
-            let s: SnapshotSchedule = stored(&case.manifest, &case.name);
+            let mut s: SnapshotSchedule = stored(&case.manifest, &case.name);
             let out = engine::snapshot_schedule::reconcile(&s, array, &luns, &clock).await;
-            (out.outcome.status.common.conditions, out.outcome.progress)
+            s.status = Some(out.outcome.status.clone());
+            let cleanup = engine::snapshot_schedule::cleanup(&s, Some(array)).await;
+            Ran {
+                conditions: out.outcome.status.common.conditions,
+                progress: out.outcome.progress,
+                released: released(cleanup),
+            }
         }
         "ReplicationPlan" => {
-            let p: ReplicationPlan = stored(&case.manifest, &case.name);
+            let mut p: ReplicationPlan = stored(&case.manifest, &case.name);
             let out = engine::replication_plan::reconcile(&p, array, &clock).await;
-            (out.outcome.status.common.conditions, out.outcome.progress)
+            p.status = Some(out.outcome.status.clone());
+            let cleanup = engine::replication_plan::cleanup(&p);
+            Ran {
+                conditions: out.outcome.status.common.conditions,
+                progress: out.outcome.progress,
+                released: released(cleanup),
+            }
         }
         other => panic!("{}: no engine for {other}", case.name),
     }
@@ -333,8 +375,9 @@ async fn run_engine(case: &Case, array: &ArrayHandle) -> (Vec<Condition>, Progre
 
 /// Every engine case, against a connected backend (the login is before the
 /// call log is cleared): `Synced=False` with the case's reason and message,
-/// the object `Stalled` (a person must act), and no mutating call on either
-/// array. Reads are allowed only where the rule needs the array's own
+/// the object `Stalled` (a person must act), its deletion released at once,
+/// and no mutating call on either array through the reconcile and the
+/// deletion. Reads are allowed only where the rule needs the array's own
 /// lists (VMM storages, networks, images and hosts; DSM replication
 /// plans); every other case makes no call at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +398,14 @@ async fn every_engine_case_is_refused_before_any_mutating_array_call() {
         checked += 1;
         arrays.clear_calls();
         let handle = arrays.handle(*vendor);
-        let (conditions, progress) = run_engine(&case, &handle).await;
+        let Ran {
+            conditions,
+            progress,
+            released,
+        } = run_engine(&case, &handle).await;
+        if !released {
+            wrong.push(format!("{}: deleting it held the finalizer", case.name));
+        }
         let synced = conditions.iter().find(|c| c.type_ == CONDITION_SYNCED);
         match synced {
             Some(c)
