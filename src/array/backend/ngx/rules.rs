@@ -36,6 +36,14 @@ pub fn desired_lun(
             "is for Synology arrays; this Lun's array is NGXStorage",
         ));
     }
+    // Refused here, before the create's pending record and any call, as
+    // well as by the create itself (lun.rs) for callers that skip the rules.
+    if spec.description.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(InvalidSpec::unsupported(
+            "spec.description",
+            "NGXStorage LUNs have no description; remove it",
+        ));
+    }
     if spec.source.as_ref().is_some_and(|s| s.lun_ref.is_some()) {
         return Err(InvalidSpec::unsupported(
             "spec.source.lunRef",
@@ -123,6 +131,19 @@ pub fn desired_target(
         return Err(InvalidSpec::new(
             field,
             "maxRecvSegBytes and maxSendSegBytes are for Synology arrays; this target's array is NGXStorage",
+        ));
+    }
+    // What target.rs's create refuses, refused before any write.
+    if !spec.enabled {
+        return Err(InvalidSpec::unsupported(
+            "spec.enabled",
+            "NGXStorage targets have no enable switch; they always accept logins",
+        ));
+    }
+    if target.chap.as_ref().is_some_and(|c| c.mutual.is_some()) {
+        return Err(InvalidSpec::unsupported(
+            "spec.chap.mutualSecretRef",
+            "an NGXStorage auth group holds one CHAP pair; mutual CHAP is not offered",
         ));
     }
     if let Some(pg) = &spec.portal_group {
