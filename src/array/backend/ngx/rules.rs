@@ -134,6 +134,18 @@ pub fn desired_target(
         ));
     }
     // What target.rs's create refuses, refused before any write.
+    for (field, set) in [
+        ("spec.maxSessions", spec.max_sessions.is_some()),
+        ("spec.headerDigest", spec.header_digest.is_some()),
+        ("spec.dataDigest", spec.data_digest.is_some()),
+    ] {
+        if set {
+            return Err(InvalidSpec::unsupported(
+                field,
+                "NGXStorage targets have no such setting; remove it",
+            ));
+        }
+    }
     if !spec.enabled {
         return Err(InvalidSpec::unsupported(
             "spec.enabled",
