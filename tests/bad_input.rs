@@ -98,6 +98,12 @@ fn every_schema_case_is_refused_by_the_generated_schema_with_its_message() {
                 case.name
             ));
         }
+        // The manifest breaks the one rule it is about: every failure is
+        // on that field (a pattern failure may bring that field's CEL
+        // rules along, as on the apiserver).
+        if let Some(other) = failures.iter().find(|f| !f.contains(field.as_str())) {
+            wrong.push(format!("{}: another failure: {other}", case.name));
+        }
     }
     println!("{checked} schema cases refused with their messages");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
