@@ -462,3 +462,61 @@ async fn every_engine_case_is_refused_before_any_mutating_array_call() {
     assert!(checked >= 20, "{checked} engine cases");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The e2e suite judges a whole operator run by `is_mutating`, so check it
+/// both ways here: a connection, the array's own information and an
+/// observation are reads, and a valid Lun's create is the one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_classifier_tells_a_connection_and_its_reads_from_a_create() {
+    let arrays = Arrays::start().await;
+    for (vendor, lun, create) in [
+        (
+            Vendor::Synology,
+            json!({"arrayRef": {"name": "dsm"}, "size": "1Gi", "location": "/volume1"}),
+            "SYNO.Core.ISCSI.LUN.create".to_string(),
+        ),
+        (
+            Vendor::NgxStorage,
+            json!({"arrayRef": {"name": "ngx"}, "size": "1Gi", "pool": "pool1"}),
+            arrays
+                .ngx
+                .op(array_operator::array::ngxstorage::Endpoint::LunCreate),
+        ),
+    ] {
+        let handle = arrays.handle(vendor);
+        handle.backend.info().await.expect("array information");
+        let reads = arrays.calls(vendor);
+        let written: Vec<&str> = reads
+            .iter()
+            .filter(|c| is_mutating(vendor, c))
+            .map(|c| c.operation.as_str())
+            .collect();
+        assert!(reads.len() >= 2, "{vendor:?}: {reads:?}");
+        assert!(
+            written.is_empty(),
+            "{vendor:?}: reads taken for writes: {written:?}"
+        );
+
+        arrays.clear_calls();
+        let manifest = json!({
+            "apiVersion": "array-operator.io/v1alpha1", "kind": "Lun",
+            "metadata": {"name": "classifier"}, "spec": lun,
+        });
+        let lun: Lun = stored(&manifest, "classifier");
+        let cluster = MemoryCluster::default();
+        cluster.put_lun(lun.clone());
+        let out = engine::lifecycle::reconcile(&lun, &handle, &cluster).await;
+        assert_eq!(out.progress, Progress::Converged, "{:?}", out.status);
+        let calls = arrays.calls(vendor);
+        let written: Vec<&str> = calls
+            .iter()
+            .filter(|c| is_mutating(vendor, c))
+            .map(|c| c.operation.as_str())
+            .collect();
+        assert_eq!(written, [create.as_str()], "{vendor:?}: {calls:?}");
+        assert!(
+            calls.len() > written.len(),
+            "{vendor:?}: the create listed first"
+        );
+    }
+}

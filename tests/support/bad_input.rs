@@ -198,8 +198,10 @@ pub fn array_manifests(
 }
 
 /// True when `call` (recorded by the simulator of `vendor`) changes the
-/// array: NGX answers every read to a GET; DSM names its reads `list`,
-/// `get`, `query` (and `login`/`logout`, `list_snapshot`).
+/// array: NGX answers every read to a GET; DSM names its reads (the
+/// methods the client sends as `CallKind::Read`, the API table query, the
+/// session's login and logout, and the system information a connection
+/// reads).
 pub fn is_mutating(vendor: Vendor, call: &RecordedCall) -> bool {
     match vendor {
         Vendor::NgxStorage => call.http_method != "GET",
@@ -207,7 +209,14 @@ pub fn is_mutating(vendor: Vendor, call: &RecordedCall) -> bool {
             let method = call.operation.rsplit('.').next().unwrap_or_default();
             !matches!(
                 method,
-                "list" | "get" | "query" | "login" | "logout" | "list_snapshot"
+                "list"
+                    | "get"
+                    | "query"
+                    | "login"
+                    | "logout"
+                    | "list_snapshot"
+                    | "info"
+                    | "getinfo"
             )
         }
     }
