@@ -102,3 +102,23 @@ fn size_message(field: &str) -> String {
 pub fn pattern(field: &str, pattern: &str, words: &str) -> Rule {
     rule(pattern, format!("{field} must be {words}"))
 }
+
+/// `self.<member>` (a byte size; `optional` when it may be unset) is a
+/// whole number of MiB, a vendor limit (NGXStorage LUNs, VMM memory and
+/// disks). `when` guards the rule (`""` for always); `field` and `why`
+/// word the message.
+pub fn whole_mib_member(member: &str, optional: bool, when: &str, field: &str, why: &str) -> Rule {
+    let q = format!("quantity(self.{member})");
+    let mut test = format!("({q}.isInteger() && {q}.asInteger() % 1048576 == 0)");
+    if optional {
+        test = format!("!has(self.{member}) || {test}");
+    }
+    if !when.is_empty() {
+        test = format!("!({when}) || {test}");
+    }
+    Rule::new(test)
+        .message(kube::core::Message::Message(format!(
+            "{field} must be a whole number of MiB: {why}"
+        )))
+        .field_path(format!(".{member}"))
+}

@@ -36,7 +36,9 @@ use super::shared::{
 #[x_kube(
     validation = Rule::new("!has(self.portalGroup) || !has(self.name) || self.name.matches('^[A-Za-z0-9_-]{1,30}$')").message("spec.name on NGXStorage (spec.portalGroup set) must be 1-30 letters, digits, '_' or '-'").field_path(".name"),
     validation = Rule::new("!has(oldSelf.iqn) || (has(self.iqn) && self.iqn == oldSelf.iqn)").message("spec.iqn is immutable once set: initiators address the target by it").field_path(".iqn"),
-    validation = Rule::new("!(has(self.portalGroup) && (has(self.maxRecvSegBytes) || has(self.maxSendSegBytes)))").message("spec.portalGroup is NGXStorage-only and spec.maxRecvSegBytes/maxSendSegBytes are Synology-only: a target lives on one vendor's array").field_path(".portalGroup")
+    validation = Rule::new("!(has(self.portalGroup) && (has(self.maxRecvSegBytes) || has(self.maxSendSegBytes)))").message("spec.portalGroup is NGXStorage-only and spec.maxRecvSegBytes/maxSendSegBytes are Synology-only: a target lives on one vendor's array").field_path(".portalGroup"),
+    validation = Rule::new("!(has(self.portalGroup) && (has(self.maxSessions) || has(self.headerDigest) || has(self.dataDigest)))").message("spec.portalGroup is NGXStorage-only and spec.maxSessions, spec.headerDigest and spec.dataDigest are Synology-only: NGXStorage targets have no such settings").field_path(".portalGroup"),
+    validation = Rule::new("!has(self.portalGroup) || self.enabled").message("spec.enabled cannot be false on NGXStorage (spec.portalGroup set): NGXStorage targets have no enable switch").field_path(".enabled")
 )]
 pub struct IscsiTargetSpec {
     /// The StorageArray this target lives on.

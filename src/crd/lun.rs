@@ -45,7 +45,11 @@ use super::shared::{
     validation = Rule::new("has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source)").message("spec.source is create-time only: it cannot be added, changed or removed").field_path(".source"),
     validation = Rule::new("self.thinProvisioning == oldSelf.thinProvisioning").message("spec.thinProvisioning is immutable: the provisioning type is fixed at create").field_path(".thinProvisioning"),
     validation = Rule::new("quantity(self.size).isGreaterThan(quantity('0'))").message("spec.size must be greater than zero").field_path(".size"),
-    validation = super::formats::size_member("size", "spec.size", false)
+    validation = super::formats::size_member("size", "spec.size", false),
+    validation = super::formats::whole_mib_member("size", false, "has(self.pool) || has(self.ngxstorage)", "spec.size on NGXStorage (spec.pool or spec.ngxstorage set)", "NGXStorage sizes LUNs in MiB"),
+    validation = Rule::new("!(has(self.pool) || has(self.ngxstorage)) || !has(self.description) || self.description == ''").message("spec.description is not allowed on NGXStorage (spec.pool or spec.ngxstorage set): NGXStorage LUNs have no description").field_path(".description"),
+    // DSM's thin types (BLUN, THIN, ADV) and thick ones (BLUN_THICK, FILE).
+    validation = Rule::new("!has(self.synology) || !has(self.synology.type) || (self.synology.type in ['BLUN', 'THIN', 'ADV']) == self.thinProvisioning").message("spec.synology.type must agree with spec.thinProvisioning: BLUN, THIN and ADV are thin, BLUN_THICK and FILE are thick").field_path(".synology.type")
 )]
 pub struct LunSpec {
     /// The StorageArray this LUN lives on.

@@ -35,7 +35,8 @@ use super::shared::{
     validation = Rule::new("self.storage == oldSelf.storage").message("spec.storage is immutable: moving a guest is not supported").field_path(".storage"),
     validation = Rule::new("quantity(self.memory).compareTo(quantity('256Mi')) >= 0").message("spec.memory must be at least 256Mi").field_path(".memory"),
     validation = Rule::new("self.stopMode != 'PowerOff' || !has(self.stopTimeout)").message("spec.stopTimeout only applies to stopMode Shutdown").field_path(".stopTimeout"),
-    validation = super::formats::size_member("memory", "spec.memory", false)
+    validation = super::formats::size_member("memory", "spec.memory", false),
+    validation = super::formats::whole_mib_member("memory", false, "", "spec.memory", "VMM takes sizes in MiB")
 )]
 pub struct VirtualMachineSpec {
     /// The StorageArray (Synology) that runs Virtual Machine Manager.
@@ -143,7 +144,8 @@ pub enum StopMode {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("has(self.size) != has(self.image)").message("each disk needs exactly one of size or image"),
-    validation = super::formats::size_member("size", "a disk's size (spec.disks[].size)", true)
+    validation = super::formats::size_member("size", "a disk's size (spec.disks[].size)", true),
+    validation = super::formats::whole_mib_member("size", true, "", "a disk's size (spec.disks[].size)", "VMM takes sizes in MiB")
 )]
 pub struct VmDisk {
     /// Size of a new blank disk (`32Gi`); VMM takes whole MiB.
