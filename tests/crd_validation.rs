@@ -855,3 +855,63 @@ fn retention_count_stays_within_what_an_array_keeps() {
         &["/spec/retention/maxCount"],
     );
 }
+
+/// Issue 14: vendor limits the schema can state, both ways.
+#[test]
+fn vendor_limits_stated_by_the_schema_accept_what_the_arrays_take() {
+    // NGXStorage sizes LUNs in MiB; DSM takes any byte size.
+    assert_accepted(check_create(
+        "Lun",
+        &with(ngx_lun(), &["size"], json!("1536Mi")),
+    ));
+    assert_refused(
+        check_create("Lun", &with(ngx_lun(), &["size"], json!("1G"))),
+        &["spec.size", "whole number of MiB"],
+    );
+    assert_accepted(check_create("Lun", &dsm_lun("1G")));
+    // DSM LUN types agree with thinProvisioning.
+    let thick = with(
+        with(dsm_lun("1Gi"), &["thinProvisioning"], json!(false)),
+        &["synology"],
+        json!({"type": "BLUN_THICK"}),
+    );
+    assert_accepted(check_create("Lun", &thick));
+    assert_refused(
+        check_create("Lun", &with(thick, &["thinProvisioning"], json!(true))),
+        &["spec.synology.type", "agree with spec.thinProvisioning"],
+    );
+    // NGXStorage targets: no Synology-only settings, always enabled.
+    let ngx_target = with(target(None), &["portalGroup"], json!("default"));
+    assert_accepted(check_create("IscsiTarget", &ngx_target));
+    assert_refused(
+        check_create(
+            "IscsiTarget",
+            &with(ngx_target.clone(), &["headerDigest"], json!(true)),
+        ),
+        &["spec.portalGroup", "no such settings"],
+    );
+    assert_refused(
+        check_create("IscsiTarget", &with(ngx_target, &["enabled"], json!(false))),
+        &["spec.enabled", "no enable switch"],
+    );
+    assert_accepted(check_create(
+        "IscsiTarget",
+        &with(target(None), &["enabled"], json!(false)),
+    ));
+    // VMM takes whole MiB.
+    assert_accepted(check_create(
+        "VirtualMachine",
+        &with(vm(), &["memory"], json!("1536Mi")),
+    ));
+    assert_refused(
+        check_create("VirtualMachine", &with(vm(), &["memory"], json!("1G"))),
+        &["spec.memory", "whole number of MiB"],
+    );
+    assert_refused(
+        check_create(
+            "VirtualMachine",
+            &with(vm(), &["disks"], json!([{"size": "10G"}])),
+        ),
+        &["spec.disks[0].size", "whole number of MiB"],
+    );
+}

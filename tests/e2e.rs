@@ -24,7 +24,11 @@
 //! 6. a VirtualMachine: the apiserver refuses a disk that is both sized and
 //!    an image, a guest is created once and runs (Ready), `runStrategy:
 //!    Halted` stops it, and deleting the object deletes the guest;
-//! 7. the Helm chart: `helm template` with the default values and with
+//! 7. the bad-input table (tests/bad_input/cases.yaml): the apiserver
+//!    refuses each schema case with its message, and the operator brings
+//!    each engine case to `Synced=False` with its reason and message, with
+//!    no mutating call on an isolated DSM or NGXStorage simulator;
+//! 8. the Helm chart: `helm template` with the default values and with
 //!    every option on, and every rendered object accepted by the apiserver
 //!    in a server-side dry run.
 
@@ -1334,7 +1338,193 @@ async fn virtual_machine(kubeconfig: String, client: Client, ns: String, steps: 
     replica.stop().await;
 }
 
-// ---- 7. The Helm chart, as `helm install` would send it ----
+// ---- 7. The bad-input table (tests/bad_input/cases.yaml) ----
+
+#[test]
+fn the_bad_input_table_is_refused_by_the_apiserver_or_the_operator_with_no_array_write() {
+    let Some(path) = kubeconfig() else { return };
+    run_with_deadline("bad-input-table", DEADLINE, move |steps| async move {
+        let client = client(&path).await;
+        install_crds(&client, &steps).await;
+        let ns = create_namespace(&client, "aop-e2e-bad-input").await;
+        let outcome = tokio::spawn(bad_input_table(path, client.clone(), ns.clone(), steps)).await;
+        delete_namespace(&client, &ns).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    });
+}
+
+/// The case's manifest, read as kubectl reads it (YAML 1.1).
+async fn kubectl_reading(text: &str) -> Value {
+    yaml11_doc(text).await
+}
+
+/// Every schema case is refused at create (a POST, as `kubectl create`
+/// sends; a server-side apply would stop a type error before validation)
+/// with 422 and its message. Every engine case is stored, and the operator,
+/// run in-process against an isolated DSM and NGXStorage simulator, reports
+/// `Synced=False` with its reason and message; neither simulator receives
+/// a mutating call, through deletion of every case object.
+async fn bad_input_table(kubeconfig: String, client: Client, ns: String, steps: Steps) {
+    use support::bad_input::{Refusal, array_manifests, cases, is_mutating};
+    use support::e2e::{IsolatedNgx, NGX_TOKEN};
+
+    let ns = ns.as_str();
+    let all = cases();
+    for case in &all {
+        let Refusal::Schema { field, message } = &case.refusal else {
+            continue;
+        };
+        steps.step(format!("schema refusal: {}", case.name));
+        let doc = kubectl_reading(&case.manifest_yaml).await;
+        let (api, name) = api_for(&client, ns, &doc);
+        let object: DynamicObject = serde_json::from_value(doc).expect("object");
+        let created = within(30, &format!("create {}/{name}", case.kind()), async {
+            api.create(&PostParams::default(), &object).await
+        })
+        .await;
+        assert_invalid(created, field, message);
+    }
+
+    steps.step("the arrays: an isolated DSM and NGXStorage simulator");
+    let dsm = IsolatedDsm::start();
+    let ngx = IsolatedNgx::start();
+    use array_operator::crd::Vendor;
+    let mut arrays = array_manifests(
+        Vendor::Synology,
+        &dsm.base_url,
+        &dsm.ca_pem,
+        json!({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}),
+        None,
+    );
+    arrays.extend(array_manifests(
+        Vendor::NgxStorage,
+        &ngx.base_url,
+        &ngx.ca_pem,
+        json!({"token": NGX_TOKEN}),
+        Some(&ngx.owner),
+    ));
+    for doc in &arrays {
+        apply(&client, ns, doc)
+            .await
+            .unwrap_or_else(|e| panic!("apply {}: {e}", doc["metadata"]["name"]));
+    }
+    let replica = Replica::start(&kubeconfig, "bad-input", ns, ns).await;
+    replica.wait_leading(60).await;
+    let storage_arrays: Api<StorageArray> = Api::namespaced(client.clone(), ns);
+    for name in ["dsm", "ngx"] {
+        steps.step(format!("StorageArray {name} Ready"));
+        wait_for(
+            &storage_arrays,
+            name,
+            120,
+            &format!("StorageArray {name} Ready"),
+            is_current(),
+        )
+        .await;
+    }
+
+    let engine_cases: Vec<_> = all
+        .iter()
+        .filter(|c| matches!(c.refusal, Refusal::Engine { .. }))
+        .collect();
+    for case in &engine_cases {
+        steps.step(format!("apply engine case {}", case.name));
+        for text in &case.with_yaml {
+            let doc = kubectl_reading(text).await;
+            apply(&client, ns, &doc).await.unwrap_or_else(|e| {
+                panic!("{}: the apiserver refused what it needs: {e}", case.name)
+            });
+        }
+        let doc = kubectl_reading(&case.manifest_yaml).await;
+        apply(&client, ns, &doc)
+            .await
+            .unwrap_or_else(|e| panic!("{}: the apiserver refused it: {e}", case.name));
+    }
+    for case in &engine_cases {
+        let Refusal::Engine {
+            reason, message, ..
+        } = &case.refusal
+        else {
+            continue;
+        };
+        steps.step(format!("engine refusal: {} ({reason})", case.name));
+        let (api, name) = api_for(&client, ns, &case.manifest);
+        let (reason, message) = (reason.clone(), message.clone());
+        wait_for(
+            &api,
+            &name,
+            120,
+            &format!("{}: Synced=False {reason}", case.name),
+            move |obj: Option<&DynamicObject>| {
+                obj.and_then(|o| serde_json::to_value(o).ok())
+                    .and_then(|v| condition(&v, "Synced"))
+                    .is_some_and(|c| {
+                        c["status"] == "False"
+                            && c["reason"] == reason.as_str()
+                            && c["message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains(message.as_str()))
+                    })
+            },
+        )
+        .await;
+    }
+
+    steps.step("delete every engine case object (and the objects they need)");
+    // Deleted while the operator runs, so the finalizers are released and
+    // the namespace can go; the deletions are array calls too.
+    let objects: Vec<&Value> = engine_cases
+        .iter()
+        .flat_map(|c| std::iter::once(&c.manifest).chain(c.with.iter()))
+        .filter(|doc| doc["kind"] != "Secret")
+        .collect();
+    for doc in &objects {
+        let (api, name) = api_for(&client, ns, doc);
+        let _ = within(30, &format!("delete {name}"), async {
+            api.delete(&name, &DeleteParams::default()).await
+        })
+        .await;
+    }
+    for doc in &objects {
+        let (api, name) = api_for(&client, ns, doc);
+        steps.step(format!("{} {name} gone", doc["kind"]));
+        wait_for(
+            &api,
+            &name,
+            120,
+            &format!("{} {name}: deleted (finalizer released)", doc["kind"]),
+            |obj: Option<&DynamicObject>| obj.is_none(),
+        )
+        .await;
+    }
+
+    steps.step("no mutating call on either array");
+    for (vendor, log) in [
+        (Vendor::Synology, &dsm.calls),
+        (Vendor::NgxStorage, &ngx.calls),
+    ] {
+        let calls = log.calls();
+        let mutating: Vec<&str> = calls
+            .iter()
+            .filter(|c| is_mutating(vendor, c))
+            .map(|c| c.operation.as_str())
+            .collect();
+        println!(
+            "{vendor:?}: {} calls, {} mutating",
+            calls.len(),
+            mutating.len()
+        );
+        assert!(
+            mutating.is_empty(),
+            "{vendor:?}: mutating calls {mutating:?}"
+        );
+    }
+    replica.stop().await;
+}
+
+// ---- 8. The Helm chart, as `helm install` would send it ----
 
 /// The chart as `helm template` renders it, for release `aop-e2e` in `ns`,
 /// read as YAML 1.1 (as Helm's client reads it).

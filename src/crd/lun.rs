@@ -44,7 +44,12 @@ use super::shared::{
     validation = Rule::new("!has(self.ngxstorage) || !has(self.location)").message("spec.ngxstorage goes with spec.pool (NGXStorage), not spec.location").field_path(".ngxstorage"),
     validation = Rule::new("has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source)").message("spec.source is create-time only: it cannot be added, changed or removed").field_path(".source"),
     validation = Rule::new("self.thinProvisioning == oldSelf.thinProvisioning").message("spec.thinProvisioning is immutable: the provisioning type is fixed at create").field_path(".thinProvisioning"),
-    validation = Rule::new("quantity(self.size).isGreaterThan(quantity('0'))").message("spec.size must be greater than zero").field_path(".size")
+    validation = Rule::new("quantity(self.size).isGreaterThan(quantity('0'))").message("spec.size must be greater than zero").field_path(".size"),
+    validation = super::formats::size_member("size", "spec.size", false),
+    validation = super::formats::whole_mib_member("size", false, "has(self.pool) || has(self.ngxstorage)", "spec.size on NGXStorage (spec.pool or spec.ngxstorage set)", "NGXStorage sizes LUNs in MiB"),
+    validation = Rule::new("!(has(self.pool) || has(self.ngxstorage)) || !has(self.description) || self.description == ''").message("spec.description is not allowed on NGXStorage (spec.pool or spec.ngxstorage set): NGXStorage LUNs have no description").field_path(".description"),
+    // DSM's thin types (BLUN, THIN, ADV) and thick ones (BLUN_THICK, FILE).
+    validation = Rule::new("!has(self.synology) || !has(self.synology.type) || (self.synology.type in ['BLUN', 'THIN', 'ADV']) == self.thinProvisioning").message("spec.synology.type must agree with spec.thinProvisioning: BLUN, THIN and ADV are thin, BLUN_THICK and FILE are thick").field_path(".synology.type")
 )]
 pub struct LunSpec {
     /// The StorageArray this LUN lives on.
@@ -60,11 +65,13 @@ pub struct LunSpec {
     pub size: Quantity,
     /// Synology: the volume the LUN lives on (`/volume1`). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^/volume[0-9]+$"), length(max = 32))]
+    #[schemars(regex(pattern = LOCATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = super::formats::pattern("spec.location", LOCATION_PATTERN, "a Synology volume path such as /volume1"))]
     pub location: Option<String>,
     /// NGXStorage: the pool the LUN lives in (1-20 letters or digits). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9]{1,20}$"), length(max = 20))]
+    #[schemars(regex(pattern = POOL_PATTERN), length(max = 20))]
+    #[x_kube(validation = super::formats::pattern("spec.pool", POOL_PATTERN, "an NGXStorage pool name: 1-20 letters or digits"))]
     pub pool: Option<String>,
     /// Thin (true) or thick (false) provisioning. On Synology thin creates
     /// `BLUN` and thick `BLUN_THICK` unless `synology.type` says otherwise.
@@ -92,6 +99,11 @@ pub struct LunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }
+
+/// Pattern of `spec.location`: a Synology volume path.
+const LOCATION_PATTERN: &str = r"^/volume[0-9]+$";
+/// Pattern of `spec.pool`: an NGXStorage pool name.
+const POOL_PATTERN: &str = r"^[A-Za-z0-9]{1,20}$";
 
 fn default_true() -> bool {
     true

@@ -3,6 +3,7 @@
 //! `arrayop` category.
 
 pub mod cron;
+pub mod formats;
 pub mod generate;
 pub mod iscsi_target;
 pub mod lun;

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::cron;
 use super::shared::{ArrayRef, CRON_PATTERN, CommonStatus, ManagementPolicy, TIME_ZONE_PATTERN};
 
+/// Pattern of `spec.planId`: a DSM Snapshot Replication plan id.
+const PLAN_ID_PATTERN: &str = r"^[A-Za-z0-9_.:-]+$";
+
 /// Drives an existing DSM Snapshot Replication plan: triggers syncs on a
 /// schedule or on request and reports the plan's state. Plans are created
 /// in DSM; deleting this object never deletes the plan (the DSM API offers
@@ -35,8 +38,11 @@ pub struct ReplicationPlanSpec {
     /// The StorageArray (Synology) the plan is defined on.
     pub array_ref: ArrayRef,
     /// The DSM plan id to adopt. Immutable.
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.:-]+$"))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.planId is immutable: create another ReplicationPlan to drive another plan"))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = PLAN_ID_PATTERN))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf").message("spec.planId is immutable: create another ReplicationPlan to drive another plan"),
+        validation = super::formats::pattern("spec.planId", PLAN_ID_PATTERN, "a DSM plan id: letters, digits, '_', '.', ':' or '-'")
+    )]
     pub plan_id: String,
     /// When to sync.
     pub trigger: ReplicationTrigger,
@@ -69,6 +75,7 @@ pub struct ReplicationTrigger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = CRON_PATTERN), length(min = 1, max = 128))]
     #[x_kube(
+        validation = super::formats::cron_shape("spec.trigger.schedule"),
         validation = cron::minute_rule(),
         validation = cron::hour_rule(),
         validation = cron::day_of_month_rule(),
@@ -79,6 +86,7 @@ pub struct ReplicationTrigger {
     /// IANA time zone of the schedule; UTC when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = TIME_ZONE_PATTERN), length(min = 1, max = 64))]
+    #[x_kube(validation = super::formats::time_zone("spec.trigger.timeZone"))]
     pub time_zone: Option<String>,
     /// Any token: changing it requests exactly one sync, acknowledged in
     /// status.lastManualSync.

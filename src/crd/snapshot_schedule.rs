@@ -42,6 +42,7 @@ pub struct SnapshotScheduleSpec {
     /// day-of-month month day-of-week) or `@hourly`, `@daily`, `@weekly`.
     #[schemars(regex(pattern = CRON_PATTERN), length(min = 1, max = 128))]
     #[x_kube(
+        validation = super::formats::cron_shape("spec.schedule"),
         validation = cron::minute_rule(),
         validation = cron::hour_rule(),
         validation = cron::day_of_month_rule(),
@@ -52,6 +53,7 @@ pub struct SnapshotScheduleSpec {
     /// IANA time zone the schedule is read in (`Europe/Istanbul`).
     #[serde(default = "default_time_zone")]
     #[schemars(regex(pattern = TIME_ZONE_PATTERN), length(min = 1, max = 64))]
+    #[x_kube(validation = super::formats::time_zone("spec.timeZone"))]
     pub time_zone: String,
     /// Label selector over Lun objects in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +79,7 @@ pub struct SnapshotScheduleSpec {
     /// Runs missed by more are counted in `status.missedRuns`, not taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = super::formats::duration("spec.startingDeadline"))]
     pub starting_deadline: Option<String>,
     /// Settings of each snapshot taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +112,7 @@ pub struct Retention {
     /// Prune snapshots older than this duration (`168h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = super::formats::duration("spec.retention.maxAge"))]
     pub max_age: Option<String>,
     /// Also prune this schedule's locked snapshots beyond retention. Off by
     /// default: a locked snapshot is kept until a person unlocks it.

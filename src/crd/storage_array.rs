@@ -4,6 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::formats::{self, HTTPS_URL_PATTERN};
 use super::shared::{CommonStatus, DURATION_PATTERN, SecretKeyRef, SecretRef};
 
 /// A connection to one storage array: where it is, which vendor's API it
@@ -34,10 +35,8 @@ pub struct StorageArraySpec {
     /// Which API the array speaks.
     pub vendor: Vendor,
     /// HTTPS URL of the array's API, for example `https://dsm.example.com:5001`.
-    #[schemars(
-        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
-        length(max = 2048)
-    )]
+    #[schemars(regex(pattern = HTTPS_URL_PATTERN), length(max = 2048))]
+    #[x_kube(validation = formats::https_url("spec.endpoint"))]
     pub endpoint: String,
     /// Secret with the array credentials: keys `username` and `password` for
     /// Synology, key `token` for NGXStorage.
@@ -48,10 +47,8 @@ pub struct StorageArraySpec {
     /// HTTPS URL of the second controller of an NGXStorage HA pair; the
     /// operator talks to whichever controller is Master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        regex(pattern = r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
-        length(max = 2048)
-    )]
+    #[schemars(regex(pattern = HTTPS_URL_PATTERN), length(max = 2048))]
+    #[x_kube(validation = formats::https_url("spec.secondaryEndpoint"))]
     pub secondary_endpoint: Option<String>,
     /// NGXStorage-only settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,13 +60,18 @@ pub struct StorageArraySpec {
     /// Upper bound on one array request, as a duration (`30s`).
     #[serde(default = "default_request_timeout")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = formats::duration("spec.requestTimeout"))]
     pub request_timeout: String,
     /// Every object on this array is re-observed at least this often (`5m`);
     /// drift is found at the latest one interval after it happened.
     #[serde(default = "default_resync_interval")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = formats::duration("spec.resyncInterval"))]
     pub resync_interval: String,
 }
+
+/// Pattern of `spec.ngxstorage.owner`: an NGX controller id.
+const OWNER_PATTERN: &str = r"^[A-Za-z0-9]+_[AB]$";
 
 fn default_max_concurrent_requests() -> i32 {
     4
@@ -107,11 +109,12 @@ pub struct TlsSettings {
 }
 
 /// NGXStorage-only connection settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NgxStorageArraySettings {
     /// The controller id NGX mutations must name, for example `RSA3Q866_A`.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9]+_[AB]$"), length(min = 3, max = 64))]
+    #[schemars(regex(pattern = OWNER_PATTERN), length(min = 3, max = 64))]
+    #[x_kube(validation = formats::pattern("spec.ngxstorage.owner", OWNER_PATTERN, "an NGXStorage controller id: letters and digits, then _A or _B (RSA3Q866_A)"))]
     pub owner: String,
     /// How a LUN resize is sent: `Auto` (the default: find out safely, see
     /// below), `Absolute` (the new size, as the REST document reads) or

@@ -34,7 +34,9 @@ use super::shared::{
     validation = Rule::new("self.nics == oldSelf.nics").message("spec.nics is create-time only: change NICs in Virtual Machine Manager").field_path(".nics"),
     validation = Rule::new("self.storage == oldSelf.storage").message("spec.storage is immutable: moving a guest is not supported").field_path(".storage"),
     validation = Rule::new("quantity(self.memory).compareTo(quantity('256Mi')) >= 0").message("spec.memory must be at least 256Mi").field_path(".memory"),
-    validation = Rule::new("self.stopMode != 'PowerOff' || !has(self.stopTimeout)").message("spec.stopTimeout only applies to stopMode Shutdown").field_path(".stopTimeout")
+    validation = Rule::new("self.stopMode != 'PowerOff' || !has(self.stopTimeout)").message("spec.stopTimeout only applies to stopMode Shutdown").field_path(".stopTimeout"),
+    validation = super::formats::size_member("memory", "spec.memory", false),
+    validation = super::formats::whole_mib_member("memory", false, "", "spec.memory", "VMM takes sizes in MiB")
 )]
 pub struct VirtualMachineSpec {
     /// The StorageArray (Synology) that runs Virtual Machine Manager.
@@ -85,6 +87,7 @@ pub struct VirtualMachineSpec {
     /// (default 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), length(max = 32))]
+    #[x_kube(validation = super::formats::duration("spec.stopTimeout"))]
     pub stop_timeout: Option<String>,
     /// `Manage` (default) or `Observe` (never mutate; report drift).
     #[serde(default)]
@@ -139,7 +142,11 @@ pub enum StopMode {
 /// One disk: a new blank disk of `size`, or a copy of the VMM image `image`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.size) != has(self.image)").message("each disk needs exactly one of size or image"))]
+#[x_kube(
+    validation = Rule::new("has(self.size) != has(self.image)").message("each disk needs exactly one of size or image"),
+    validation = super::formats::size_member("size", "a disk's size (spec.disks[].size)", true),
+    validation = super::formats::whole_mib_member("size", true, "", "a disk's size (spec.disks[].size)", "VMM takes sizes in MiB")
+)]
 pub struct VmDisk {
     /// Size of a new blank disk (`32Gi`); VMM takes whole MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,8 +158,11 @@ pub struct VmDisk {
     pub image: Option<String>,
 }
 
+/// Pattern of a NIC's MAC address.
+const MAC_PATTERN: &str = r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$";
+
 /// One network interface.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VmNic {
     /// VMM network name.
@@ -161,9 +171,10 @@ pub struct VmNic {
     /// MAC address; VMM generates one when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        regex(pattern = r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$"),
+        regex(pattern = MAC_PATTERN),
         length(max = 17)
     )]
+    #[x_kube(validation = super::formats::pattern("a NIC's mac (spec.nics[].mac)", MAC_PATTERN, "a MAC address of six hexadecimal pairs such as 02:11:32:aa:bb:cc"))]
     pub mac: Option<String>,
 }
 

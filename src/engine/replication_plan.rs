@@ -351,7 +351,9 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
         );
         let stop = Stop {
             ready: Some(ConditionState::no(ready_reason::UNAVAILABLE, text.clone())),
-            synced: ConditionState::no(synced_reason::RECONCILE_ERROR, text.clone()),
+            // A plan id the array does not know is the spec's fault, as a
+            // VMM storage name it does not know is: InvalidSpec.
+            synced: ConditionState::no(synced_reason::INVALID_SPEC, text.clone()),
             progress: Progress::Stalled,
             event: Some(EngineEvent::warning(
                 crate::engine::event_reason::RECONCILE_ERROR,

@@ -339,6 +339,8 @@ pub struct IsolatedDsm {
     pub base_url: String,
     /// The CA that signed its certificate (PEM).
     pub ca_pem: String,
+    /// Every call it received (shared with the simulator).
+    pub calls: array_operator::sim::faults::CallLog,
     stop: Option<std::sync::mpsc::Sender<()>>,
 }
 
@@ -364,6 +366,7 @@ impl IsolatedDsm {
                     sim.state(),
                     sim.base_url(),
                     sim.ca_pem().expect("TLS simulator").to_string(),
+                    sim.calls().clone(),
                 ));
                 // Serve until the handle is dropped (or the test process ends).
                 let _ = stop_rx.recv();
@@ -371,19 +374,91 @@ impl IsolatedDsm {
                 runtime.shutdown_timeout(Duration::from_secs(2));
             })
             .expect("start the simulator thread");
-        let (state, base_url, ca_pem) = ready_rx
+        let (state, base_url, ca_pem, calls) = ready_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the simulator starts within 30s");
         IsolatedDsm {
             state,
             base_url,
             ca_pem,
+            calls,
             stop: Some(stop_tx),
         }
     }
 }
 
 impl Drop for IsolatedDsm {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The token an [`IsolatedNgx`] accepts.
+pub const NGX_TOKEN: &str = "e2e-ngx-token-1234";
+
+/// An NGXStorage simulator serving from a runtime on a thread of its own
+/// (see [`IsolatedDsm`]). Stops when dropped.
+pub struct IsolatedNgx {
+    /// `https://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The CA that signed its certificate (PEM).
+    pub ca_pem: String,
+    /// The controller id mutations must name (controller A).
+    pub owner: String,
+    /// Every call it received (shared with the simulator).
+    pub calls: array_operator::sim::faults::CallLog,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl IsolatedNgx {
+    /// Starts a default simulator (TLS, document dialect) accepting
+    /// [`NGX_TOKEN`].
+    pub fn start() -> Self {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("e2e-ngx-sim".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("simulator runtime");
+                let sim = runtime
+                    .block_on(array_operator::sim::ngx::NgxSim::start(
+                        array_operator::sim::ngx::SimConfig {
+                            token: NGX_TOKEN.into(),
+                            ..array_operator::sim::ngx::SimConfig::default()
+                        },
+                    ))
+                    .expect("simulator");
+                let _ = ready_tx.send((
+                    sim.base_url(),
+                    sim.ca_pem().expect("TLS simulator"),
+                    sim.owners()[0].clone(),
+                    sim.calls().clone(),
+                ));
+                let _ = stop_rx.recv();
+                drop(sim);
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })
+            .expect("start the simulator thread");
+        let (base_url, ca_pem, owner, calls) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the simulator starts within 30s");
+        IsolatedNgx {
+            base_url,
+            ca_pem,
+            owner,
+            calls,
+            stop: Some(stop_tx),
+        }
+    }
+}
+
+impl Drop for IsolatedNgx {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

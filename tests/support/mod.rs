@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+pub mod bad_input;
 pub mod e2e;
 pub mod yaml11;
 

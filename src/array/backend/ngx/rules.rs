@@ -36,6 +36,14 @@ pub fn desired_lun(
             "is for Synology arrays; this Lun's array is NGXStorage",
         ));
     }
+    // Refused here, before the create's pending record and any call, as
+    // well as by the create itself (lun.rs) for callers that skip the rules.
+    if spec.description.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(InvalidSpec::unsupported(
+            "spec.description",
+            "NGXStorage LUNs have no description; remove it",
+        ));
+    }
     if spec.source.as_ref().is_some_and(|s| s.lun_ref.is_some()) {
         return Err(InvalidSpec::unsupported(
             "spec.source.lunRef",
@@ -111,10 +119,43 @@ pub fn desired_target(
     spec: &IscsiTargetSpec,
     mut target: DesiredTarget,
 ) -> Result<DesiredTarget, InvalidSpec> {
-    if spec.max_recv_seg_bytes.is_some() || spec.max_send_seg_bytes.is_some() {
+    // Name the field that is set, so the message points at the right line.
+    let segment = if spec.max_recv_seg_bytes.is_some() {
+        Some("spec.maxRecvSegBytes")
+    } else if spec.max_send_seg_bytes.is_some() {
+        Some("spec.maxSendSegBytes")
+    } else {
+        None
+    };
+    if let Some(field) = segment {
         return Err(InvalidSpec::new(
-            "spec.maxRecvSegBytes",
+            field,
             "maxRecvSegBytes and maxSendSegBytes are for Synology arrays; this target's array is NGXStorage",
+        ));
+    }
+    // What target.rs's create refuses, refused before any write.
+    for (field, set) in [
+        ("spec.maxSessions", spec.max_sessions.is_some()),
+        ("spec.headerDigest", spec.header_digest.is_some()),
+        ("spec.dataDigest", spec.data_digest.is_some()),
+    ] {
+        if set {
+            return Err(InvalidSpec::unsupported(
+                field,
+                "NGXStorage targets have no such setting; remove it",
+            ));
+        }
+    }
+    if !spec.enabled {
+        return Err(InvalidSpec::unsupported(
+            "spec.enabled",
+            "NGXStorage targets have no enable switch; they always accept logins",
+        ));
+    }
+    if target.chap.as_ref().is_some_and(|c| c.mutual.is_some()) {
+        return Err(InvalidSpec::unsupported(
+            "spec.chap.mutualSecretRef",
+            "an NGXStorage auth group holds one CHAP pair; mutual CHAP is not offered",
         ));
     }
     if let Some(pg) = &spec.portal_group {
