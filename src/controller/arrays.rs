@@ -432,6 +432,7 @@ impl ArrayRegistry {
                     backend,
                     cache: ObservationCache::default(),
                     resync,
+                    dry_run: None,
                 });
                 slot.connected = Some(Connected {
                     fingerprint,
