@@ -25,9 +25,7 @@ fn main() -> ExitCode {
             Command::Run(args) => array_operator::operator::run(args)
                 .await
                 .map_err(array_operator::cli::CliError::from_display),
-            Command::Plan(_) => {
-                Err(array_operator::cli::CliError::NotImplemented { command: "plan" })
-            }
+            Command::Plan(args) => array_operator::cli::plan(&args).await,
             Command::Simulate { vendor } => match vendor {
                 SimulateVendor::Dsm(args) => array_operator::sim::dsm::run(args)
                     .await
@@ -43,6 +41,8 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The command already said why (a plan with changes or refusals).
+        Err(e @ array_operator::cli::CliError::Exit(_)) => ExitCode::from(e.exit_code()),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
