@@ -178,8 +178,8 @@ pub fn text(report: &PlanReport, color: bool) -> String {
                 out,
                 "    {}: {} → {}{}",
                 ch.field,
-                ch.from,
-                ch.to,
+                shown(&ch.from),
+                shown(&ch.to),
                 if ch.correctable {
                     String::new()
                 } else {
@@ -221,6 +221,11 @@ pub fn text(report: &PlanReport, color: bool) -> String {
         }
     );
     out
+}
+
+/// A value as shown: an empty one is `(none)`.
+fn shown(value: &str) -> &str {
+    if value.is_empty() { "(none)" } else { value }
 }
 
 /// Escapes a table cell.
@@ -287,8 +292,8 @@ pub fn markdown(report: &PlanReport) -> String {
                         "differs (no call can change it)"
                     },
                     ch.field,
-                    cell(&ch.from),
-                    cell(&ch.to)
+                    cell(shown(&ch.from)),
+                    cell(shown(&ch.to))
                 );
             }
         }

@@ -110,7 +110,7 @@ impl Sim {
                 let method = call.operation.rsplit('.').next().unwrap_or_default();
                 let read = matches!(
                     method,
-                    "list" | "get" | "query" | "login" | "logout" | "list_snapshot"
+                    "list" | "get" | "getinfo" | "query" | "login" | "logout" | "list_snapshot"
                 );
                 !read && !call.operation.starts_with("SYNO.API.")
             }
