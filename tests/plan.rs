@@ -100,10 +100,7 @@ fn normalise(text: &str) -> String {
 fn normalise_replaces_ids_consistently_and_nothing_else() {
     let t = "a 0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e b b42ecdf4c9a0e6677546fb4da04b0ebede0476e5 \
              0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e 100 planned-1 deadbeef";
-    assert_eq!(
-        normalise(t),
-        "a <id1> b <id2> <id1> 100 planned-1 deadbeef"
-    );
+    assert_eq!(normalise(t), "a <id1> b <id2> <id1> 100 planned-1 deadbeef");
 }
 
 fn golden(name: &str, actual: &str) {
@@ -165,7 +162,10 @@ fn golden_text_and_json_over_the_examples_on_seeded_simulators() {
     assert!(!text.contains("\x1b["), "no colour when asked for none");
     golden("plan-examples.txt", &normalise(&text));
 
-    let (code, json, err) = run_binary(&["plan", "-f", "examples/", "--simulate", "-o", "json"], None);
+    let (code, json, err) = run_binary(
+        &["plan", "-f", "examples/", "--simulate", "-o", "json"],
+        None,
+    );
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON output");
     assert_eq!(v["exitCode"], 1);
@@ -222,7 +222,10 @@ async fn every_kind_is_planned_and_the_seed_shows_a_resize_a_refusal_and_creates
     // The order the operator makes them: Luns, then targets, then the rest.
     let order: Vec<&str> = report.objects.iter().map(|o| o.kind.as_str()).collect();
     let first_target = order.iter().position(|k| *k == "IscsiTarget").expect("t");
-    assert!(order[..first_target].iter().all(|k| *k == "Lun"), "{order:?}");
+    assert!(
+        order[..first_target].iter().all(|k| *k == "Lun"),
+        "{order:?}"
+    );
     assert_eq!(report.exit_code, 1);
 }
 
@@ -409,8 +412,15 @@ async fn an_empty_plan_after_the_controllers_converged_the_same_state() {
         .collect();
     assert!(busy.is_empty(), "after {passes} passes: {busy:#?}");
     assert_eq!(report.exit_code, 0);
-    assert_eq!(report.objects.len(), m.object_count() - m.storage_arrays.len());
-    assert!(sims.mutating_calls().is_empty(), "{:?}", sims.mutating_calls());
+    assert_eq!(
+        report.objects.len(),
+        m.object_count() - m.storage_arrays.len()
+    );
+    assert!(
+        sims.mutating_calls().is_empty(),
+        "{:?}",
+        sims.mutating_calls()
+    );
     sims.stop().await;
 }
 
@@ -433,7 +443,11 @@ async fn the_plans_calls_are_what_the_controllers_then_make_and_plan_writes_noth
     let report = plan_against(&m, &sims).await;
     let reads = sims.sims.values().map(|s| s.calls().len()).sum::<usize>();
     assert!(reads > 0, "the plan observed the arrays");
-    assert_eq!(sims.mutating_calls(), Vec::<String>::new(), "plan is read-only");
+    assert_eq!(
+        sims.mutating_calls(),
+        Vec::<String>::new(),
+        "plan is read-only"
+    );
 
     let handles = handles(&sims).await;
     let cluster = planner::cluster_of(&m);
@@ -441,10 +455,15 @@ async fn the_plans_calls_are_what_the_controllers_then_make_and_plan_writes_noth
     for h in handles.values() {
         h.backend.close().await;
     }
-    assert!(!sims.mutating_calls().is_empty(), "the controller pass wrote");
+    assert!(
+        !sims.mutating_calls().is_empty(),
+        "the controller pass wrote"
+    );
     let mut compared = 0;
     for (r, events) in &events {
-        let o = report.object(r.kind, &r.namespace, &r.name).expect("planned");
+        let o = report
+            .object(r.kind, &r.namespace, &r.name)
+            .expect("planned");
         let planned: Vec<String> = o
             .calls
             .iter()
@@ -483,7 +502,10 @@ fn exit_codes_stdin_json_and_markdown_through_the_binary() {
         read("examples/ngxstorage/lun.yaml"),
         read("examples/ngxstorage/iscsitarget.yaml")
     );
-    let (code, json, err) = run_binary(&["plan", "-f", "-", "--simulate", "-o", "json"], Some(&stdin));
+    let (code, json, err) = run_binary(
+        &["plan", "-f", "-", "--simulate", "-o", "json"],
+        Some(&stdin),
+    );
     assert_eq!(code, 2, "{json}\n{err}");
     let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(v["exitCode"], 2);
@@ -497,7 +519,10 @@ fn exit_codes_stdin_json_and_markdown_through_the_binary() {
     );
     assert_eq!(code, 2);
     assert!(md.starts_with("### array-operator plan\n"), "{md}");
-    assert!(md.contains("| `Lun default/vmfs-01` | `ngx1` | ~ Resize |"), "{md}");
+    assert!(
+        md.contains("| `Lun default/vmfs-01` | `ngx1` | ~ Resize |"),
+        "{md}"
+    );
 
     // 0: an array and a scheduled replication plan with nothing due.
     let plan = read("examples/synology/replicationplan.yaml");
@@ -566,4 +591,3 @@ fn an_unreachable_array_with_command_line_credentials_exits_1_without_the_secret
     // The Secret in the manifest was not used: the flag took its place.
     assert!(!stdout.contains("paste-the-api-token-here"));
 }
-

@@ -209,7 +209,10 @@ mod tests {
         .read()
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("line 2") && !text.contains("secret-without"), "{text}");
+        assert!(
+            text.contains("line 2") && !text.contains("secret-without"),
+            "{text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

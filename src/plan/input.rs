@@ -71,7 +71,9 @@ pub enum InputError {
         object: String,
     },
     /// Nothing the operator manages was found.
-    #[error("no StorageArray, Lun, IscsiTarget, SnapshotSchedule, ReplicationPlan or VirtualMachine in the input")]
+    #[error(
+        "no StorageArray, Lun, IscsiTarget, SnapshotSchedule, ReplicationPlan or VirtualMachine in the input"
+    )]
     Empty,
 }
 
@@ -125,8 +127,7 @@ impl Manifests {
 
     /// The Secret `namespace/name`, if the input has it.
     pub fn secret(&self, namespace: &str, name: &str) -> Option<&Secret> {
-        self.secrets
-            .get(&(namespace.to_string(), name.to_string()))
+        self.secrets.get(&(namespace.to_string(), name.to_string()))
     }
 }
 
@@ -147,12 +148,11 @@ pub fn read(sources: &[Source]) -> Result<Manifests, InputError> {
             }
             Source::Path(path) => {
                 for file in files(path)? {
-                    let text = std::fs::read_to_string(&file).map_err(|source| {
-                        InputError::Read {
+                    let text =
+                        std::fs::read_to_string(&file).map_err(|source| InputError::Read {
                             path: file.clone(),
                             source,
-                        }
-                    })?;
+                        })?;
                     parse_into(&text, &file.display().to_string(), &mut m)?;
                 }
             }

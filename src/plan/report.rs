@@ -247,9 +247,15 @@ mod tests {
             (vec![object(Verdict::Paused, 0)], 0),
             (vec![object(Verdict::Waiting, 0)], 0),
             (vec![object(Verdict::Waiting, 1)], 2),
-            (vec![object(Verdict::InSync, 0), object(Verdict::Changes, 1)], 2),
+            (
+                vec![object(Verdict::InSync, 0), object(Verdict::Changes, 1)],
+                2,
+            ),
             (vec![object(Verdict::Drifted, 0)], 2),
-            (vec![object(Verdict::Changes, 1), object(Verdict::Refused, 0)], 1),
+            (
+                vec![object(Verdict::Changes, 1), object(Verdict::Refused, 0)],
+                1,
+            ),
         ];
         for (objects, code) in cases {
             let verdicts: Vec<Verdict> = objects.iter().map(|o| o.verdict).collect();

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::array::backend::{Backend, BackendConfig};
 use crate::controller::arrays::ArrayAccessError;
 use crate::controller::managed::ArrayUnavailable;
-use crate::crd::shared::{CONDITION_READY, CONDITION_SYNCED, ready_reason, synced_reason};
 use crate::crd::ReplicationPlan;
+use crate::crd::shared::{CONDITION_READY, CONDITION_SYNCED, ready_reason, synced_reason};
 use crate::engine::clock::SystemClock;
 use crate::engine::dry_run::{Drained, DryRun};
 use crate::engine::memory::MemoryCluster;
@@ -95,7 +95,10 @@ pub fn ordered(m: &Manifests) -> Vec<ObjectRef> {
     }
     let mut add = |kind: &'static str, mut keys: Vec<(String, String)>| {
         keys.sort();
-        out.extend(keys.into_iter().map(|(ns, n)| ObjectRef::new(kind, &ns, &n)));
+        out.extend(
+            keys.into_iter()
+                .map(|(ns, n)| ObjectRef::new(kind, &ns, &n)),
+        );
     };
     add(
         "IscsiTarget",
@@ -255,11 +258,7 @@ pub async fn connect(
 
 /// Runs the plan of every object of `m` on the connected arrays, and logs
 /// out of them.
-pub async fn plan_objects(
-    m: &Manifests,
-    connected: Connected,
-    dry_run: &DryRun,
-) -> PlanReport {
+pub async fn plan_objects(m: &Manifests, connected: Connected, dry_run: &DryRun) -> PlanReport {
     let cluster = cluster_of(m);
     let mut objects = Vec::new();
     for r in ordered(m) {
@@ -293,7 +292,7 @@ async fn plan_one(
         _ => find(&m.vms, r).map(|o| o.spec.array_ref.name.clone()),
     }
     .unwrap_or_default();
-    let mut plan = ObjectPlan {
+    let plan = ObjectPlan {
         kind: r.kind.to_string(),
         namespace: r.namespace.clone(),
         name: r.name.clone(),
@@ -373,10 +372,11 @@ async fn plan_one(
             }
         }
     };
-    judge(plan_with(&mut plan, dry_run.drain()), &status, progress)
+    judge(with_recorded(plan, dry_run.drain()), &status, progress)
 }
 
-fn plan_with(plan: &mut ObjectPlan, drained: Drained) -> ObjectPlan {
+/// The plan with what the dry run recorded for it.
+fn with_recorded(mut plan: ObjectPlan, drained: Drained) -> ObjectPlan {
     plan.calls = drained
         .calls
         .into_iter()
@@ -397,7 +397,7 @@ fn plan_with(plan: &mut ObjectPlan, drained: Drained) -> ObjectPlan {
         })
         .collect();
     plan.notes = drained.notes;
-    plan.clone()
+    plan
 }
 
 fn json(status: &impl Serialize) -> serde_json::Value {

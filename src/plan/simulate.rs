@@ -259,11 +259,7 @@ pub async fn start(m: &mut Manifests) -> Result<Simulated, SimulateError> {
                         });
                     }
                     for (j, nic) in vm.spec.nics.iter().enumerate() {
-                        if !state
-                            .networks
-                            .iter()
-                            .any(|n| n.network_name == nic.network)
-                        {
+                        if !state.networks.iter().any(|n| n.network_name == nic.network) {
                             state.networks.push(SimNetwork {
                                 network_id: made_up_id("network", i * 16 + j),
                                 network_name: nic.network.clone(),
@@ -342,7 +338,11 @@ pub async fn start(m: &mut Manifests) -> Result<Simulated, SimulateError> {
                     groups.extend(t.spec.portal_group.clone());
                 }
                 for (i, g) in groups.into_iter().enumerate() {
-                    if state.portal_groups.values().any(|p| p.name == g || p.id == g) {
+                    if state
+                        .portal_groups
+                        .values()
+                        .any(|p| p.name == g || p.id == g)
+                    {
                         continue;
                     }
                     if i == 0 {
