@@ -4,10 +4,18 @@
 use std::process::ExitCode;
 
 use array_operator::cli::{Cli, Command, SimulateVendor};
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A usage error exits 1, not clap's 2: `plan` says "changes"
+            // with 2, and a CI job must not read a typo as a plan.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     array_operator::cli::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -16,7 +24,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(1);
         }
     };
     let result = runtime.block_on(async move {

@@ -539,6 +539,10 @@ fn exit_codes_stdin_json_and_markdown_through_the_binary() {
     let (code, _, _) = run_binary(&["plan", "-f", "examples/synology", "--simulate"], None);
     assert_eq!(code, 1);
 
+    // 1: a usage error (clap's own 2 would read as "changes").
+    let (code, _, err) = run_binary(&["plan", "-f", "examples/", "--no-such-flag"], None);
+    assert_eq!(code, 1, "{err}");
+
     // 1: bad input, said on standard error.
     let (code, out, err) = run_binary(&["plan", "-f", "no/such/dir"], None);
     assert_eq!((code, out.as_str()), (1, ""));

@@ -197,6 +197,14 @@ fn files(path: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(out)
 }
 
+/// The manifests of one multi-document YAML text (for callers that hold
+/// the text, such as tests of bad input).
+pub fn parse(text: &str) -> Result<Manifests, InputError> {
+    let mut m = Manifests::default();
+    parse_into(text, "<text>", &mut m)?;
+    Ok(m)
+}
+
 /// Parses one multi-document YAML text into `m`. `origin` names it in
 /// errors.
 pub fn parse_into(text: &str, origin: &str, m: &mut Manifests) -> Result<(), InputError> {

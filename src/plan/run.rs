@@ -476,3 +476,44 @@ fn refused_for_array(mut plan: ObjectPlan, e: &ArrayAccessError) -> ObjectPlan {
     plan.message = Some(down.text);
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lun(name: &str, source: Option<&str>) -> String {
+        let source = source
+            .map(|s| format!(", source: {{lunRef: {{name: {s}}}}}"))
+            .unwrap_or_default();
+        format!(
+            "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {{name: {name}}}\nspec: {{arrayRef: {{name: x}}, size: 1Gi{source}}}\n---\n"
+        )
+    }
+
+    #[test]
+    fn clones_come_after_their_sources_whatever_their_names() {
+        let text = [
+            lun("a-clone-of-clone", Some("b-clone")),
+            lun("b-clone", Some("c-source")),
+            lun("c-source", None),
+            lun("d-plain", None),
+            "apiVersion: array-operator.io/v1alpha1\nkind: IscsiTarget\nmetadata: {name: t}\nspec: {arrayRef: {name: x}, luns: [a-clone-of-clone]}\n".to_string(),
+        ]
+        .concat();
+        let m = super::super::input::parse(&text).expect("parses");
+        let order: Vec<String> = ordered(&m)
+            .into_iter()
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "Lun c-source",
+                "Lun d-plain",
+                "Lun b-clone",
+                "Lun a-clone-of-clone",
+                "IscsiTarget t"
+            ]
+        );
+    }
+}
