@@ -95,12 +95,21 @@ fn sign(call: &Call) -> &'static str {
     }
 }
 
+/// `1 array`, `2 arrays`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn summary_line(report: &PlanReport) -> String {
     let s = &report.summary;
     format!(
-        "{} objects on {} arrays: {} to change, {} in sync, {} refused, {} waiting",
-        s.objects,
-        report.arrays.len(),
+        "{} on {}: {} to change, {} in sync, {} refused, {} waiting",
+        plural(s.objects, "object"),
+        plural(report.arrays.len(), "array"),
         s.changes,
         s.in_sync,
         s.refused,
