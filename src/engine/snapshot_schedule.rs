@@ -446,11 +446,11 @@ fn written(events: &mut Vec<EngineEvent>, array: &ArrayHandle, event: EngineEven
 
 /// The ids of the selected LUNs the array has: a LUN a dry run would
 /// create has no snapshots to list.
-fn listable(selected: &[Selected]) -> Vec<String> {
+fn listable(selected: &[Selected], array: &ArrayHandle) -> Vec<String> {
     selected
         .iter()
         .map(|l| l.id.clone())
-        .filter(|id| !DryRun::is_planned(id))
+        .filter(|id| array.dry_run.is_none() || !DryRun::is_planned(id))
         .collect()
 }
 
@@ -476,7 +476,7 @@ async fn operator_mode(
     }
     let features = array.backend.snapshot_features();
     let uid = s.uid().unwrap_or_default();
-    let ids = listable(selected);
+    let ids = listable(selected, array);
     let listed = match array.backend.list_snapshots(&ids).await {
         Ok(l) => l,
         Err(e) => {
@@ -807,7 +807,7 @@ async fn native_mode(
     let mut conflicts = Vec::new();
     let mut drifted = Vec::new();
     for lun in selected {
-        let read = if DryRun::is_planned(&lun.id) {
+        let read = if array.dry_run.is_some() && DryRun::is_planned(&lun.id) {
             // A LUN the dry run would create has no schedule yet.
             Ok(None)
         } else {
@@ -885,7 +885,7 @@ async fn native_mode(
             ),
         );
     }
-    let ids = listable(selected);
+    let ids = listable(selected, array);
     let listed = match array.backend.list_snapshots(&ids).await {
         Ok(l) => l,
         Err(e) => {
