@@ -595,3 +595,99 @@ fn an_unreachable_array_with_command_line_credentials_exits_1_without_the_secret
     // The Secret in the manifest was not used: the flag took its place.
     assert!(!stdout.contains("paste-the-api-token-here"));
 }
+
+/// A refusal in the plan is the controller's own condition: for every
+/// object the plan refuses, one controller pass on the same state writes
+/// `Synced=False` with the same reason and the same message.
+#[tokio::test]
+async fn a_refusal_carries_the_condition_the_controller_writes() {
+    let extra = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: mutual-chap}
+stringData: {username: target-user, password: target-pw-0001}
+---
+apiVersion: array-operator.io/v1alpha1
+kind: IscsiTarget
+metadata: {name: mutual}
+spec:
+  arrayRef: {name: ngx1}
+  portalGroup: default
+  chap:
+    secretRef: {name: esx-chap}
+    mutualSecretRef: {name: mutual-chap}
+---
+apiVersion: array-operator.io/v1alpha1
+kind: VirtualMachine
+metadata: {name: guest}
+spec:
+  arrayRef: {name: ngx1}
+  storage: s
+  cpus: 1
+  memory: 1Gi
+  disks: [{size: 8Gi}]
+  nics: [{network: n}]
+---
+apiVersion: array-operator.io/v1alpha1
+kind: Lun
+metadata: {name: nowhere}
+spec:
+  arrayRef: {name: dsm9}
+  size: 1Gi
+  location: /volume1
+"#;
+    let text = format!(
+        "{}---\n{}---\n{}---\n{extra}",
+        read("examples/ngxstorage/storagearray.yaml"),
+        read("examples/ngxstorage/lun.yaml"),
+        read("examples/ngxstorage/iscsitarget.yaml"),
+    );
+    let mut m = input::parse(&text).expect("parses");
+    let sims = simulate::start(&mut m).await.expect("simulators");
+    let report = plan_against(&m, &sims).await;
+    let refused: Vec<_> = report.refusals().collect();
+    let names: Vec<&str> = refused.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["nowhere", "mutual", "guest"], "{report:#?}");
+    assert_eq!(
+        refused[0].message.as_deref(),
+        Some("spec.arrayRef: StorageArray default/dsm9 does not exist")
+    );
+    assert_eq!(report.exit_code, 1);
+
+    let handles = handles(&sims).await;
+    let cluster = planner::cluster_of(&m);
+    m.luns
+        .retain(|l| l.metadata.name.as_deref() != Some("nowhere"));
+    controller_pass(&mut m, &cluster, &handles).await;
+    for h in handles.values() {
+        h.backend.close().await;
+    }
+    for o in refused.iter().skip(1) {
+        let status = match o.kind.as_str() {
+            "IscsiTarget" => {
+                serde_json::to_value(cluster.target("default", &o.name).and_then(|t| t.status))
+            }
+            _ => serde_json::to_value(cluster.vm("default", &o.name).and_then(|v| v.status)),
+        }
+        .expect("status");
+        let synced = status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Synced"))
+            .cloned()
+            .expect("Synced condition");
+        assert_eq!(synced["status"], "False", "{}", o.key());
+        assert_eq!(
+            synced["reason"].as_str(),
+            o.reason.as_deref(),
+            "{}",
+            o.key()
+        );
+        assert_eq!(
+            synced["message"].as_str(),
+            o.message.as_deref(),
+            "{}",
+            o.key()
+        );
+    }
+    sims.stop().await;
+}
