@@ -485,7 +485,7 @@ async fn after_a_crash_mid_create_the_running_task_forbids_a_second_create_and_t
     assert_eq!(again.class, ErrorClass::AlreadyExists);
     // The task ends (polled by anyone); then the guest is found by name, once.
     while b
-        .guest_task(&running[0])
+        .guest_task(&running[0].id)
         .await
         .expect("poll")
         .guest_id
@@ -493,7 +493,7 @@ async fn after_a_crash_mid_create_the_running_task_forbids_a_second_create_and_t
     {}
     assert_eq!(
         b.guest_creates_in_flight().await.expect("tasks"),
-        Vec::<String>::new()
+        Vec::new()
     );
     let named: Vec<_> = b
         .list_guests()
@@ -507,6 +507,6 @@ async fn after_a_crash_mid_create_the_running_task_forbids_a_second_create_and_t
     // The finished task's record was cleared by the probe.
     assert!(
         sim.state()
-            .read(|s| s.tasks.iter().all(|t| t.task_id != running[0]))
+            .read(|s| s.tasks.iter().all(|t| t.task_id != running[0].id))
     );
 }

@@ -16,7 +16,7 @@ use array_operator::array::backend::{Backend, BackendConfig, Credentials};
 use array_operator::array::ngxstorage::Dialect;
 use array_operator::crd::VirtualMachine;
 use array_operator::crd::shared::{
-    ANNOTATION_EXTERNAL_NAME, ArrayRef, CONDITION_READY, CONDITION_SYNCED, DeletionPolicy,
+    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ArrayRef, CONDITION_READY, CONDITION_SYNCED, DeletionPolicy,
     ManagementPolicy, synced_reason,
 };
 use array_operator::crd::storage_array::{ResizeMode, Vendor};
@@ -268,6 +268,87 @@ async fn a_create_whose_answer_is_lost_is_found_by_name_never_created_twice() {
     assert_eq!(env.calls(GUEST_CREATE), 1, "never created twice");
     assert_eq!(env.guests_named("db"), 1);
     assert!(status.common.external_id.is_some());
+}
+
+#[tokio::test]
+async fn a_running_create_task_shows_its_id_and_progress_in_status_until_the_guest_is_recorded() {
+    let env = Env::new().await;
+    // Each Task.Info get advances the task by `step` percent; the create's
+    // first poll fails, so the call returns with the task still running.
+    let step = 20;
+    env.sim.state().update(|s| s.task_step = step);
+    env.sim.faults().arm(FaultRule::once(
+        "SYNO.Virtualization.API.Task.Info.get",
+        1,
+        FaultAction::ErrorCode(100),
+    ));
+    env.apply("slow", spec());
+    let out = env.reconcile("slow").await;
+    let task = out.status.task.clone().expect("status.task while it runs");
+    assert!(!task.task_id.is_empty());
+    assert_eq!(task.progress, None, "the only poll failed");
+    assert_eq!(
+        out.status.printable_status,
+        Some(PrintableStatus::Provisioning)
+    );
+    let ready = cond(&out.status, CONDITION_READY);
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Creating"));
+    assert!(ready.message.contains(&task.task_id), "{}", ready.message);
+    assert!(
+        ready.message.contains("the last poll of the task failed"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(cond(&out.status, CONDITION_SYNCED).status, "True");
+    // The create record names the task, so a restart waits for it too.
+    let pending = env
+        .cluster
+        .vm(NS, "slow")
+        .and_then(|o| o.metadata.annotations)
+        .and_then(|a| a.get(ANNOTATION_CREATE_PENDING).cloned())
+        .expect("pending record");
+    assert!(
+        pending.contains(&format!("task={}", task.task_id)),
+        "{pending}"
+    );
+
+    // Each pass reads the task once (in the view) and shows its progress.
+    let mut passes = 0;
+    let mut seen = Vec::new();
+    let status = loop {
+        passes += 1;
+        assert!(passes <= 12, "not Ready after {passes} passes");
+        let out = env.reconcile("slow").await;
+        if let Some(t) = &out.status.task {
+            assert_eq!(t.task_id, task.task_id);
+            assert_eq!(
+                out.status.printable_status,
+                Some(PrintableStatus::Provisioning)
+            );
+            let ready = cond(&out.status, CONDITION_READY);
+            let progress = t.progress.expect("progress read from the task");
+            assert!(
+                ready.message.contains(&format!("{progress}% done")),
+                "{}",
+                ready.message
+            );
+            seen.push(progress);
+        }
+        if is_ready(&out.status) {
+            break out.status;
+        }
+    };
+    // One step per pass (the first poll failed before the task moved),
+    // until the get that finished it cleared it.
+    let expected: Vec<i32> = (1..)
+        .map(|k| i32::try_from(k * step).expect("small"))
+        .take_while(|p| *p < 100)
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(status.task, None, "cleared once the guest is recorded");
+    assert!(status.common.external_id.is_some());
+    assert_eq!(env.calls(GUEST_CREATE), 1, "never created twice");
+    assert_eq!(env.guests_named("slow"), 1);
 }
 
 #[tokio::test]

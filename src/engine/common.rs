@@ -5,7 +5,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
-use crate::array::backend::BackendError;
+use crate::array::backend::{BackendError, CreateTask};
 use crate::array::error::ErrorClass;
 use crate::crd::shared::{
     ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ANNOTATION_PAUSED, CONDITION_SYNCED,
@@ -153,6 +153,30 @@ impl Stop {
             ConditionState::no(
                 synced_reason::RECONCILE_ERROR,
                 format!("the created {noun} is not listed by the array yet"),
+            ),
+            Progress::Waiting,
+        )
+    }
+
+    /// A create the array accepted still runs as a task of its own: the
+    /// object waits for the task's end, and is recorded then.
+    pub fn create_running(noun: &str, name: &str, task: &CreateTask) -> Self {
+        let progress = task.progress.map_or_else(
+            || "no progress reported yet".to_string(),
+            |p| format!("{p}% done"),
+        );
+        let mut why = format!(
+            "the {noun} {name:?} is being created by array task {} ({progress}); it is recorded once the task ends",
+            task.id
+        );
+        if let Some(unread) = &task.unread {
+            why.push_str(&format!("; the last poll of the task failed: {unread}"));
+        }
+        Stop::new(
+            Some(ConditionState::no(ready_reason::CREATING, why)),
+            ConditionState::yes(
+                synced_reason::RECONCILE_SUCCESS,
+                format!("the {noun} create was sent and the array runs it"),
             ),
             Progress::Waiting,
         )

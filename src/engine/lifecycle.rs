@@ -23,7 +23,7 @@ use std::future::Future;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::array::backend::{BackendError, Created};
+use crate::array::backend::{BackendError, CreateTask, Created};
 use crate::array::error::ErrorClass;
 use crate::crd::shared::{
     CommonStatus, DeletionPolicy, ManagementPolicy, ready_reason, synced_reason,
@@ -234,6 +234,13 @@ pub trait Managed:
         self.keep_status(common)
     }
 
+    /// The status with the create still running on the array as `task`
+    /// (`None` when none runs). Unchanged by default: only kinds whose
+    /// creates run as array tasks (a VMM guest) show one.
+    fn task_status(status: Self::Status, _task: Option<&CreateTask>) -> Self::Status {
+        status
+    }
+
     /// What the object still waits for although its array object matches
     /// (a target's Luns not created yet), as a sentence.
     fn waiting_for(&self, resolved: &Self::Resolved) -> Option<String>;
@@ -340,6 +347,8 @@ struct Run<'a, K: Managed> {
     obj: &'a K,
     events: Vec<EngineEvent>,
     external_id: Option<String>,
+    /// This object's create still running on the array, as last seen.
+    task: Option<CreateTask>,
 }
 
 impl<'a, K: Managed> Run<'a, K> {
@@ -348,6 +357,7 @@ impl<'a, K: Managed> Run<'a, K> {
             obj,
             events: Vec::new(),
             external_id: obj.common_status().and_then(|s| s.external_id.clone()),
+            task: None,
         }
     }
 
@@ -375,7 +385,7 @@ impl<'a, K: Managed> Run<'a, K> {
         self.events.extend(stop.event.clone());
         let common = self.common(stop.ready.as_ref(), &stop.synced, stop.progress);
         Outcome {
-            status: self.obj.keep_status(common),
+            status: K::task_status(self.obj.keep_status(common), self.task.as_ref()),
             events: merge_events(self.events),
             progress: stop.progress,
         }
@@ -448,7 +458,7 @@ pub async fn reconcile<K: Managed>(
     array: &ArrayHandle,
     cluster: &impl Cluster,
 ) -> Outcome<K::Status> {
-    let run = Run::new(obj);
+    let mut run = Run::new(obj);
     if paused(obj.meta()) {
         return run.stop(Stop::paused());
     }
@@ -493,6 +503,17 @@ pub async fn reconcile<K: Managed>(
     {
         return run.stop(Stop::array(e, "Observe", array));
     }
+    // This object's own create still runs on the array as a task: wait for
+    // its end (the object is recorded then), showing its progress.
+    if record.create_in_doubt()
+        && let Some(task) = record.pending.as_ref().and_then(|p| p.task.as_deref())
+        && let Some(running) = view.create_tasks.iter().find(|t| t.id == task)
+    {
+        run.task = Some(running.clone());
+        // Listed again next pass, to see the task's end.
+        array.cache.invalidate();
+        return run.stop(Stop::create_running(K::NOUN, &name, running));
+    }
     let unreadable = malformed.iter().find(|(id, _)| id.is_none());
     let mut identity = identity::resolve(
         &record,
@@ -527,7 +548,6 @@ pub async fn reconcile<K: Managed>(
         array.cache.invalidate();
         return run.stop(stop);
     }
-    let mut run = run;
     if let Identity::Existing {
         id,
         recovered: true,
@@ -842,6 +862,9 @@ async fn create<K: Managed>(
     let name = name.as_str();
     let hint = obj.create_fields();
     let mut pending = identity::pending_annotations(uid, &timestamp(), name);
+    let pending_stamp = pending
+        .get(crate::crd::shared::ANNOTATION_CREATE_PENDING)
+        .and_then(|v| identity::Stamp::parse(v));
     if record_of(obj.meta()).copied_external_name.is_some() {
         // An external-name copied from another object must not turn into
         // this object's claim once it has records of its own: clear it in
@@ -888,6 +911,22 @@ async fn create<K: Managed>(
             return Err(Stop::array(&e, "Create", array).in_doubt_note());
         }
     };
+    if let Some(task) = created.running {
+        // Accepted, not finished: the create stays in doubt, and its record
+        // names the task so the next passes wait for it (and show it).
+        array.cache.invalidate();
+        let stop = Stop::create_running(K::NOUN, name, &task);
+        run.task = Some(task);
+        if let (Some(stamp), Some(task)) = (&pending_stamp, &run.task) {
+            annotate(
+                cluster,
+                key,
+                identity::pending_task_annotations(stamp, &task.id),
+            )
+            .await?;
+        }
+        return Err(stop);
+    }
     // A list that must show what the array chose has to start after the
     // create returned.
     let returned = std::time::Instant::now();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use imbl::OrdMap;
 
-use crate::array::backend::{Backend, BackendError};
+use crate::array::backend::{Backend, BackendError, CreateTask};
 use crate::model::{ObservedLun, ObservedTarget};
 use crate::reconcile::identity::ArrayIndex;
 use crate::reconcile::lun::LunOp;
@@ -48,6 +48,10 @@ pub struct ArrayView {
     /// create task still running: until it ends a guest may exist that the
     /// list does not show, so no guest create is settled or decided.
     pub malformed_guests: Vec<(Option<String>, BackendError)>,
+    /// The creates still running on the array as tasks (VMM guest
+    /// creates), with their progress: an object whose create record names
+    /// one of them waits for it.
+    pub create_tasks: Vec<CreateTask>,
 }
 
 /// Adds `id` under `name` (ids of one name keep the order they came in).
@@ -190,7 +194,7 @@ impl ArrayIndex for TargetIndex<'_> {
 }
 
 /// The sentence a running guest-create task puts in the view.
-fn create_running(tasks: &[String]) -> BackendError {
+fn create_running(tasks: &[CreateTask]) -> BackendError {
     // Not a refusal: the next pass retries (with backoff) until it ends.
     BackendError {
         class: crate::array::error::ErrorClass::Other,
@@ -198,7 +202,11 @@ fn create_running(tasks: &[String]) -> BackendError {
         api_call: "SYNO.Virtualization.API.Task.Info".into(),
         message: format!(
             "guest create task {} is still running; guests are listed once it ends",
-            tasks.join(", ")
+            tasks
+                .iter()
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -269,6 +277,7 @@ impl ObservationCache {
             if !running.is_empty() {
                 view.malformed_guests.push((None, create_running(&running)));
             }
+            view.create_tasks = running;
             view.guests_listed = true;
         }
         let view = Arc::new(view);

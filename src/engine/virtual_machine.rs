@@ -12,13 +12,13 @@
 
 use std::time::Duration;
 
-use crate::array::backend::{BackendError, Created};
+use crate::array::backend::{BackendError, CreateTask, Created};
 use crate::array::error::ErrorClass;
 use crate::crd::VirtualMachine;
 use crate::crd::shared::CommonStatus;
 use crate::crd::virtual_machine::{
     ObservedDisk, ObservedNic, PrintableStatus, RunStrategy, VirtualMachineObserved,
-    VirtualMachineStatus,
+    VirtualMachineStatus, VmTask,
 };
 use crate::reconcile::identity::CreateRecord;
 use crate::reconcile::virtual_machine::{
@@ -200,17 +200,14 @@ impl Managed for VirtualMachine {
             tokio::time::sleep(wait).await;
             let t = match array.backend.guest_task(&task).await {
                 Ok(t) => t,
-                // The task runs whatever this poll met: in doubt, never a
-                // refusal (the next pass waits for the task to end).
+                // The task runs whatever this poll met: recorded as running
+                // (never a refusal), and the next pass looks at it again.
                 Err(e) => {
-                    return Err(BackendError {
-                        class: ErrorClass::Other,
-                        message: format!(
-                            "{}; guest create task {task} was started and its end was not seen",
-                            e.message
-                        ),
-                        ..e
-                    });
+                    return Ok(Created::running(CreateTask {
+                        id: task,
+                        progress,
+                        unread: Some(e.to_string()),
+                    }));
                 }
             };
             progress = t.progress.or(progress);
@@ -227,15 +224,12 @@ impl Managed for VirtualMachine {
                 return Ok(Created::complete(id));
             }
         }
-        Err(BackendError {
-            class: ErrorClass::Other,
-            vendor_code: None,
-            api_call: "SYNO.Virtualization.API.Task.Info".into(),
-            message: format!(
-                "guest create task {task} is still running ({}% done); the guest is recorded once it ends",
-                progress.unwrap_or(0)
-            ),
-        })
+        // Still running: the object waits for it without holding a worker.
+        Ok(Created::running(CreateTask {
+            id: task,
+            progress,
+            unread: None,
+        }))
     }
     fn created(_: &DesiredGuest, _: &Created) -> Option<ObservedGuest> {
         // VMM chose the disk and NIC ids and MACs: a list tells.
@@ -310,6 +304,19 @@ impl Managed for VirtualMachine {
 
     fn waiting_for(&self, _: &bool) -> Option<String> {
         None
+    }
+    fn task_status(
+        mut status: VirtualMachineStatus,
+        task: Option<&CreateTask>,
+    ) -> VirtualMachineStatus {
+        status.task = task.map(|t| VmTask {
+            task_id: t.id.clone(),
+            progress: t.progress,
+        });
+        if status.task.is_some() {
+            status.printable_status = Some(PrintableStatus::Provisioning);
+        }
+        status
     }
     async fn deletion_hold(&self, _: &impl Cluster) -> Result<Option<String>, ClusterError> {
         Ok(None)

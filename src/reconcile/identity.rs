@@ -47,10 +47,13 @@ pub struct Stamp {
     /// The array-side name a create was about to use: a create in doubt is
     /// looked for under this name, not under a spec.name changed since.
     pub name: Option<String>,
+    /// The array's task that runs a create accepted but not finished (a
+    /// VMM guest create): the object waits for it, and shows its progress.
+    pub task: Option<String>,
 }
 
 impl Stamp {
-    /// Parses `"<time>[ uid=<uid>][ id=<id>]"`.
+    /// Parses `"<time>[ uid=<uid>][ id=<id>][ name=<name>][ task=<task>]"`.
     pub fn parse(value: &str) -> Option<Stamp> {
         let mut parts = value.split_whitespace();
         let at = parts.next()?.to_string();
@@ -59,6 +62,7 @@ impl Stamp {
             uid: None,
             id: None,
             name: None,
+            task: None,
         };
         for part in parts {
             if let Some(uid) = part.strip_prefix("uid=") {
@@ -67,6 +71,8 @@ impl Stamp {
                 stamp.id = Some(id.to_string());
             } else if let Some(name) = part.strip_prefix("name=") {
                 stamp.name = Some(name.to_string());
+            } else if let Some(task) = part.strip_prefix("task=") {
+                stamp.task = Some(task.to_string());
             }
         }
         Some(stamp)
@@ -86,6 +92,10 @@ impl Stamp {
         if let Some(name) = &self.name {
             s.push_str(" name=");
             s.push_str(name);
+        }
+        if let Some(task) = &self.task {
+            s.push_str(" task=");
+            s.push_str(task);
         }
         s
     }
@@ -303,6 +313,17 @@ pub fn pending_annotations(uid: &str, at: &str, name: &str) -> BTreeMap<String, 
         uid: Some(uid.to_string()),
         id: None,
         name: Some(name.to_string()),
+        task: None,
+    };
+    BTreeMap::from([(ANNOTATION_CREATE_PENDING.to_string(), stamp.render())])
+}
+
+/// The pending record of a create whose call returned while the array
+/// still runs it as `task`: the same record, naming the task.
+pub fn pending_task_annotations(pending: &Stamp, task: &str) -> BTreeMap<String, String> {
+    let stamp = Stamp {
+        task: Some(task.to_string()),
+        ..pending.clone()
     };
     BTreeMap::from([(ANNOTATION_CREATE_PENDING.to_string(), stamp.render())])
 }
@@ -314,6 +335,7 @@ pub fn succeeded_annotations(uid: &str, at: &str, id: &str) -> BTreeMap<String, 
         uid: Some(uid.to_string()),
         id: Some(id.to_string()),
         name: None,
+        task: None,
     };
     BTreeMap::from([
         (ANNOTATION_EXTERNAL_NAME.to_string(), id.to_string()),
@@ -337,6 +359,7 @@ pub fn failed_annotations(uid: &str, at: &str) -> BTreeMap<String, String> {
         uid: Some(uid.to_string()),
         id: None,
         name: None,
+        task: None,
     };
     BTreeMap::from([(ANNOTATION_CREATE_FAILED.to_string(), stamp.render())])
 }
@@ -542,8 +565,13 @@ mod tests {
             uid: Some("u".into()),
             id: Some("x-1".into()),
             name: Some("db".into()),
+            task: Some("@users/virtualization_api_guest_create5BB3389D".into()),
         };
-        assert_eq!(Stamp::parse(&s.render()), Some(s));
+        assert_eq!(Stamp::parse(&s.render()), Some(s.clone()));
+        let pending = pending_task_annotations(&s, "@users/t2");
+        let again = Stamp::parse(&pending[ANNOTATION_CREATE_PENDING]).expect("parses");
+        assert_eq!(again.task.as_deref(), Some("@users/t2"));
+        assert_eq!((again.at, again.name), (s.at, s.name));
         let mut a = BTreeMap::new();
         a.insert(ANNOTATION_CREATE_PENDING.to_string(), T1.to_string());
         let r = CreateRecord::from_annotations(&a, UID);

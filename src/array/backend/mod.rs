@@ -184,6 +184,10 @@ pub struct Created {
     /// LUN ids the create itself mapped, in order (NGX binds a target's
     /// LUNs in its create call), as the array's answer listed them.
     pub mapped_luns: Vec<String>,
+    /// The create was accepted and still runs on the array as this task
+    /// (a VMM guest create): `id` is empty, and the object is known only
+    /// once the task ends, so the create stays in doubt until then.
+    pub running: Option<CreateTask>,
 }
 
 impl Created {
@@ -194,8 +198,29 @@ impl Created {
             incomplete: None,
             iqn: None,
             mapped_luns: Vec::new(),
+            running: None,
         }
     }
+
+    /// A create the array accepted and still runs as `task`.
+    pub fn running(task: CreateTask) -> Self {
+        Created {
+            running: Some(task),
+            ..Created::complete("")
+        }
+    }
+}
+
+/// A create still running on the array as a task of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateTask {
+    /// The array's task id.
+    pub id: String,
+    /// Percent done, when the array says.
+    pub progress: Option<i32>,
+    /// Why the task's progress could not be read on the last poll, when it
+    /// could not.
+    pub unread: Option<String>,
 }
 
 /// One poll of an asynchronous guest create.
@@ -447,9 +472,9 @@ impl Backend {
         }
     }
 
-    /// The guest-create tasks still running on the array (their ids): while
-    /// one runs, a guest may exist that no list shows yet.
-    pub async fn guest_creates_in_flight(&self) -> Result<Vec<String>, BackendError> {
+    /// The guest-create tasks still running on the array: while one runs,
+    /// a guest may exist that no list shows yet.
+    pub async fn guest_creates_in_flight(&self) -> Result<Vec<CreateTask>, BackendError> {
         match self {
             Backend::Synology(b) => self.counted(
                 "guest_creates_in_flight",

@@ -119,6 +119,7 @@ impl DsmBackend {
             incomplete: None,
             iqn: chosen,
             mapped_luns: Vec::new(),
+            running: None,
         })
     }
 
@@ -146,6 +147,7 @@ impl DsmBackend {
             incomplete: rest.await.err(),
             iqn: chosen,
             mapped_luns: Vec::new(),
+            running: None,
         })
     }
 

@@ -24,7 +24,7 @@ use crate::reconcile::virtual_machine::{
     DesiredDisk, DesiredGuest, GuestDisk, GuestNic, GuestOp, ObservedGuest,
 };
 
-use super::super::{BackendError, GuestTask};
+use super::super::{BackendError, CreateTask, GuestTask};
 
 /// VMM: the guest is running (online).
 const ONLINE: i64 = 904;
@@ -262,7 +262,7 @@ pub async fn task(client: &DsmClient, task_id: &str) -> Result<GuestTask, Backen
 /// `get` per guest-create task it names (finished ones are cleared as they
 /// are found, so the list stays short). While one runs, a guest may exist
 /// that no list shows yet, so no create may be settled as "made nothing".
-pub async fn creates_in_flight(client: &DsmClient) -> Result<Vec<String>, BackendError> {
+pub async fn creates_in_flight(client: &DsmClient) -> Result<Vec<CreateTask>, BackendError> {
     let vmm = client.vmm();
     let ids = vmm.task_ids().await.map_err(vendor)?;
     let mut running = Vec::new();
@@ -272,7 +272,14 @@ pub async fn creates_in_flight(client: &DsmClient) -> Result<Vec<String>, Backen
                 // Best effort: a record left behind is read again next time.
                 let _ = vmm.clear_task(id).await;
             }
-            Ok(_) => running.push(id.clone()),
+            Ok(t) => running.push(CreateTask {
+                id: id.clone(),
+                progress: t
+                    .task_info
+                    .progress
+                    .and_then(|p| i32::try_from(p.clamp(0, 100)).ok()),
+                unread: None,
+            }),
             // Gone between the list and the get: it finished and was cleared.
             Err(e) if e.class() == ErrorClass::NotFound => {}
             Err(e) => return Err(vendor(e)),

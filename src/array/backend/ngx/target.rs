@@ -245,6 +245,7 @@ pub(crate) async fn create_dry_run(
         id,
         incomplete: None,
         mapped_luns: d.luns.clone(),
+        running: None,
     })
 }
 
@@ -307,6 +308,7 @@ pub(crate) async fn create(
         id: created.id,
         incomplete,
         mapped_luns,
+        running: None,
     })
 }
 
