@@ -16,8 +16,8 @@ use array_operator::array::backend::{Backend, BackendConfig, Credentials};
 use array_operator::array::ngxstorage::Dialect;
 use array_operator::crd::VirtualMachine;
 use array_operator::crd::shared::{
-    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ArrayRef, CONDITION_READY, CONDITION_SYNCED, DeletionPolicy,
-    ManagementPolicy, synced_reason,
+    ANNOTATION_CREATE_PENDING, ANNOTATION_EXTERNAL_NAME, ArrayRef, CONDITION_READY,
+    CONDITION_SYNCED, DeletionPolicy, ManagementPolicy, synced_reason,
 };
 use array_operator::crd::storage_array::{ResizeMode, Vendor};
 use array_operator::crd::virtual_machine::{
@@ -292,7 +292,10 @@ async fn a_running_create_task_shows_its_id_and_progress_in_status_until_the_gue
         Some(PrintableStatus::Provisioning)
     );
     let ready = cond(&out.status, CONDITION_READY);
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Creating"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Creating")
+    );
     assert!(ready.message.contains(&task.task_id), "{}", ready.message);
     assert!(
         ready.message.contains("the last poll of the task failed"),
