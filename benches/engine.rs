@@ -780,6 +780,7 @@ async fn bench(vendor: Vendor, a: &Args) -> Vec<String> {
         backend,
         cache: ObservationCache::default(),
         resync: Duration::from_secs(3600),
+        dry_run: None,
     };
 
     let cluster = Arc::new(MemoryCluster::default());

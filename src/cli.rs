@@ -33,8 +33,10 @@ pub enum Command {
     /// Print every CustomResourceDefinition as multi-document YAML, or write
     /// one file per kind into each `--dir`.
     Crds(CrdsArgs),
-    /// Read manifests, observe the arrays they name and print the calls the
-    /// operator would make; exits 3 when there are changes. Read-only.
+    /// Read manifests, observe the arrays they name (read-only) and print
+    /// the calls the operator would make. Exits 0 when nothing would
+    /// change, 2 when calls would be made, 1 when an object would be
+    /// refused, an array cannot be used or the input is bad.
     Plan(PlanArgs),
     /// Serve a simulated array on loopback, for demos and tests.
     Simulate {
@@ -90,11 +92,44 @@ pub struct CrdsArgs {
 
 /// Flags of `plan`.
 #[derive(Args, Debug)]
+#[command(after_help = PLAN_HELP)]
 pub struct PlanArgs {
-    /// A manifest file or a directory of them.
-    #[arg(short = 'f', long = "filename")]
-    pub path: PathBuf,
+    /// Manifest files or directories (read recursively: *.yaml, *.yml), or
+    /// `-` for standard input; multi-document YAML, as a GitOps repository,
+    /// `kustomize build` or `helm template` gives it. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<String>,
+    /// Credentials of a StorageArray, in place of the Secret its
+    /// `spec.credentialsSecretRef` names: `ARRAY=env:VARIABLE` or
+    /// `ARRAY=file:PATH` (ARRAY: `name` or `namespace/name`). The value
+    /// holds `username=...` and `password=...` lines (Synology) or
+    /// `token=...` (NGXStorage; a bare token works too). Repeatable.
+    #[arg(long = "credentials", value_name = "ARRAY=SOURCE")]
+    pub credentials: Vec<crate::plan::CredentialSource>,
+    /// Serve every StorageArray of the input by an embedded simulator of
+    /// its vendor, seeded with a fixed state (one Lun to grow, one name
+    /// taken by a foreign LUN): no hardware, no Secrets.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = crate::plan::render::Format::Text)]
+    pub output: crate::plan::render::Format,
+    /// Colour the text output.
+    #[arg(long, value_enum, default_value_t = crate::plan::render::Color::Auto)]
+    pub color: crate::plan::render::Color,
 }
+
+/// The tail of `plan --help`.
+const PLAN_HELP: &str = "\
+Exit codes: 0 no changes, 2 changes, 1 a refused object, an unusable array or bad input.
+
+Plan is read-only: it lists and reads, and records the calls that would change an
+array instead of making them. Secret values are never printed.
+
+Examples:
+  array-operator plan -f examples/ --simulate
+  kustomize build overlays/prod | array-operator plan -f - -o markdown
+  array-operator plan -f gitops/ --credentials dsm1=env:DSM1_CREDENTIALS -o json";
 
 /// Which simulator to serve.
 #[derive(Subcommand, Debug)]
@@ -125,9 +160,16 @@ pub enum CliError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `plan` could not plan.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     /// Any other failure, already described.
     #[error("{0}")]
     Failed(String),
+    /// A command finished and chose a non-zero exit code, having said why
+    /// (`plan`: 2 for changes, 1 for refusals).
+    #[error("exit {0}")]
+    Exit(u8),
 }
 
 impl CliError {
@@ -140,6 +182,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::NotImplemented { .. } => 64,
+            CliError::Exit(code) => *code,
             _ => 1,
         }
     }
@@ -163,6 +206,31 @@ pub fn crds(args: &CrdsArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Runs `plan`: prints the report and returns its exit code as an error
+/// when it is not 0.
+pub async fn plan(args: &PlanArgs) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    let sources: Vec<crate::plan::Source> = args
+        .paths
+        .iter()
+        .map(|p| crate::plan::Source::parse(p))
+        .collect();
+    let options = crate::plan::PlanOptions {
+        simulate: args.simulate,
+        credentials: args.credentials.clone(),
+    };
+    let report = crate::plan::plan(&sources, &options).await?;
+    let color = args.color.enabled(std::io::stdout().is_terminal());
+    print!(
+        "{}",
+        crate::plan::render::render(&report, args.output, color)
+    );
+    match report.exit_code {
+        0 => Ok(()),
+        code => Err(CliError::Exit(code)),
+    }
 }
 
 /// Sets up `tracing` output in the chosen format; `RUST_LOG` filters it.

@@ -10,5 +10,6 @@ pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod operator;
+pub mod plan;
 pub mod reconcile;
 pub mod sim;

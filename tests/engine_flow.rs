@@ -248,6 +248,7 @@ impl Env {
                 cache: ObservationCache::default(),
                 // The tests decide when a resync happens.
                 resync: Duration::from_secs(3600),
+                dry_run: None,
             },
         }
     }

@@ -103,6 +103,7 @@ impl Env {
                 backend,
                 cache: ObservationCache::default(),
                 resync: Duration::from_secs(300),
+                dry_run: None,
             },
             clock: ManualClock::new(start),
             plan: plan_object(plan_id, trigger, start),
@@ -675,6 +676,7 @@ async fn an_ngx_array_reports_unsupported_without_calling_it() {
         backend,
         cache: ObservationCache::default(),
         resync: Duration::from_secs(300),
+        dry_run: None,
     };
     let before = sim.calls().calls().len();
     let clock = ManualClock::new(utc(8, 30, 0));

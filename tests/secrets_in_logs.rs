@@ -58,6 +58,7 @@ async fn flow(config: BackendConfig, placement: (Option<&str>, Option<&str>), ch
         backend,
         cache: ObservationCache::default(),
         resync: Duration::from_secs(3600),
+        dry_run: None,
     };
     let cluster = MemoryCluster::default();
     let mut lun = Lun::new(

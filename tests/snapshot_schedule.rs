@@ -262,6 +262,7 @@ impl Env {
                 backend,
                 cache: ObservationCache::default(),
                 resync: HOUR,
+                dry_run: None,
             },
             clock: ManualClock::new(start),
             schedule,

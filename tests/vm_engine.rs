@@ -99,6 +99,7 @@ fn handle(backend: Backend) -> ArrayHandle {
         backend,
         cache: ObservationCache::default(),
         resync: Duration::from_secs(3600),
+        dry_run: None,
     }
 }
 

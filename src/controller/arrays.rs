@@ -236,6 +236,89 @@ fn secret_value(secret: &Secret, key: &str) -> Option<SecretString> {
     (!text.is_empty()).then(|| SecretString::new(text))
 }
 
+/// The backend configuration of StorageArray `sa` (`key` is its
+/// `namespace/name`, for messages) from its credentials Secret and, when
+/// `spec.tls.caSecretRef` names one, its CA Secret; and its resync
+/// interval. Shared by the controllers and `plan`, which reads the same
+/// Secrets from manifests.
+pub fn backend_config(
+    sa: &StorageArray,
+    key: &str,
+    creds: &Secret,
+    ca: Option<&Secret>,
+    session_name: &str,
+) -> Result<(BackendConfig, Duration), ArrayAccessError> {
+    let key = key.to_string();
+    let spec = &sa.spec;
+    check_endpoint(&key, "spec.endpoint", &spec.endpoint)?;
+    if let Some(secondary) = &spec.secondary_endpoint {
+        check_endpoint(&key, "spec.secondaryEndpoint", secondary)?;
+    }
+    let missing = |k: &str| ArrayAccessError::Secret {
+        array: key.clone(),
+        field: "spec.credentialsSecretRef",
+        problem: format!(
+            "Secret {:?} has no key {k:?}",
+            spec.credentials_secret_ref.name
+        ),
+    };
+    let credentials = match spec.vendor {
+        Vendor::Synology => Credentials::UserPassword {
+            username: secret_value(creds, "username")
+                .ok_or_else(|| missing("username"))?
+                .expose()
+                .to_string(),
+            password: secret_value(creds, "password").ok_or_else(|| missing("password"))?,
+        },
+        Vendor::NgxStorage => {
+            Credentials::Token(secret_value(creds, "token").ok_or_else(|| missing("token"))?)
+        }
+    };
+    let tls = spec.tls.clone().unwrap_or_default();
+    let ca_bundle_pem = match (&tls.ca_secret_ref, ca) {
+        (Some(r), Some(ca)) => {
+            let pem = secret_value(ca, &r.key).ok_or_else(|| ArrayAccessError::Secret {
+                array: key.clone(),
+                field: "spec.tls.caSecretRef",
+                problem: format!("Secret {:?} has no key {:?}", r.name, r.key),
+            })?;
+            check_ca_bundle(&key, &r.name, &r.key, pem.expose())?;
+            Some(pem.expose().to_string())
+        }
+        (Some(r), None) => {
+            return Err(ArrayAccessError::Secret {
+                array: key.clone(),
+                field: "spec.tls.caSecretRef",
+                problem: format!("Secret {:?} does not exist", r.name),
+            });
+        }
+        (None, _) => None,
+    };
+    let request_timeout = parse_duration(&spec.request_timeout).unwrap_or(Duration::from_secs(30));
+    let resync = parse_duration(&spec.resync_interval).unwrap_or(Duration::from_secs(300));
+    let config = BackendConfig {
+        vendor: spec.vendor,
+        endpoint: spec.endpoint.clone(),
+        secondary_endpoint: spec.secondary_endpoint.clone(),
+        credentials,
+        transport: TransportConfig {
+            ca_bundle_pem,
+            insecure_skip_verify: tls.insecure_skip_verify,
+            request_timeout,
+            max_concurrent_requests: usize::try_from(spec.max_concurrent_requests.max(1))
+                .unwrap_or(4),
+        },
+        ngx_owner: spec.ngxstorage.as_ref().map(|n| n.owner.clone()),
+        resize_mode: spec
+            .ngxstorage
+            .as_ref()
+            .map(|n| n.resize_mode)
+            .unwrap_or_default(),
+        session_name: session_name.to_string(),
+    };
+    Ok((config, resync))
+}
+
 impl ArrayRegistry {
     /// An empty registry. `session_name` names the DSM sessions of this
     /// operator install; `storage_arrays` is the StorageArray watch's store
@@ -313,10 +396,9 @@ impl ArrayRegistry {
             Err(e) => return Err(ArrayAccessError::Api(e.to_string())),
         };
         let spec = &sa.spec;
+        // The endpoint is judged before any Secret is read, so a bad URL is
+        // the message even when a Secret is missing too.
         check_endpoint(&key, "spec.endpoint", &spec.endpoint)?;
-        if let Some(secondary) = &spec.secondary_endpoint {
-            check_endpoint(&key, "spec.secondaryEndpoint", secondary)?;
-        }
         let creds = self
             .secret(
                 ns,
@@ -325,73 +407,25 @@ impl ArrayRegistry {
                 "spec.credentialsSecretRef",
             )
             .await?;
-        let missing = |k: &str| ArrayAccessError::Secret {
-            array: key.clone(),
-            field: "spec.credentialsSecretRef",
-            problem: format!(
-                "Secret {:?} has no key {k:?}",
-                spec.credentials_secret_ref.name
-            ),
-        };
-        let credentials = match spec.vendor {
-            Vendor::Synology => Credentials::UserPassword {
-                username: secret_value(&creds, "username")
-                    .ok_or_else(|| missing("username"))?
-                    .expose()
-                    .to_string(),
-                password: secret_value(&creds, "password").ok_or_else(|| missing("password"))?,
-            },
-            Vendor::NgxStorage => {
-                Credentials::Token(secret_value(&creds, "token").ok_or_else(|| missing("token"))?)
-            }
-        };
         let mut fingerprint = format!(
             "{}/{}/{}",
             sa.metadata.uid.clone().unwrap_or_default(),
             sa.metadata.generation.unwrap_or_default(),
             creds.metadata.resource_version.clone().unwrap_or_default()
         );
-        let tls = spec.tls.clone().unwrap_or_default();
-        let ca_bundle_pem = match &tls.ca_secret_ref {
+        let ca = match spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
             Some(r) => {
                 let ca = self
                     .secret(ns, &r.name, &key, "spec.tls.caSecretRef")
                     .await?;
                 fingerprint.push('/');
                 fingerprint.push_str(&ca.metadata.resource_version.clone().unwrap_or_default());
-                let pem = secret_value(&ca, &r.key).ok_or_else(|| ArrayAccessError::Secret {
-                    array: key.clone(),
-                    field: "spec.tls.caSecretRef",
-                    problem: format!("Secret {:?} has no key {:?}", r.name, r.key),
-                })?;
-                check_ca_bundle(&key, &r.name, &r.key, pem.expose())?;
-                Some(pem.expose().to_string())
+                Some(ca)
             }
             None => None,
         };
-        let request_timeout =
-            parse_duration(&spec.request_timeout).unwrap_or(Duration::from_secs(30));
-        let resync = parse_duration(&spec.resync_interval).unwrap_or(Duration::from_secs(300));
-        let config = BackendConfig {
-            vendor: spec.vendor,
-            endpoint: spec.endpoint.clone(),
-            secondary_endpoint: spec.secondary_endpoint.clone(),
-            credentials,
-            transport: TransportConfig {
-                ca_bundle_pem,
-                insecure_skip_verify: tls.insecure_skip_verify,
-                request_timeout,
-                max_concurrent_requests: usize::try_from(spec.max_concurrent_requests.max(1))
-                    .unwrap_or(4),
-            },
-            ngx_owner: spec.ngxstorage.as_ref().map(|n| n.owner.clone()),
-            resize_mode: spec
-                .ngxstorage
-                .as_ref()
-                .map(|n| n.resize_mode)
-                .unwrap_or_default(),
-            session_name: self.session_name.clone(),
-        };
+        let (config, resync) =
+            backend_config(&sa, &key, &creds, ca.as_deref(), &self.session_name)?;
         Ok((config, fingerprint, resync))
     }
 
@@ -432,6 +466,7 @@ impl ArrayRegistry {
                     backend,
                     cache: ObservationCache::default(),
                     resync,
+                    dry_run: None,
                 });
                 slot.connected = Some(Connected {
                     fingerprint,

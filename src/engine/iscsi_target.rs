@@ -17,6 +17,10 @@ use super::secrets;
 use super::spec_error::InvalidSpec;
 use super::{ArrayHandle, Cluster, ClusterError, event_reason};
 
+/// The IQN a dry run gives a target whose IQN only the array's answer
+/// could tell.
+pub const PLANNED_IQN: &str = "(chosen by the array)";
+
 /// The array-side name: `spec.name`, else `metadata.name`.
 pub fn array_name(t: &IscsiTarget) -> String {
     super::array_side_name(t.spec.name.as_ref(), &t.metadata)
@@ -159,6 +163,20 @@ impl Managed for IscsiTarget {
 
     async fn create(array: &ArrayHandle, desired: &DesiredTarget) -> Result<Created, BackendError> {
         array.backend.create_target(desired).await
+    }
+    async fn create_dry_run(
+        array: &ArrayHandle,
+        desired: &DesiredTarget,
+        id: String,
+    ) -> Result<Created, BackendError> {
+        let mut created = array.backend.create_target_dry_run(desired, id).await?;
+        if created.iqn.is_none() && !desired.settings.contains_key("iqn") {
+            // The array derives the IQN by a rule no listed target showed
+            // yet: a stand-in keeps the plan going (no spec asks for it, so
+            // no diff compares it).
+            created.iqn = Some(PLANNED_IQN.to_string());
+        }
+        Ok(created)
     }
     fn created(desired: &DesiredTarget, created: &Created) -> Option<ObservedTarget> {
         // An IQN neither the spec nor the adapter chose is the array's: a

@@ -35,6 +35,7 @@ use crate::reconcile::identity::{self, ArrayIndex, CreateRecord, Identity};
 
 use super::common::{Stop, conditions, paused, paused_generation, spec_unchanged};
 use super::conditions::ConditionState;
+use super::dry_run::DryRun;
 use super::observation::ArrayView;
 use super::spec_error::InvalidSpec;
 use super::{
@@ -163,6 +164,17 @@ pub trait Managed:
         array: &ArrayHandle,
         desired: &Self::Desired,
     ) -> impl Future<Output = Result<Created, BackendError>> + Send;
+    /// What [`Managed::create`] would answer, without a call that changes
+    /// the array (`plan`'s dry run): the refusals the adapter makes before
+    /// its first call, and otherwise a complete create of the made-up `id`.
+    /// Reads are allowed. A complete create of `id` by default.
+    fn create_dry_run(
+        _array: &ArrayHandle,
+        _desired: &Self::Desired,
+        id: String,
+    ) -> impl Future<Output = Result<Created, BackendError>> + Send {
+        std::future::ready(Ok(Created::complete(id)))
+    }
     /// What a create that fully succeeded made, as the diff assumes; `None`
     /// when the array chose something (an IQN) only a list can tell.
     fn created(desired: &Self::Desired, created: &Created) -> Option<Self::Observed>;
@@ -685,10 +697,23 @@ pub async fn reconcile<K: Managed>(
         _ => array.cache.peek().unwrap_or(view),
     };
     let Some(observed) = K::find(&view, &id) else {
+        if let Some(dry) = array.dry_run.as_ref().filter(|_| DryRun::is_planned(&id)) {
+            // The array chooses part of what it creates (a guest's disk
+            // ids): the calls after the create depend on its answer, and
+            // the shared view keeps what the dry run planned so far.
+            dry.note(format!(
+                "the calls after the create are decided from what the array answers (the {} it chooses)",
+                K::NOUN
+            ));
+            return run.stop(Stop::creating(K::NOUN));
+        }
         array.cache.invalidate();
         return run.stop(Stop::creating(K::NOUN));
     };
     let plan = obj.diff(&desired, &observed, &resolved);
+    if let Some(dry) = &array.dry_run {
+        dry.drift(&plan.drift);
+    }
     let drift_reason = if spec_unchanged(obj.common_status(), obj.meta().generation) {
         event_reason::DRIFT_CORRECTED
     } else {
@@ -699,7 +724,19 @@ pub async fn reconcile<K: Managed>(
     if manage {
         for op in &plan.ops {
             let Some(before) = current.clone() else { break };
-            if let Err(e) = K::apply(array, &id, op).await {
+            let result = match &array.dry_run {
+                Some(dry) => {
+                    let event = obj.event(op, Some(&resolved));
+                    dry.record(
+                        event.reason.unwrap_or(drift_reason),
+                        event.action,
+                        event.note,
+                    );
+                    Ok(())
+                }
+                None => K::apply(array, &id, op).await,
+            };
+            if let Err(e) = result {
                 if matches!(
                     e.class,
                     ErrorClass::NotFound
@@ -843,7 +880,17 @@ async fn create<K: Managed>(
         );
     }
     annotate(cluster, key, pending).await?;
-    let created = match K::create(array, desired).await {
+    let attempt = match &array.dry_run {
+        Some(dry) => {
+            let planned = K::create_dry_run(array, desired, dry.new_id()).await;
+            if planned.is_ok() {
+                dry.record(event_reason::CREATED, "Create", K::created_note(desired));
+            }
+            planned
+        }
+        None => K::create(array, desired).await,
+    };
+    let created = match attempt {
         Ok(c) => c,
         Err(e) if refused_before_acting(&e) => {
             // Nothing was made; best effort: without the record the next
@@ -917,6 +964,13 @@ async fn create<K: Managed>(
     ));
     for op in K::created_ops(&created) {
         let event = obj.event(&op, Some(resolved));
+        if let Some(dry) = &array.dry_run {
+            dry.record(
+                event.reason.unwrap_or(event_reason::UPDATED),
+                event.action,
+                event.note.clone(),
+            );
+        }
         run.events.push(EngineEvent::normal(
             event.reason.unwrap_or(event_reason::UPDATED),
             event.action,
@@ -1072,7 +1126,19 @@ pub async fn cleanup<K: Managed>(
         let mut refreshed = false;
         let mut applied = Vec::new();
         for op in obj.delete_ops(array, &observed) {
-            if let Err(e) = K::apply(array, &id, &op).await {
+            let result = match &array.dry_run {
+                Some(dry) => {
+                    let event = obj.event(&op, None);
+                    dry.record(
+                        event.reason.unwrap_or(event_reason::DELETED),
+                        event.action,
+                        format!("{} on {}", event.note, array.key),
+                    );
+                    Ok(())
+                }
+                None => K::apply(array, &id, &op).await,
+            };
+            if let Err(e) = result {
                 array.cache.invalidate();
                 if e.class == ErrorClass::NotFound {
                     refreshed = true;

@@ -109,6 +109,11 @@ impl MemoryCluster {
         self.lock().luns.get(&key(namespace, name)).cloned()
     }
 
+    /// Every stored Lun, by namespace and name.
+    pub fn luns(&self) -> Vec<Lun> {
+        self.lock().luns.values().cloned().collect()
+    }
+
     /// The stored IscsiTarget.
     pub fn target(&self, namespace: &str, name: &str) -> Option<IscsiTarget> {
         self.lock().targets.get(&key(namespace, name)).cloned()

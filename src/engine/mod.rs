@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod common;
 pub mod conditions;
+pub mod dry_run;
 pub mod index;
 pub mod iscsi_target;
 pub mod lifecycle;
@@ -47,6 +48,10 @@ pub struct ArrayHandle {
     pub cache: ObservationCache,
     /// `spec.resyncInterval`: the view's maximum age and the requeue period.
     pub resync: Duration,
+    /// `plan`'s dry run: when set, calls that would change the array are
+    /// recorded here instead of sent (see [`dry_run`]). `None` for the
+    /// controllers.
+    pub dry_run: Option<dry_run::DryRun>,
 }
 
 impl ArrayHandle {

@@ -318,6 +318,26 @@ fn in_progress_message(plan: &ObservedPlan) -> String {
     }
 }
 
+/// Starts a sync; under a dry run, makes no call.
+async fn sync(
+    array: &ArrayHandle,
+    plan: &crate::array::backend::replication::ObservedPlan,
+    request: &SyncRequest,
+) -> Result<(), crate::array::backend::BackendError> {
+    match &array.dry_run {
+        // Recorded with its Event (see `recorded`).
+        Some(_) => Ok(()),
+        None => array.backend.sync_plan(plan, request).await,
+    }
+}
+
+/// Under a dry run, records the sync whose Event was just pushed.
+fn recorded(array: &ArrayHandle, events: &[EngineEvent]) {
+    if let (Some(dry), Some(e)) = (&array.dry_run, events.last()) {
+        dry.record(e.reason, e.action, e.note.clone());
+    }
+}
+
 /// Reconciles one plan at `clock.now()`.
 pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clock) -> PlanOutcome {
     let now = clock.now();
@@ -407,7 +427,7 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
             if let Some(at) = step.start
                 && manage
             {
-                if let Err(e) = array.backend.sync_plan(&plan, &request).await {
+                if let Err(e) = sync(array, &plan, &request).await {
                     // lastScheduleTime stays: the next pass decides again,
                     // and finds the sync if the call did start it.
                     let mut out = stopped(p, Stop::array(&e, "Sync", array), status);
@@ -425,6 +445,7 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
                         at.to_rfc3339()
                     ),
                 ));
+                recorded(array, &events);
             }
             status.last_schedule_time = step.handled.and_then(to_time);
             if step.missed > 0 {
@@ -480,7 +501,7 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
                 }
                 ManualStep::Intend { .. } => Some(Waiting::ForManual),
                 ManualStep::Sync(token) => {
-                    if let Err(e) = array.backend.sync_plan(&plan, &request).await {
+                    if let Err(e) = sync(array, &plan, &request).await {
                         let mut out = stopped(p, Stop::array(&e, "Sync", array), status);
                         events.append(&mut out.outcome.events);
                         out.outcome.events = events;
@@ -495,6 +516,7 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
                             plan.id
                         ),
                     ));
+                    recorded(array, &events);
                     status.last_manual_sync = Some(token);
                     status.pending_manual_sync = None;
                     None

@@ -40,6 +40,7 @@ use crate::reconcile::schedule::{self, CronSchedule, Mark, OwnSnapshot, Retentio
 use super::clock::Clock;
 use super::common::{Stop, common_with, paused, paused_generation};
 use super::conditions::ConditionState;
+use super::dry_run::DryRun;
 use super::spec_error::InvalidSpec;
 use super::{
     ArrayHandle, Cleanup, EngineEvent, Outcome, Progress, lun_external_id, parse_duration,
@@ -418,19 +419,44 @@ async fn remove_native(
             still.push(entry.clone());
             continue;
         }
-        if let Err(e) = array.backend.delete_native_schedule(id).await {
+        if array.dry_run.is_none()
+            && let Err(e) = array.backend.delete_native_schedule(id).await
+        {
             return Err(Stop::array(&e, "RemoveNativeSchedule", array));
         }
-        events.push(EngineEvent::normal(
-            schedule_event::NATIVE_SCHEDULE_REMOVED,
-            "RemoveNativeSchedule",
-            format!(
-                "removed the array's native snapshot schedule of Lun {} (LUN {id})",
-                entry.lun
+        written(
+            events,
+            array,
+            EngineEvent::normal(
+                schedule_event::NATIVE_SCHEDULE_REMOVED,
+                "RemoveNativeSchedule",
+                format!(
+                    "removed the array's native snapshot schedule of Lun {} (LUN {id})",
+                    entry.lun
+                ),
             ),
-        ));
+        );
     }
     Ok(still)
+}
+
+/// The Event of a write that succeeded, or that a dry run recorded instead
+/// of making.
+fn written(events: &mut Vec<EngineEvent>, array: &ArrayHandle, event: EngineEvent) {
+    if let Some(dry) = &array.dry_run {
+        dry.record(event.reason, event.action, event.note.clone());
+    }
+    events.push(event);
+}
+
+/// The ids of the selected LUNs the array has: a LUN a dry run would
+/// create has no snapshots to list.
+fn listable(selected: &[Selected], array: &ArrayHandle) -> Vec<String> {
+    selected
+        .iter()
+        .map(|l| l.id.clone())
+        .filter(|id| array.dry_run.is_none() || !DryRun::is_planned(id))
+        .collect()
 }
 
 fn waiting_sentence(missing: &[String]) -> String {
@@ -455,7 +481,7 @@ async fn operator_mode(
     }
     let features = array.backend.snapshot_features();
     let uid = s.uid().unwrap_or_default();
-    let ids: Vec<String> = selected.iter().map(|l| l.id.clone()).collect();
+    let ids = listable(selected, array);
     let listed = match array.backend.list_snapshots(&ids).await {
         Ok(l) => l,
         Err(e) => {
@@ -519,17 +545,25 @@ async fn operator_mode(
                 locked: settings.locked,
                 app_consistent: settings.app_consistent,
             };
-            match array.backend.take_snapshot(&lun.id, &request).await {
+            let taken = match &array.dry_run {
+                Some(dry) => Ok(dry.new_id()),
+                None => array.backend.take_snapshot(&lun.id, &request).await,
+            };
+            match taken {
                 Ok(id) => {
-                    events.push(EngineEvent::normal(
-                        schedule_event::SNAPSHOT_TAKEN,
-                        "TakeSnapshot",
-                        format!(
-                            "took snapshot {id} of Lun {} for the run due at {}",
-                            lun.name,
-                            at.to_rfc3339()
+                    written(
+                        &mut events,
+                        array,
+                        EngineEvent::normal(
+                            schedule_event::SNAPSHOT_TAKEN,
+                            "TakeSnapshot",
+                            format!(
+                                "took snapshot {id} of Lun {} for the run due at {}",
+                                lun.name,
+                                at.to_rfc3339()
+                            ),
                         ),
-                    ));
+                    );
                     mine.push((
                         ObservedSnapshot {
                             id,
@@ -574,7 +608,11 @@ async fn operator_mode(
                 continue;
             }
             for id in pruning.prune {
-                match array.backend.delete_snapshot(&id).await {
+                let pruned = match &array.dry_run {
+                    Some(_) => Ok(()),
+                    None => array.backend.delete_snapshot(&id).await,
+                };
+                match pruned {
                     Ok(()) => {
                         let at = mine
                             .iter()
@@ -582,14 +620,18 @@ async fn operator_mode(
                             .map(|(_, m)| m.at.to_rfc3339())
                             .unwrap_or_default();
                         mine.retain(|(snap, _)| snap.id != id);
-                        events.push(EngineEvent::normal(
-                            schedule_event::SNAPSHOT_PRUNED,
-                            "PruneSnapshot",
-                            format!(
-                                "pruned snapshot {id} of Lun {} (taken for {at}) by spec.retention",
-                                lun.name
+                        written(
+                            &mut events,
+                            array,
+                            EngineEvent::normal(
+                                schedule_event::SNAPSHOT_PRUNED,
+                                "PruneSnapshot",
+                                format!(
+                                    "pruned snapshot {id} of Lun {} (taken for {at}) by spec.retention",
+                                    lun.name
+                                ),
                             ),
-                        ));
+                        );
                     }
                     Err(e) => {
                         failure.get_or_insert_with(|| {
@@ -770,7 +812,13 @@ async fn native_mode(
     let mut conflicts = Vec::new();
     let mut drifted = Vec::new();
     for lun in selected {
-        let observed = match array.backend.native_schedule(&lun.id).await {
+        let read = if array.dry_run.is_some() && DryRun::is_planned(&lun.id) {
+            // A LUN the dry run would create has no schedule yet.
+            Ok(None)
+        } else {
+            array.backend.native_schedule(&lun.id).await
+        };
+        let observed = match read {
             Ok(o) => o,
             Err(e) => {
                 return with_events(
@@ -799,7 +847,9 @@ async fn native_mode(
                     continue;
                 }
                 // The API has no update: delete, then create.
-                if let Err(e) = array.backend.delete_native_schedule(&lun.id).await {
+                if array.dry_run.is_none()
+                    && let Err(e) = array.backend.delete_native_schedule(&lun.id).await
+                {
                     return with_events(
                         stopped(s, Stop::array(&e, "ReplaceNativeSchedule", array), status),
                         events,
@@ -821,20 +871,26 @@ async fn native_mode(
                 )
             }
         };
-        if let Err(e) = array.backend.set_native_schedule(&lun.id, &desired).await {
+        if array.dry_run.is_none()
+            && let Err(e) = array.backend.set_native_schedule(&lun.id, &desired).await
+        {
             return with_events(
                 stopped(s, Stop::array(&e, "SetNativeSchedule", array), status),
                 events,
             );
         }
         programmed.insert(lun.id.clone());
-        events.push(EngineEvent::normal(
-            schedule_event::NATIVE_SCHEDULE_SET,
-            "SetNativeSchedule",
-            action,
-        ));
+        written(
+            &mut events,
+            array,
+            EngineEvent::normal(
+                schedule_event::NATIVE_SCHEDULE_SET,
+                "SetNativeSchedule",
+                action,
+            ),
+        );
     }
-    let ids: Vec<String> = selected.iter().map(|l| l.id.clone()).collect();
+    let ids = listable(selected, array);
     let listed = match array.backend.list_snapshots(&ids).await {
         Ok(l) => l,
         Err(e) => {

@@ -203,6 +203,7 @@ async fn handle(config: &BackendConfig) -> ArrayHandle {
         cache: ObservationCache::default(),
         // The tests decide when the view is refreshed (see `resync`).
         resync: Duration::from_secs(24 * 3600),
+        dry_run: None,
     }
 }
 

@@ -376,6 +376,22 @@ impl Backend {
         dispatch!(self, "create_target", b => b.create_target(desired).await)
     }
 
+    /// What [`Backend::create_target`] would answer, without a call that
+    /// changes the array (`plan`'s dry run): the refusals it makes before
+    /// its first call, the IQN it would choose or derive, and the LUNs the
+    /// create itself would map; `id` stands for the new target's id. May
+    /// read (a portal group, the targets an IQN is derived from).
+    pub async fn create_target_dry_run(
+        &self,
+        desired: &DesiredTarget,
+        id: String,
+    ) -> Result<Created, BackendError> {
+        match self {
+            Backend::Synology(b) => b.create_target_dry_run(desired, id).await,
+            Backend::Ngx(b) => b.create_target_dry_run(desired, id).await,
+        }
+    }
+
     /// Resolves what the spec may name in more than one way (an NGX portal
     /// group by name or id) to the form the array reports, before the diff.
     pub async fn normalize_target(&self, desired: &mut DesiredTarget) -> Result<(), BackendError> {

@@ -78,8 +78,13 @@ impl DsmBackend {
         Ok(convert::generated_iqn(&host, name))
     }
 
-    /// See [`super::Backend::create_target`].
-    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
+    /// The create request and the settings set after it, with the IQN the
+    /// adapter chose (when the spec gave none): everything that can be
+    /// refused is refused here, before any call that changes the array.
+    async fn prepare_target(
+        &self,
+        desired: &DesiredTarget,
+    ) -> Result<(CreateTarget, SetTarget, Option<String>), BackendError> {
         let api_call = call(API_TARGET, "create");
         if !desired.initiators.is_empty() {
             return Err(initiators_unsupported(&api_call));
@@ -99,6 +104,28 @@ impl DsmBackend {
             auth,
             max_sessions: extra.max_sessions.take(),
         };
+        Ok((req, extra, chosen))
+    }
+
+    /// See [`super::Backend::create_target_dry_run`].
+    pub async fn create_target_dry_run(
+        &self,
+        desired: &DesiredTarget,
+        id: String,
+    ) -> Result<Created, BackendError> {
+        let (_, _, chosen) = self.prepare_target(desired).await?;
+        Ok(Created {
+            id,
+            incomplete: None,
+            iqn: chosen,
+            mapped_luns: Vec::new(),
+            running: None,
+        })
+    }
+
+    /// See [`super::Backend::create_target`].
+    pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
+        let (req, extra, chosen) = self.prepare_target(desired).await?;
         let id = self.client.targets().create(&req).await.map_err(vendor)?;
         // The target exists from here on: a later step that fails leaves it
         // to the next diff, which finds the setting missing and completes it.

@@ -205,6 +205,25 @@ impl NgxBackend {
         self.client.delete_lun(id).await.map_err(vendor)
     }
 
+    /// See [`super::Backend::create_target_dry_run`].
+    pub async fn create_target_dry_run(
+        &self,
+        desired: &DesiredTarget,
+        id: String,
+    ) -> Result<Created, BackendError> {
+        let want = desired
+            .settings
+            .get(target::PORTAL_GROUP)
+            .map(String::as_str);
+        let known = self.portal_group_id(want).await?;
+        let rule = self
+            .iqn_prefix
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        target::create_dry_run(&self.client, desired, known, rule, id).await
+    }
+
     /// See [`super::Backend::create_target`].
     pub async fn create_target(&self, desired: &DesiredTarget) -> Result<Created, BackendError> {
         // A group the spec names is taken from the portal groups already

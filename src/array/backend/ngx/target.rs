@@ -202,13 +202,9 @@ pub(crate) fn iqn_rule(targets: &[ObservedTarget]) -> Option<String> {
     prefix.map(str::to_string)
 }
 
-pub(crate) async fn create(
-    client: &NgxClient,
-    d: &DesiredTarget,
-    known_portal: Option<String>,
-    iqn_rule: Option<String>,
-) -> Result<Created, BackendError> {
-    // Everything that can be refused is refused before the first call.
+/// The refusals a target create makes before its first call, and the CHAP
+/// it will set.
+fn check_create(client: &NgxClient, d: &DesiredTarget) -> Result<Option<NgxChap>, BackendError> {
     let create_call = call(client, Endpoint::TargetCreate);
     let chap = check_chap(&create_call, d.chap.as_ref())?;
     if !d.enabled {
@@ -221,6 +217,47 @@ pub(crate) async fn create(
             return Err(unsupported_setting(&create_call, key));
         }
     }
+    Ok(chap)
+}
+
+/// What [`create`] would answer, with no call that changes the array: its
+/// refusals, the portal group it resolves (a read), the IQN it derives and
+/// the LUNs it binds (the create binds every listed LUN).
+pub(crate) async fn create_dry_run(
+    client: &NgxClient,
+    d: &DesiredTarget,
+    known_portal: Option<String>,
+    iqn_rule: Option<String>,
+    id: String,
+) -> Result<Created, BackendError> {
+    let create_call = call(client, Endpoint::TargetCreate);
+    check_create(client, d)?;
+    if known_portal.is_none() {
+        resolve_portal_group(
+            client,
+            &create_call,
+            d.settings.get(PORTAL_GROUP).map(String::as_str),
+        )
+        .await?;
+    }
+    Ok(Created {
+        iqn: iqn_rule.map(|prefix| derived_iqn(&prefix, &d.name)),
+        id,
+        incomplete: None,
+        mapped_luns: d.luns.clone(),
+        running: None,
+    })
+}
+
+pub(crate) async fn create(
+    client: &NgxClient,
+    d: &DesiredTarget,
+    known_portal: Option<String>,
+    iqn_rule: Option<String>,
+) -> Result<Created, BackendError> {
+    // Everything that can be refused is refused before the first call.
+    let create_call = call(client, Endpoint::TargetCreate);
+    let chap = check_create(client, d)?;
     let portal = match known_portal {
         Some(id) => id,
         None => {
