@@ -241,6 +241,7 @@ impl Arrays {
             backend,
             cache: ObservationCache::default(),
             resync: Duration::from_secs(3600),
+            dry_run: None,
         }
     }
 
