@@ -556,6 +556,40 @@ spec:
     }
 
     #[test]
+    fn a_manifest_the_schema_refuses_is_kept_aside_with_the_apiservers_words() {
+        // `thinProvisioning: "yes"` is a string; the Rust type could not
+        // even read it, so the schema check must come first.
+        let bad = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: a}\nspec: {arrayRef: {name: x}, size: 1Gi, thinProvisioning: \"yes\"}\n";
+        let m = parse(bad).expect("parses");
+        assert!(m.luns.is_empty());
+        assert_eq!(m.object_count(), 1);
+        assert_eq!(
+            m.invalid,
+            [InvalidObject {
+                kind: "Lun".into(),
+                namespace: DEFAULT_NAMESPACE.into(),
+                name: "a".into(),
+                array: "x".into(),
+                failures: vec![
+                    "spec.thinProvisioning: Invalid value: spec.thinProvisioning in body must be of type boolean".into()
+                ],
+            }]
+        );
+        // A valid object of the same name is still a second definition.
+        let valid = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: a}\nspec: {arrayRef: {name: x}, size: 1Gi}\n";
+        let err = parse(&format!("{bad}---\n{valid}")).unwrap_err();
+        assert!(matches!(err, InputError::Duplicate { .. }), "{err}");
+        let err = parse(&format!("{valid}---\n{bad}")).unwrap_err();
+        assert!(matches!(err, InputError::Duplicate { .. }), "{err}");
+        // And a manifest without a name is bad input, not a refusal.
+        let err = parse(&bad.replace("{name: a}", "{}")).unwrap_err();
+        assert!(
+            err.to_string().contains("metadata.name is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_same_object_twice_is_refused() {
         let lun = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: a}\nspec: {arrayRef: {name: x}, size: 1Gi}\n";
         let mut m = Manifests::default();
