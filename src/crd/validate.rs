@@ -16,10 +16,17 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// The `openAPIV3Schema` of every kind, rendered once.
-fn schemas() -> &'static BTreeMap<String, Value> {
-    static SCHEMAS: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
+/// One kind's schema, and its OpenAPI validator compiled once (a plan
+/// checks every object of its input) or why it does not compile.
+struct Compiled {
+    schema: Value,
+    openapi: Result<jsonschema::Validator, String>,
+}
+
+/// Every kind's [`Compiled`] schema, rendered once.
+fn compiled() -> &'static BTreeMap<String, Compiled> {
+    static COMPILED: OnceLock<BTreeMap<String, Compiled>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
         super::generate::all_crds()
             .into_iter()
             .filter_map(|(_, crd)| {
@@ -31,7 +38,9 @@ fn schemas() -> &'static BTreeMap<String, Value> {
                     .as_ref()?
                     .open_api_v3_schema
                     .as_ref()?;
-                Some((crd.spec.names.kind, serde_json::to_value(schema).ok()?))
+                let schema = serde_json::to_value(schema).ok()?;
+                let openapi = jsonschema::draft4::new(&schema).map_err(|e| e.to_string());
+                Some((crd.spec.names.kind, Compiled { schema, openapi }))
             })
             .collect()
     })
@@ -40,7 +49,7 @@ fn schemas() -> &'static BTreeMap<String, Value> {
 /// The generated `openAPIV3Schema` of `kind` (`Lun`, `StorageArray`, ...),
 /// or `None` when the kind is not one of the operator's.
 pub fn schema(kind: &str) -> Option<&'static Value> {
-    schemas().get(kind)
+    compiled().get(kind).map(|c| &c.schema)
 }
 
 /// `/spec/nics/0/mac` → `spec.nics[0].mac`, the apiserver's field path.
@@ -154,12 +163,12 @@ fn openapi_failure(error: &jsonschema::ValidationError<'_>) -> (String, bool) {
 /// accepted. A kind that is not the operator's is one failure on `kind`.
 pub fn schema_failures(object: &Value) -> Vec<String> {
     let kind = object["kind"].as_str().unwrap_or_default();
-    let Some(schema) = schema(kind) else {
+    let Some(Compiled { schema, openapi }) = compiled().get(kind) else {
         return vec![format!(
             "kind: Unsupported value: {kind:?}: not a kind of array-operator.io"
         )];
     };
-    let validator = match jsonschema::draft4::new(schema) {
+    let validator = match openapi {
         Ok(v) => v,
         // The schemas are generated from the types and compiled by the
         // tests; should one not compile, say so rather than pass the
@@ -179,7 +188,12 @@ pub fn schema_failures(object: &Value) -> Vec<String> {
             text
         })
         .collect();
-    if !blocked && let Err(errors) = kube_cel::Validator::new().validate(schema, object, None) {
+    // A CEL validator registers every Kubernetes function when built; it is
+    // `Send` but not shared, so each thread keeps one.
+    thread_local! {
+        static CEL: kube_cel::Validator = kube_cel::Validator::new();
+    }
+    if !blocked && let Err(errors) = CEL.with(|cel| cel.validate(schema, object, None)) {
         failures.extend(errors.into_vec().into_iter().map(|e| {
             let path = if e.field_path.is_empty() {
                 "<nil>".to_string()
