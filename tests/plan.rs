@@ -833,4 +833,23 @@ fn a_manifest_the_schema_refuses_is_refused_with_the_apiservers_words_in_every_f
         )),
         "{md}"
     );
+
+    // Credentials for the refused StorageArray are not taken for a typo:
+    // the plan is made, and says why that array is refused.
+    let (code, again, err) = run_binary(
+        &[
+            "plan",
+            "-f",
+            "-",
+            "--simulate",
+            "-o",
+            "json",
+            "--credentials",
+            "netapp1=env:ARRAY_OPERATOR_NO_SUCH_VARIABLE",
+        ],
+        Some(&stdin),
+    );
+    assert_eq!((code, err.as_str()), (1, ""), "{again}");
+    let again: serde_json::Value = serde_json::from_str(&again).expect("JSON");
+    assert_eq!(again["summary"], v["summary"]);
 }
