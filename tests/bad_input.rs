@@ -5,8 +5,9 @@
 //! its message, or accepted by the schema and brought to `Synced=False`
 //! (`InvalidSpec` or `Unsupported`) by the engine, with its message, against
 //! the DSM and NGXStorage simulators over HTTPS on loopback, without one
-//! mutating array call. tests/e2e.rs runs the same table against a real
-//! apiserver.
+//! mutating array call. `array-operator plan` (the library's `plan::run`,
+//! against the same simulators) reports every case refused with the same
+//! message. tests/e2e.rs runs the same table against a real apiserver.
 
 mod support;
 
@@ -29,7 +30,9 @@ use array_operator::sim::faults::RecordedCall;
 use array_operator::sim::ngx::{NgxSim, SimConfig};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde_json::{Value, json};
-use support::bad_input::{Case, Refusal, cases, is_mutating, refused_with, schema_failures};
+use support::bad_input::{
+    Case, Refusal, array_manifests, cases, is_mutating, refused_with, schema_failures,
+};
 
 const NS: &str = "default";
 const NGX_TOKEN: &str = "bad-input-token-1234";
@@ -520,4 +523,139 @@ async fn the_call_classifier_tells_a_connection_and_its_reads_from_a_create() {
             "{vendor:?}: the create listed first"
         );
     }
+}
+
+// ---- `array-operator plan` over the whole table ----
+
+/// The input `plan` reads for a case, as YAML text: the Secrets and
+/// StorageArrays of both simulators (`dsm`, `ngx`), the case's `with`
+/// manifests and its manifest, as the table writes them.
+fn plan_input(arrays: &Arrays, case: &Case) -> String {
+    let mut docs: Vec<String> = array_manifests(
+        Vendor::Synology,
+        &arrays.dsm.base_url(),
+        arrays.dsm.ca_pem().expect("the DSM simulator serves TLS"),
+        json!({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}),
+        None,
+    )
+    .into_iter()
+    .chain(array_manifests(
+        Vendor::NgxStorage,
+        &arrays.ngx.base_url(),
+        &arrays.ngx.ca_pem().expect("the NGX simulator serves TLS"),
+        json!({"token": NGX_TOKEN}),
+        Some(&arrays.ngx.owners()[0]),
+    ))
+    .map(|doc| serde_yaml::to_string(&doc).expect("YAML"))
+    .collect();
+    docs.extend(case.with_yaml.iter().cloned());
+    docs.push(case.manifest_yaml.clone());
+    docs.join("---\n")
+}
+
+/// `plan` (against the simulators, not `--simulate`: the arrays are the
+/// same DSM and NGXStorage simulators as above, reached with the
+/// credentials and CA of the input's Secrets) reports every case of the
+/// table refused with the table's message: a schema case with reason
+/// `SchemaInvalid` and exactly the apiserver's failures, an engine case
+/// with the `Synced` reason and message the controller writes; no
+/// simulator receives a mutating call, and the plan exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reports_every_case_refused_with_the_tables_message() {
+    use array_operator::plan::{self, PlanOptions, report::SCHEMA_INVALID};
+
+    let arrays = Arrays::start().await;
+    let mut wrong = Vec::new();
+    let (mut schema_cases, mut engine_cases) = (0, 0);
+    for case in cases() {
+        arrays.clear_calls();
+        let manifests = match plan::input::parse(&plan_input(&arrays, &case)) {
+            Ok(m) => m,
+            Err(e) => {
+                wrong.push(format!("{}: plan cannot read the input: {e}", case.name));
+                continue;
+            }
+        };
+        let report = match plan::run(manifests, &PlanOptions::default()).await {
+            Ok(report) => report,
+            Err(e) => {
+                wrong.push(format!("{}: no plan: {e}", case.name));
+                continue;
+            }
+        };
+        let unreachable: Vec<&str> = report
+            .arrays
+            .iter()
+            .filter(|a| !a.reachable)
+            .map(|a| a.name.as_str())
+            .collect();
+        if !unreachable.is_empty() {
+            wrong.push(format!(
+                "{}: arrays unreachable: {unreachable:?}",
+                case.name
+            ));
+        }
+        let object = report.object(case.kind(), NS, case.object_name());
+        let (reason, text) = match object {
+            Some(o) if o.verdict == array_operator::plan::report::Verdict::Refused => (
+                o.reason.clone().unwrap_or_default(),
+                o.message.clone().unwrap_or_default(),
+            ),
+            other => {
+                wrong.push(format!("{}: not refused: {other:?}", case.name));
+                continue;
+            }
+        };
+        match &case.refusal {
+            Refusal::Schema { field, message } => {
+                schema_cases += 1;
+                let failures = schema_failures(&case.manifest);
+                if reason != SCHEMA_INVALID
+                    || text != failures.join("; ")
+                    || !refused_with(std::slice::from_ref(&text), field, message)
+                {
+                    wrong.push(format!(
+                        "{}: expected {SCHEMA_INVALID} naming {field:?} with {message:?}, got {reason} {text:?}",
+                        case.name
+                    ));
+                }
+            }
+            Refusal::Engine {
+                reason: expected,
+                message,
+                ..
+            } => {
+                engine_cases += 1;
+                if &reason != expected || !text.contains(message.as_str()) {
+                    wrong.push(format!(
+                        "{}: expected {expected} containing {message:?}, got {reason} {text:?}",
+                        case.name
+                    ));
+                }
+            }
+        }
+        if report.exit_code != 1 {
+            wrong.push(format!("{}: exit code {}", case.name, report.exit_code));
+        }
+        for vendor in [Vendor::Synology, Vendor::NgxStorage] {
+            let mutating: Vec<String> = arrays
+                .calls(vendor)
+                .iter()
+                .filter(|c| is_mutating(vendor, c))
+                .map(|c| c.operation.clone())
+                .collect();
+            if !mutating.is_empty() {
+                wrong.push(format!(
+                    "{}: mutating calls on {vendor:?}: {mutating:?}",
+                    case.name
+                ));
+            }
+        }
+    }
+    let checked = schema_cases + engine_cases;
+    println!(
+        "plan: {checked} cases checked ({schema_cases} refused by the schema, {engine_cases} by the engine), each with the table's message, no mutating call"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(checked, cases().len());
 }

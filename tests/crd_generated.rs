@@ -47,6 +47,20 @@ fn committed_crd_files_match_the_generated_ones() {
     );
 }
 
+/// `plan` checks manifests against the schemas it renders in process
+/// (`array_operator::crd::validate`); they are the ones the YAML files the
+/// apiserver is given hold, read back.
+#[test]
+fn the_schemas_plan_checks_are_the_ones_the_crd_files_hold() {
+    for (kind, _, _) in KINDS {
+        assert_eq!(
+            array_operator::crd::validate::schema(kind),
+            Some(&support::schema(kind)),
+            "{kind}"
+        );
+    }
+}
+
 #[test]
 fn every_kind_has_its_names_category_scope_and_status_subresource() {
     let crds = support::generated_crds();

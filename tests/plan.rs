@@ -1,8 +1,9 @@
 //! `array-operator plan`: golden output over `examples/` on the seeded
 //! simulators, an empty plan after the controllers converged the same
 //! state, the plan's calls equal to what a controller pass then makes, no
-//! mutating call in the simulators' logs, and the binary's exit codes,
-//! standard input and output formats.
+//! mutating call in the simulators' logs, the binary's exit codes,
+//! standard input and output formats, and manifests the CRD schema refuses
+//! (the whole bad-input table through `plan` is in tests/bad_input.rs).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test plan` rewrites the goldens in
 //! `tests/golden/`.
@@ -690,4 +691,165 @@ spec:
         );
     }
     sims.stop().await;
+}
+
+/// A manifest its CRD schema refuses (the apiserver would answer 422) is
+/// refused with reason `SchemaInvalid` and exactly the apiserver's failures
+/// in every output format, beside the valid objects, and is never planned:
+/// a refused StorageArray is not connected to, and a Lun naming it is
+/// refused as naming a StorageArray that does not exist (in a cluster it
+/// would not).
+#[test]
+fn a_manifest_the_schema_refuses_is_refused_with_the_apiservers_words_in_every_format() {
+    use array_operator::crd::validate::schema_failures;
+    use array_operator::plan::report::SCHEMA_INVALID;
+
+    let bad_lun = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: half-a-gig}\nspec: {arrayRef: {name: ngx1}, size: 1.5Gi, pool: pool1}\n";
+    let bad_array = "apiVersion: array-operator.io/v1alpha1\nkind: StorageArray\nmetadata: {name: netapp1}\nspec: {vendor: NetApp, endpoint: https://netapp1.example.com, credentialsSecretRef: {name: c}}\n";
+    let on_bad_array = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: on-netapp}\nspec: {arrayRef: {name: netapp1}, size: 1Gi, pool: pool1}\n";
+    let stdin = format!(
+        "{}---\n{}---\n{bad_lun}---\n{bad_array}---\n{on_bad_array}",
+        read("examples/ngxstorage/storagearray.yaml"),
+        read("examples/ngxstorage/lun.yaml"),
+    );
+    let failures = |yaml: &str| {
+        let value: serde_json::Value = serde_yaml::from_str(yaml).expect("YAML");
+        schema_failures(&value).join("; ")
+    };
+    let (lun_message, array_message) = (failures(bad_lun), failures(bad_array));
+    assert!(lun_message.starts_with("spec.size: "), "{lun_message}");
+    assert!(
+        array_message.starts_with("spec.vendor: Unsupported value: \"NetApp\""),
+        "{array_message}"
+    );
+
+    let (code, json, err) = run_binary(
+        &["plan", "-f", "-", "--simulate", "-o", "json"],
+        Some(&stdin),
+    );
+    assert_eq!(code, 1, "{json}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let object = |kind: &str, name: &str| {
+        v["objects"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["kind"] == kind && o["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} {name} in {json}"))
+    };
+    let lun = object("Lun", "half-a-gig");
+    assert_eq!(
+        (
+            &lun["verdict"],
+            &lun["reason"],
+            &lun["message"],
+            &lun["array"]
+        ),
+        (
+            &serde_json::json!("Refused"),
+            &serde_json::json!(SCHEMA_INVALID),
+            &serde_json::json!(lun_message),
+            &serde_json::json!("ngx1")
+        )
+    );
+    assert_eq!(lun["calls"], serde_json::json!([]));
+    let array = object("StorageArray", "netapp1");
+    assert_eq!(
+        (&array["reason"], &array["message"], &array["array"]),
+        (
+            &serde_json::json!(SCHEMA_INVALID),
+            &serde_json::json!(array_message),
+            &serde_json::json!("netapp1")
+        )
+    );
+    let orphan = object("Lun", "on-netapp");
+    assert_eq!(orphan["verdict"], "Refused");
+    assert!(
+        orphan["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("StorageArray default/netapp1 does not exist")),
+        "{orphan}"
+    );
+    // Only the valid array is connected to, and the valid Lun is planned.
+    let arrays: Vec<&str> = v["arrays"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|a| a["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(arrays, ["ngx1"]);
+    assert_eq!(object("Lun", "vmfs-01")["verdict"], "Changes");
+    assert_eq!(v["summary"]["refused"], 3);
+    // Kinds in the order the operator makes them (a refused StorageArray
+    // first); within a kind, the schema's refusals after the planned
+    // objects.
+    let order: Vec<String> = v["objects"]
+        .as_array()
+        .map(|o| {
+            o.iter()
+                .map(|o| {
+                    format!(
+                        "{} {}",
+                        o["kind"].as_str().unwrap_or_default(),
+                        o["name"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        order,
+        [
+            "StorageArray netapp1",
+            "Lun on-netapp",
+            "Lun vmfs-01",
+            "Lun half-a-gig"
+        ]
+    );
+
+    let (code, text, _) = run_binary(
+        &["plan", "-f", "-", "--simulate", "--color", "never"],
+        Some(&stdin),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(&format!(
+            "Lun default/half-a-gig (array ngx1): refused\n  ! {SCHEMA_INVALID}: {lun_message}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "StorageArray default/netapp1 (array netapp1): refused\n  ! {SCHEMA_INVALID}: {array_message}\n"
+        )),
+        "{text}"
+    );
+
+    let (code, md, _) = run_binary(
+        &["plan", "-f", "-", "--simulate", "-o", "markdown"],
+        Some(&stdin),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        md.contains(&format!(
+            "- :x: `Lun default/half-a-gig` — **{SCHEMA_INVALID}**: {lun_message}\n"
+        )),
+        "{md}"
+    );
+
+    // Credentials for the refused StorageArray are not taken for a typo:
+    // the plan is made, and says why that array is refused.
+    let (code, again, err) = run_binary(
+        &[
+            "plan",
+            "-f",
+            "-",
+            "--simulate",
+            "-o",
+            "json",
+            "--credentials",
+            "netapp1=env:ARRAY_OPERATOR_NO_SUCH_VARIABLE",
+        ],
+        Some(&stdin),
+    );
+    assert_eq!((code, err.as_str()), (1, ""), "{again}");
+    let again: serde_json::Value = serde_json::from_str(&again).expect("JSON");
+    assert_eq!(again["summary"], v["summary"]);
 }

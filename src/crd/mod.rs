@@ -11,6 +11,7 @@ pub mod replication_plan;
 pub mod shared;
 pub mod snapshot_schedule;
 pub mod storage_array;
+pub mod validate;
 pub mod virtual_machine;
 pub mod yaml11;
 

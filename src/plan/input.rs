@@ -6,6 +6,12 @@
 //! counted and left alone; `v1` Secrets are kept, for the credentials and
 //! CHAP Secrets the objects name. An object without a namespace is in
 //! `default`, as `kubectl apply` without `-n` would put it.
+//!
+//! Each object of the operator's kinds is first checked against its CRD
+//! schema, as the apiserver checks it on create
+//! ([`crate::crd::validate::schema_failures`]); one that fails is kept
+//! aside in [`Manifests::invalid`] with the apiserver's failures, never
+//! read as its Rust type, and the plan reports it refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +103,25 @@ pub struct Manifests {
     pub secrets: BTreeMap<(String, String), Secret>,
     /// Objects of other kinds, as `Kind namespace/name`: left alone.
     pub ignored: Vec<String>,
+    /// Objects of the operator's kinds the CRD schema refuses, as the
+    /// apiserver would on create: reported refused, never planned.
+    pub invalid: Vec<InvalidObject>,
+}
+
+/// An object of the operator's kinds that its CRD schema refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidObject {
+    /// The kind (`Lun`, `StorageArray`, ...).
+    pub kind: String,
+    /// Namespace (`default` when the manifest names none).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.arrayRef.name` when the manifest has one as a string (a
+    /// StorageArray's own name for itself), else empty.
+    pub array: String,
+    /// Every failure, worded as the apiserver words it (`field: message`).
+    pub failures: Vec<String>,
 }
 
 impl std::fmt::Debug for Manifests {
@@ -110,6 +135,7 @@ impl std::fmt::Debug for Manifests {
             .field("vms", &self.vms.len())
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("ignored", &self.ignored)
+            .field("invalid", &self.invalid)
             .finish()
     }
 }
@@ -123,6 +149,32 @@ impl Manifests {
             + self.schedules.len()
             + self.replication_plans.len()
             + self.vms.len()
+            + self.invalid.len()
+    }
+
+    /// Whether the input already holds `kind namespace/name`, valid or
+    /// not.
+    fn holds(&self, kind: &str, namespace: &str, name: &str) -> bool {
+        fn any<K: kube::Resource>(list: &[K], namespace: &str, name: &str) -> bool {
+            list.iter().any(|o| {
+                o.meta().namespace.as_deref() == Some(namespace)
+                    && o.meta().name.as_deref() == Some(name)
+            })
+        }
+        let valid = match kind {
+            "StorageArray" => any(&self.storage_arrays, namespace, name),
+            "Lun" => any(&self.luns, namespace, name),
+            "IscsiTarget" => any(&self.targets, namespace, name),
+            "SnapshotSchedule" => any(&self.schedules, namespace, name),
+            "ReplicationPlan" => any(&self.replication_plans, namespace, name),
+            "VirtualMachine" => any(&self.vms, namespace, name),
+            _ => false,
+        };
+        valid
+            || self
+                .invalid
+                .iter()
+                .any(|o| o.kind == kind && o.namespace == namespace && o.name == name)
     }
 
     /// The Secret `namespace/name`, if the input has it.
@@ -286,6 +338,74 @@ fn push_unique<K: kube::Resource<DynamicType = ()>>(
     Ok(())
 }
 
+/// The operator's kinds.
+const KINDS: [&str; 6] = [
+    "StorageArray",
+    "Lun",
+    "IscsiTarget",
+    "SnapshotSchedule",
+    "ReplicationPlan",
+    "VirtualMachine",
+];
+
+/// Checks an object of the operator's `kind` against its CRD schema before
+/// anything else reads it (its Rust type may not even read a manifest the
+/// schema refuses); one the schema refuses goes to [`Manifests::invalid`]
+/// and `true` is returned. A missing name or a second definition is an
+/// input error whether the schema accepts the object or not.
+fn schema_refused(
+    value: &serde_json::Value,
+    kind: &str,
+    origin: &str,
+    document: usize,
+    m: &mut Manifests,
+) -> Result<bool, InputError> {
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(|x| x.as_str())
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+    };
+    let metadata = value.get("metadata");
+    let Some(name) = text(metadata.and_then(|x| x.get("name"))) else {
+        return Err(InputError::Document {
+            origin: origin.to_string(),
+            document,
+            problem: "metadata.name is missing".into(),
+        });
+    };
+    let namespace = text(metadata.and_then(|x| x.get("namespace")))
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if m.holds(kind, &namespace, &name) {
+        return Err(InputError::Duplicate {
+            origin: origin.to_string(),
+            object: format!("{kind} {namespace}/{name}"),
+        });
+    }
+    let failures = crate::crd::validate::schema_failures(value);
+    if failures.is_empty() {
+        return Ok(false);
+    }
+    let array = if kind == "StorageArray" {
+        name.clone()
+    } else {
+        text(
+            value
+                .get("spec")
+                .and_then(|s| s.get("arrayRef"))
+                .and_then(|r| r.get("name")),
+        )
+        .unwrap_or_default()
+    };
+    m.invalid.push(InvalidObject {
+        kind: kind.to_string(),
+        namespace,
+        name,
+        array,
+        failures,
+    });
+    Ok(true)
+}
+
 fn add(
     value: serde_json::Value,
     origin: &str,
@@ -310,6 +430,10 @@ fn add(
         });
     }
     let ours = api_version == "array-operator.io/v1alpha1";
+    if ours && KINDS.contains(&kind.as_str()) && schema_refused(&value, &kind, origin, document, m)?
+    {
+        return Ok(());
+    }
     match (ours, kind.as_str()) {
         (true, "StorageArray") => {
             let o = object(value, origin, document)?;
@@ -429,6 +553,40 @@ spec:
         let mut m = Manifests::default();
         let err = parse_into("a: 1\n---\nkind: Lun\n", "x.yaml", &mut m).unwrap_err();
         assert!(err.to_string().starts_with("x.yaml: document 1:"), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_the_schema_refuses_is_kept_aside_with_the_apiservers_words() {
+        // `thinProvisioning: "yes"` is a string; the Rust type could not
+        // even read it, so the schema check must come first.
+        let bad = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: a}\nspec: {arrayRef: {name: x}, size: 1Gi, thinProvisioning: \"yes\"}\n";
+        let m = parse(bad).expect("parses");
+        assert!(m.luns.is_empty());
+        assert_eq!(m.object_count(), 1);
+        assert_eq!(
+            m.invalid,
+            [InvalidObject {
+                kind: "Lun".into(),
+                namespace: DEFAULT_NAMESPACE.into(),
+                name: "a".into(),
+                array: "x".into(),
+                failures: vec![
+                    "spec.thinProvisioning: Invalid value: spec.thinProvisioning in body must be of type boolean".into()
+                ],
+            }]
+        );
+        // A valid object of the same name is still a second definition.
+        let valid = "apiVersion: array-operator.io/v1alpha1\nkind: Lun\nmetadata: {name: a}\nspec: {arrayRef: {name: x}, size: 1Gi}\n";
+        let err = parse(&format!("{bad}---\n{valid}")).unwrap_err();
+        assert!(matches!(err, InputError::Duplicate { .. }), "{err}");
+        let err = parse(&format!("{valid}---\n{bad}")).unwrap_err();
+        assert!(matches!(err, InputError::Duplicate { .. }), "{err}");
+        // And a manifest without a name is bad input, not a refusal.
+        let err = parse(&bad.replace("{name: a}", "{}")).unwrap_err();
+        assert!(
+            err.to_string().contains("metadata.name is missing"),
+            "{err}"
+        );
     }
 
     #[test]

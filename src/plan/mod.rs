@@ -70,12 +70,17 @@ pub async fn plan(sources: &[Source], options: &PlanOptions) -> Result<PlanRepor
 /// (the `Synced` condition the controller would write).
 pub async fn run(mut manifests: Manifests, options: &PlanOptions) -> Result<PlanReport, PlanError> {
     for c in &options.credentials {
+        // A StorageArray its schema refuses is in the input (and reported
+        // refused): its flag is not a typo.
         let known = manifests.storage_arrays.iter().any(|sa| {
             c.names(
                 sa.metadata.namespace.as_deref().unwrap_or_default(),
                 sa.metadata.name.as_deref().unwrap_or_default(),
             )
-        });
+        }) || manifests
+            .invalid
+            .iter()
+            .any(|o| o.kind == "StorageArray" && c.names(&o.namespace, &o.name));
         if !known {
             return Err(PlanError::UnknownArray(c.array.clone()));
         }

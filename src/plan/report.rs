@@ -19,12 +19,21 @@
 //! `verdict` is `InSync`, `Changes`, `Drifted` (differences the operator
 //! only reports: `managementPolicy: Observe`, or a field no call can
 //! change), `Waiting`, `Paused` or `Refused`; `reason` and `message` are
-//! the `Synced` condition the controller would write.
+//! the `Synced` condition the controller would write, or for a manifest
+//! the CRD schema refuses (the apiserver would answer 422 and store
+//! nothing), reason [`SCHEMA_INVALID`] and the apiserver's failures joined
+//! with `"; "`. Such an object may be a StorageArray (`array` is then its
+//! own name); it is never planned and no array is called for it.
 
 use serde::Serialize;
 
 /// The version of the JSON shape.
 pub const JSON_VERSION: u32 = 1;
+
+/// The reason of a refusal by the CRD schema (OpenAPI or CEL rule): the
+/// apiserver would refuse the manifest on create, so the operator would
+/// never see it. Plan only; no controller writes it.
+pub const SCHEMA_INVALID: &str = "SchemaInvalid";
 
 /// One call the operator would make.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,7 +73,8 @@ pub enum Verdict {
     /// Paused by annotation: no call.
     Paused,
     /// The operator would refuse (invalid spec, conflict, unsupported, an
-    /// array error or an unreachable array).
+    /// array error or an unreachable array), or the apiserver would refuse
+    /// the manifest ([`SCHEMA_INVALID`]).
     Refused,
 }
 
@@ -132,7 +142,8 @@ pub struct ArrayReport {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// Objects planned (StorageArrays excluded).
+    /// Objects planned (StorageArrays excluded, but for one the schema
+    /// refuses).
     pub objects: usize,
     /// With calls (or reported drift).
     pub changes: usize,

@@ -26,7 +26,7 @@ use crate::engine::{
 use crate::model::SecretString;
 
 use super::input::Manifests;
-use super::report::{ArrayReport, Call, Change, ObjectPlan, PlanReport, Verdict};
+use super::report::{ArrayReport, Call, Change, ObjectPlan, PlanReport, SCHEMA_INVALID, Verdict};
 
 /// How many passes a ReplicationPlan gets when a pass asks to come back at
 /// once (a manual sync is recorded in status first, then started).
@@ -264,10 +264,54 @@ pub async fn plan_objects(m: &Manifests, connected: Connected, dry_run: &DryRun)
     for r in ordered(m) {
         objects.push(plan_one(m, &r, &connected.handles, &cluster, dry_run).await);
     }
+    objects.extend(schema_refusals(m));
+    // Each refused manifest among the objects of its kind; the sort is
+    // stable, so the order within a kind (clones after their sources) holds.
+    objects.sort_by_key(|o| kind_rank(&o.kind));
     for h in connected.handles.values().flatten() {
         h.backend.close().await;
     }
     PlanReport::new(connected.reports, objects, m.ignored.clone())
+}
+
+/// The position of a kind in the order the operator makes objects
+/// (StorageArrays first: a refused one is reported among the objects).
+fn kind_rank(kind: &str) -> usize {
+    [
+        "StorageArray",
+        "Lun",
+        "IscsiTarget",
+        "SnapshotSchedule",
+        "ReplicationPlan",
+        "VirtualMachine",
+    ]
+    .iter()
+    .position(|k| *k == kind)
+    .unwrap_or(usize::MAX)
+}
+
+/// The objects the CRD schema refuses ([`Manifests::invalid`]), refused
+/// with [`SCHEMA_INVALID`] and the apiserver's failures as the message:
+/// in a cluster they would never be stored, so no controller and no array
+/// sees them. By namespace and name within a kind.
+pub fn schema_refusals(m: &Manifests) -> Vec<ObjectPlan> {
+    let mut invalid: Vec<_> = m.invalid.iter().collect();
+    invalid.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    invalid
+        .into_iter()
+        .map(|o| ObjectPlan {
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            array: o.array.clone(),
+            verdict: Verdict::Refused,
+            calls: Vec::new(),
+            changes: Vec::new(),
+            reason: Some(SCHEMA_INVALID.to_string()),
+            message: Some(o.failures.join("; ")),
+            notes: Vec::new(),
+        })
+        .collect()
 }
 
 fn find<'a, K: Resource>(list: &'a [K], r: &ObjectRef) -> Option<&'a K> {
