@@ -17,20 +17,18 @@ pub type Malformed = crate::array::listing::Malformed<NgxError>;
 /// The items of a list answer: a bare array, or an object wrapping one in
 /// `data`, `luns` or `items`. Anything else is an error, never an empty
 /// list: an empty list read from an error page would make every object look
-/// gone. Taken by value, so each record can be dropped once decoded.
-pub(crate) fn items(
+/// gone.
+pub(crate) fn items<'a>(
     client: &NgxClient,
     endpoint: Endpoint,
-    v: Value,
-) -> Result<Vec<Value>, NgxError> {
+    v: &'a Value,
+) -> Result<&'a [Value], NgxError> {
     match v {
         Value::Array(items) => Ok(items),
-        Value::Object(mut o) => ["data", "luns", "items"]
+        Value::Object(o) => ["data", "luns", "items"]
             .iter()
-            .find_map(|k| match o.remove(*k) {
-                Some(Value::Array(items)) => Some(items),
-                _ => None,
-            })
+            .find_map(|k| o.get(*k).and_then(Value::as_array))
+            .map(Vec::as_slice)
             .ok_or_else(|| decode_error(client, endpoint, "expected a list (a JSON array)".into())),
         _ => Err(decode_error(
             client,
@@ -49,13 +47,11 @@ pub(crate) fn decode_error(client: &NgxClient, endpoint: Endpoint, detail: Strin
     }
 }
 
-/// Decodes each record of `records` on its own, dropping each record's
-/// JSON tree as soon as it is decoded: a 10,000-LUN answer never holds its
-/// whole tree and every decoded record at once.
+/// Decodes each record of `records` on its own.
 pub(crate) fn decode_each<T>(
     client: &NgxClient,
     endpoint: Endpoint,
-    records: Vec<Value>,
+    records: &[Value],
     id_field: Field,
     decode: impl Fn(&Value, Dialect) -> Result<T, String>,
 ) -> Listing<T> {
@@ -64,11 +60,11 @@ pub(crate) fn decode_each<T>(
         items: Vec::with_capacity(records.len()),
         malformed: Vec::new(),
     };
-    for (index, record) in records.into_iter().enumerate() {
-        match decode(&record, d) {
+    for (index, record) in records.iter().enumerate() {
+        match decode(record, d) {
             Ok(item) => listing.items.push(item),
             Err(e) => {
-                let id = Rec::new(&record, d).str(id_field);
+                let id = Rec::new(record, d).str(id_field);
                 let which = match &id {
                     Some(id) => format!("record {index} (id {id})"),
                     None => format!("record {index}"),
@@ -93,6 +89,6 @@ pub(crate) async fn fetch<T>(
     decode: impl Fn(&Value, Dialect) -> Result<T, String>,
 ) -> Result<Listing<T>, NgxError> {
     let v = client.call(endpoint, None, query, None).await?;
-    let records = items(client, endpoint, v)?;
+    let records = items(client, endpoint, &v)?;
     Ok(decode_each(client, endpoint, records, id_field, decode))
 }

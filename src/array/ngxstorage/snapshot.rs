@@ -144,7 +144,7 @@ impl NgxClient {
         query: &[(String, String)],
     ) -> Result<Listing<Snapshot>, NgxError> {
         let v = self.call(endpoint, None, query, None).await?;
-        let records = listing::items(self, endpoint, v)?;
+        let records = listing::items(self, endpoint, &v)?;
         Ok(listing::decode_each(
             self,
             endpoint,
