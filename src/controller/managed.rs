@@ -159,22 +159,25 @@ pub fn referencing<K: ManagedKind>(
         .collect()
 }
 
-fn object_key<K: ManagedKind>(obj: &K) -> String {
+/// `Kind/namespace/name`: the key of an object's backoff and of its
+/// once-per-outage Warning.
+pub fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
         "{}/{}/{}",
-        K::KIND,
+        K::kind(&()),
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     )
 }
 
 /// Writes the status with server-side apply under the operator's field
-/// manager (it owns `.status`, never `.spec`).
-pub async fn patch_status<K: ManagedKind>(
-    api: &Api<K>,
-    obj: &K,
-    status: &K::Status,
-) -> Result<(), kube::Error> {
+/// manager (it owns `.status`, never `.spec`). Every controller's status
+/// write goes through here.
+pub async fn patch_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -396,7 +399,17 @@ pub fn error_policy<K: ManagedKind>(
     error: &ControllerError,
     ctx: Arc<Context>,
 ) -> Action {
-    let key = object_key(obj.as_ref());
+    backoff_after_error(&ctx, obj.as_ref(), error)
+}
+
+/// What every controller's error policy does: log the error and requeue
+/// the object after its next exponential backoff.
+pub fn backoff_after_error<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    error: &ControllerError,
+) -> Action {
+    let key = object_key(obj);
     tracing::warn!(object = %key, error = %error, "reconcile failed");
     Action::requeue(ctx.backoff.failed(&key))
 }

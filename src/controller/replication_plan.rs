@@ -6,27 +6,26 @@
 //! manual request (the sync call follows that status write).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 
+use crate::crd::ReplicationPlan;
 use crate::crd::shared::FINALIZER;
-use crate::crd::{ReplicationPlan, ReplicationPlanStatus};
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::replication_plan::{self, KIND};
 use crate::engine::{Cleanup, Progress};
 
-use super::context::{Context, FIELD_MANAGER};
+use super::backoff::requeue_after;
+use super::context::Context;
 use super::managed::{
-    ArrayUnavailable, ControllerError, SHARD_UNKNOWN_REQUEUE, array_wakes, publish, wake_hash,
+    ArrayUnavailable, ControllerError, SHARD_UNKNOWN_REQUEUE, array_wakes, backoff_after_error,
+    object_key, patch_status, publish, wake_hash,
 };
 
 /// What the plan controller shares.
@@ -35,40 +34,13 @@ struct PlanContext {
     clock: SystemClock,
 }
 
-fn key_of(p: &ReplicationPlan) -> String {
-    format!(
-        "{KIND}/{}/{}",
-        p.namespace().unwrap_or_default(),
-        p.name_any()
-    )
-}
-
-async fn patch_status(
-    api: &Api<ReplicationPlan>,
-    p: &ReplicationPlan,
-    status: &ReplicationPlanStatus,
-) -> Result<(), kube::Error> {
-    let patch = json!({
-        "apiVersion": ReplicationPlan::api_version(&()),
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &p.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
-}
-
 async fn apply(
     p: Arc<ReplicationPlan>,
     pc: &PlanContext,
     api: &Api<ReplicationPlan>,
 ) -> Result<Action, ControllerError> {
     let ctx = &pc.ctx;
-    let key = key_of(&p);
+    let key = object_key(p.as_ref());
     let ns = p.namespace().unwrap_or_default();
     let handle = match ctx.arrays.handle(&ns, &p.spec.array_ref.name).await {
         Ok(h) => h,
@@ -97,17 +69,6 @@ async fn apply(
             Action::requeue(ctx.backoff.failed(&key))
         }
     })
-}
-
-/// When to come back: at `wake_at` (a second after a due time, so it is in
-/// the past; at once for a time already reached), or after `base`,
-/// whichever is first.
-fn requeue_after(base: Duration, wake_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
-    let due = wake_at.map(|t| match (t - now).to_std() {
-        Ok(d) if !d.is_zero() => d.saturating_add(Duration::from_secs(1)),
-        _ => Duration::ZERO,
-    });
-    due.map_or(base, |d| d.min(base))
 }
 
 async fn reconcile(
@@ -143,9 +104,7 @@ async fn reconcile(
 }
 
 fn error_policy(p: Arc<ReplicationPlan>, error: &ControllerError, pc: Arc<PlanContext>) -> Action {
-    let key = key_of(&p);
-    tracing::warn!(object = %key, error = %error, "reconcile failed");
-    Action::requeue(pc.ctx.backoff.failed(&key))
+    backoff_after_error(&pc.ctx, p.as_ref(), error)
 }
 
 /// Runs the ReplicationPlan controller until `shutdown` resolves.
@@ -189,29 +148,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn requeues_for_a_due_time_at_once_for_now_or_after_the_resync() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
-            .single()
-            .expect("time");
-        let resync = Duration::from_secs(300);
-        let soon = now + chrono::Duration::seconds(15);
-        assert_eq!(
-            requeue_after(resync, Some(soon), now),
-            Duration::from_secs(16)
-        );
-        // A manual request was just recorded: the sync call follows now.
-        assert_eq!(requeue_after(resync, Some(now), now), Duration::ZERO);
-        let far = now + chrono::Duration::seconds(3600);
-        assert_eq!(requeue_after(resync, Some(far), now), resync);
-        assert_eq!(requeue_after(resync, None, now), resync);
-    }
 }

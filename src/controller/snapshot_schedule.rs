@@ -9,26 +9,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
+use kube::{Api, ResourceExt};
 
 use crate::crd::shared::FINALIZER;
-use crate::crd::{Lun, SnapshotSchedule, SnapshotScheduleStatus};
+use crate::crd::{Lun, SnapshotSchedule};
 use crate::engine::clock::{Clock, SystemClock};
 use crate::engine::snapshot_schedule::{self, KIND};
 use crate::engine::{Cleanup, Progress};
 
-use super::context::{Context, FIELD_MANAGER};
+use super::backoff::requeue_after;
+use super::context::Context;
 use super::managed::{
     ArrayUnavailable, ControllerError, SHARD_UNKNOWN_REQUEUE, WAITING_REQUEUE, array_wakes,
-    publish, wake_hash,
+    backoff_after_error, object_key, patch_status, publish, wake_hash,
 };
 
 /// How long a reconcile waits for the Lun store's first list.
@@ -42,33 +40,6 @@ struct ScheduleContext {
     /// `Store::wait_until_ready` wakes only one of several waiters.
     luns_ready: tokio::sync::watch::Receiver<bool>,
     clock: SystemClock,
-}
-
-fn key_of(s: &SnapshotSchedule) -> String {
-    format!(
-        "{KIND}/{}/{}",
-        s.namespace().unwrap_or_default(),
-        s.name_any()
-    )
-}
-
-async fn patch_status(
-    api: &Api<SnapshotSchedule>,
-    s: &SnapshotSchedule,
-    status: &SnapshotScheduleStatus,
-) -> Result<(), kube::Error> {
-    let patch = json!({
-        "apiVersion": SnapshotSchedule::api_version(&()),
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &s.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
 }
 
 fn luns_of(store: &Store<Lun>, ns: &str) -> Vec<Lun> {
@@ -86,7 +57,7 @@ async fn apply(
     api: &Api<SnapshotSchedule>,
 ) -> Result<Action, ControllerError> {
     let ctx = &sc.ctx;
-    let key = key_of(&s);
+    let key = object_key(s.as_ref());
     let ns = s.namespace().unwrap_or_default();
     let handle = match ctx.arrays.handle(&ns, &s.spec.array_ref.name).await {
         Ok(h) => h,
@@ -131,19 +102,6 @@ async fn apply(
             Action::requeue(ctx.backoff.failed(&key))
         }
     })
-}
-
-/// When to come back: at the next due time (a second after it, so it is
-/// in the past), or after `base` (the resync, or the wait for a Lun),
-/// whichever is first.
-fn requeue_after(base: Duration, wake_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
-    let due = wake_at.map(|t| {
-        (t - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .saturating_add(Duration::from_secs(1))
-    });
-    due.map_or(base, |d| d.min(base))
 }
 
 async fn cleanup(
@@ -199,9 +157,7 @@ fn error_policy(
     error: &ControllerError,
     sc: Arc<ScheduleContext>,
 ) -> Action {
-    let key = key_of(&s);
-    tracing::warn!(object = %key, error = %error, "reconcile failed");
-    Action::requeue(sc.ctx.backoff.failed(&key))
+    backoff_after_error(&sc.ctx, s.as_ref(), error)
 }
 
 fn lun_selection_hash(lun: &Lun) -> Option<u64> {
@@ -285,33 +241,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn requeues_for_the_next_due_time_or_the_resync_whichever_is_first() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 30, 10, 0, 0)
-            .single()
-            .expect("time");
-        let resync = Duration::from_secs(300);
-        let in_a_minute = now + chrono::Duration::seconds(60);
-        assert_eq!(
-            requeue_after(resync, Some(in_a_minute), now),
-            Duration::from_secs(61)
-        );
-        let in_an_hour = now + chrono::Duration::seconds(3600);
-        assert_eq!(requeue_after(resync, Some(in_an_hour), now), resync);
-        assert_eq!(requeue_after(resync, None, now), resync);
-        // A due time already past (a slow pass): come back at once.
-        let past = now - chrono::Duration::seconds(5);
-        assert_eq!(
-            requeue_after(resync, Some(past), now),
-            Duration::from_secs(1)
-        );
-    }
 }

@@ -25,7 +25,6 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::array::backend::ArrayInfo;
 use crate::crd::shared::{
@@ -39,10 +38,10 @@ use crate::engine::conditions::{ConditionState, set_condition};
 use crate::engine::{self};
 
 use super::arrays::ArrayAccessError;
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::holds::{self, ArrayReferrer, Stores};
 use super::listed::Listed;
-use super::managed::{ControllerError, slim};
+use super::managed::{ControllerError, backoff_after_error, object_key, patch_status, slim};
 use super::readiness;
 
 /// Whether the array's certificate is verified.
@@ -110,14 +109,6 @@ pub fn observed(info: &ArrayInfo) -> StorageArrayObserved {
             })
             .collect(),
     }
-}
-
-fn key_of(sa: &StorageArray) -> String {
-    format!(
-        "StorageArray/{}/{}",
-        sa.namespace().unwrap_or_default(),
-        sa.name_any()
-    )
 }
 
 fn insecure(sa: &StorageArray) -> bool {
@@ -260,7 +251,7 @@ pub fn report(
                 reason::INSECURE_SKIP_VERIFY,
                 format!(
                     "StorageArray {}: spec.tls.insecureSkipVerify is true: the array's certificate is not verified, so anyone on the network path can impersonate the array and receive its credentials",
-                    key_of(sa).trim_start_matches("StorageArray/")
+                    object_key(sa).trim_start_matches("StorageArray/")
                 ),
                 "Connect",
             ));
@@ -353,25 +344,6 @@ pub fn connecting(sa: &StorageArray) -> Option<StorageArrayStatus> {
     })
 }
 
-async fn write_status(
-    api: &Api<StorageArray>,
-    name: &str,
-    status: &StorageArrayStatus,
-) -> Result<(), kube::Error> {
-    let patch = json!({
-        "apiVersion": "array-operator.io/v1alpha1",
-        "kind": "StorageArray",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
-}
-
 /// Applies the finalizer patches of [`holds::plan`]: the StorageArray's own
 /// first when it takes it, last when it is released.
 async fn apply_holds(
@@ -418,7 +390,7 @@ pub async fn reconcile(
     let started = Instant::now();
     let ns = sa.namespace().unwrap_or_default();
     let name = sa.name_any();
-    let key = key_of(&sa);
+    let key = object_key(sa.as_ref());
     if !ctx.shard.serves(Some(&sa)) {
         // Another deployment's array (`--array-selector`), or one whose
         // labels just moved it there: no write of any kind. Only this
@@ -453,7 +425,7 @@ pub async fn reconcile(
 
     let api: Api<StorageArray> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some(status) = connecting(&sa) {
-        write_status(&api, &name, &status).await?;
+        patch_status(&api, sa.as_ref(), &status).await?;
     }
     let access = match ctx.arrays.handle(&ns, &name).await {
         Err(e) => Err(e),
@@ -484,7 +456,7 @@ pub async fn reconcile(
         }
     };
     let report = report(&sa, &result, &plan.waiting_for);
-    write_status(&api, &name, &report.status).await?;
+    patch_status(&api, sa.as_ref(), &report.status).await?;
     let reference = sa.object_ref(&());
     for event in &report.events {
         ctx.metrics.event_published("StorageArray", &event.reason);
@@ -497,9 +469,7 @@ pub async fn reconcile(
 }
 
 fn error_policy(sa: Arc<StorageArray>, error: &ControllerError, actx: Arc<ArrayContext>) -> Action {
-    let key = key_of(&sa);
-    tracing::warn!(object = %key, error = %error, "reconcile failed");
-    Action::requeue(actx.ctx.backoff.failed(&key))
+    backoff_after_error(&actx.ctx, sa.as_ref(), error)
 }
 
 /// The StorageArray a referencing object names.
@@ -694,6 +664,7 @@ mod tests {
     use super::*;
     use crate::array::backend::BackendError;
     use crate::array::error::ErrorClass;
+    use serde_json::json;
 
     fn array(tls: serde_json::Value) -> StorageArray {
         let mut spec = json!({"vendor": "Synology", "endpoint": "https://dsm.example:5001",
