@@ -318,24 +318,44 @@ fn in_progress_message(plan: &ObservedPlan) -> String {
     }
 }
 
-/// Starts a sync; under a dry run, makes no call.
-async fn sync(
+/// Starts one sync of `plan` and pushes its Event (`what`: why, after
+/// "started a sync of DSM plan N "). Under a dry run the call is recorded
+/// with that Event instead of sent.
+async fn start_sync(
     array: &ArrayHandle,
     plan: &crate::array::backend::replication::ObservedPlan,
     request: &SyncRequest,
+    what: String,
+    events: &mut Vec<EngineEvent>,
 ) -> Result<(), crate::array::backend::BackendError> {
-    match &array.dry_run {
-        // Recorded with its Event (see `recorded`).
-        Some(_) => Ok(()),
-        None => array.backend.sync_plan(plan, request).await,
+    if array.dry_run.is_none() {
+        array.backend.sync_plan(plan, request).await?;
     }
+    let event = EngineEvent::normal(
+        plan_event::SYNC_STARTED,
+        "Sync",
+        format!("started a sync of DSM plan {} {what}", plan.id),
+    );
+    if let Some(dry) = &array.dry_run {
+        dry.record(event.reason, event.action, event.note.clone());
+    }
+    events.push(event);
+    Ok(())
 }
 
-/// Under a dry run, records the sync whose Event was just pushed.
-fn recorded(array: &ArrayHandle, events: &[EngineEvent]) {
-    if let (Some(dry), Some(e)) = (&array.dry_run, events.last()) {
-        dry.record(e.reason, e.action, e.note.clone());
-    }
+/// The outcome of a sync call that failed, with the Events so far. The
+/// next pass decides again, and finds the sync if the call did start it.
+fn sync_failed(
+    p: &ReplicationPlan,
+    e: &crate::array::backend::BackendError,
+    array: &ArrayHandle,
+    status: ReplicationPlanStatus,
+    mut events: Vec<EngineEvent>,
+) -> PlanOutcome {
+    let mut out = stopped(p, Stop::array(e, "Sync", array), status);
+    events.append(&mut out.outcome.events);
+    out.outcome.events = events;
+    out
 }
 
 /// Reconciles one plan at `clock.now()`.
@@ -427,25 +447,12 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
             if let Some(at) = step.start
                 && manage
             {
-                if let Err(e) = sync(array, &plan, &request).await {
-                    // lastScheduleTime stays: the next pass decides again,
-                    // and finds the sync if the call did start it.
-                    let mut out = stopped(p, Stop::array(&e, "Sync", array), status);
-                    events.append(&mut out.outcome.events);
-                    out.outcome.events = events;
-                    return out;
+                let what = format!("for the due time {}", at.to_rfc3339());
+                if let Err(e) = start_sync(array, &plan, &request, what, &mut events).await {
+                    // lastScheduleTime stays.
+                    return sync_failed(p, &e, array, status, events);
                 }
                 started = true;
-                events.push(EngineEvent::normal(
-                    plan_event::SYNC_STARTED,
-                    "Sync",
-                    format!(
-                        "started a sync of DSM plan {} for the due time {}",
-                        plan.id,
-                        at.to_rfc3339()
-                    ),
-                ));
-                recorded(array, &events);
             }
             status.last_schedule_time = step.handled.and_then(to_time);
             if step.missed > 0 {
@@ -501,22 +508,11 @@ pub async fn reconcile(p: &ReplicationPlan, array: &ArrayHandle, clock: &dyn Clo
                 }
                 ManualStep::Intend { .. } => Some(Waiting::ForManual),
                 ManualStep::Sync(token) => {
-                    if let Err(e) = sync(array, &plan, &request).await {
-                        let mut out = stopped(p, Stop::array(&e, "Sync", array), status);
-                        events.append(&mut out.outcome.events);
-                        out.outcome.events = events;
-                        return out;
+                    let what = format!("for spec.trigger.manual {token:?}");
+                    if let Err(e) = start_sync(array, &plan, &request, what, &mut events).await {
+                        return sync_failed(p, &e, array, status, events);
                     }
                     started = true;
-                    events.push(EngineEvent::normal(
-                        plan_event::SYNC_STARTED,
-                        "Sync",
-                        format!(
-                            "started a sync of DSM plan {} for spec.trigger.manual {token:?}",
-                            plan.id
-                        ),
-                    ));
-                    recorded(array, &events);
                     status.last_manual_sync = Some(token);
                     status.pending_manual_sync = None;
                     None
