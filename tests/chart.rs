@@ -5,59 +5,10 @@
 //! alerts use only metrics the operator exports. Renders with the helm of
 //! `scripts/install-tools.sh` (`.ci/tools/helm`).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
-use serde::Deserialize;
 use serde_json::Value;
-
-fn helm() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/tools/helm");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("ARRAY_OPERATOR_REQUIRE_CONFORMANCE").as_deref() != Ok("1"),
-        "{} is missing: run scripts/install-tools.sh",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run scripts/install-tools.sh)",
-        path.display()
-    );
-    None
-}
-
-fn render(helm: &PathBuf, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(helm)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "template",
-            "aop",
-            "charts/array-operator",
-            "--namespace",
-            "array-operator",
-            "--kube-version",
-            "1.33.0",
-        ])
-        .args(args)
-        .output()
-        .expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm template {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("YAML document"))
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
-}
+use support::chart::{helm, of_kind, render};
 
 #[test]
 fn the_chart_installs_the_generated_crds_kept_on_uninstall_unless_told_otherwise() {

@@ -5,61 +5,17 @@
 //! that `scripts/install-tools.sh` puts in `.ci/tools`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
+
+mod support;
 
 use array_operator::controller::rbac::{Permission, Scope, permissions};
-use serde::Deserialize;
 use serde_json::Value;
+use support::chart::{RELEASE_NS, helm, of_kind};
 
-const RELEASE_NS: &str = "array-operator";
-
-fn helm() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/tools/helm");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("ARRAY_OPERATOR_REQUIRE_CONFORMANCE").as_deref() != Ok("1"),
-        "{} is missing: run scripts/install-tools.sh",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run scripts/install-tools.sh)",
-        path.display()
-    );
-    None
-}
-
-fn render(helm: &PathBuf, set: &[&str]) -> Vec<Value> {
-    let mut cmd = Command::new(helm);
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "template",
-        "aop",
-        "charts/array-operator",
-        "--namespace",
-        RELEASE_NS,
-        "--kube-version",
-        "1.33.0",
-    ]);
-    for s in set {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("YAML document"))
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    docs.iter().filter(|d| d["kind"] == kind).collect()
+/// The chart rendered with `--set` for each of `set`.
+fn render(helm: &std::path::Path, set: &[&str]) -> Vec<Value> {
+    let args: Vec<&str> = set.iter().flat_map(|s| ["--set", *s]).collect();
+    support::chart::render(&helm.to_path_buf(), &args)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -236,7 +192,7 @@ fn several_watched_namespaces_get_a_role_each_and_nothing_cluster_wide() {
 #[test]
 fn a_watch_namespace_that_is_not_a_namespace_name_is_refused() {
     let Some(helm) = helm() else { return };
-    let out = Command::new(&helm)
+    let out = std::process::Command::new(&helm)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "template",

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 pub mod bad_input;
+pub mod chart;
 pub mod e2e;
 pub mod yaml11;
 
